@@ -1,0 +1,62 @@
+// The one interface every device kind implements (PKCS#11 token, TPM, smartcard).
+// Everything device-specific stays behind it; the agent only sees keys by label.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ipc/protocol.hpp"
+#include "ipc/result.hpp"
+
+namespace keyward {
+
+enum class KeyType { ec_p256, ec_p384, rsa_2048, rsa_3072, rsa_4096 };
+
+std::optional<KeyType> key_type_from_name(std::string_view name) noexcept;  // "ec-p256"
+std::string_view key_type_name(KeyType t) noexcept;
+uint32_t key_type_bits(KeyType t) noexcept;
+bool key_type_is_ec(KeyType t) noexcept;
+
+struct BackendKey {
+    std::string label;                       // the key's name on the device
+    KeyType type = KeyType::ec_p256;
+    std::vector<uint8_t> spki;               // SubjectPublicKeyInfo DER
+    std::vector<ipc::Scheme> schemes;        // what this device can do with this key
+    std::vector<ipc::Attribute> attributes;  // as read back from the device, not as intended
+};
+
+enum class DeviceHealth { present, removed, needs_pin, error };
+std::string_view device_health_name(DeviceHealth h) noexcept;
+
+// Threading contract: every method may be called from any thread; the agent calls at
+// most max_concurrency() of them at once (device work runs on an executor sized by it).
+// A backend recovers lost sessions and logins itself (reopen, log in again, retry once
+// where safe) and answers device_unavailable meanwhile; it never retries a PIN the
+// device rejected.
+class KeyBackend {
+public:
+    virtual ~KeyBackend() = default;
+
+    virtual std::string_view kind() const noexcept = 0;    // "pkcs11", "tpm"
+    virtual std::string description() const = 0;          // for status: model, label
+    virtual size_t max_concurrency() const noexcept = 0;   // 1 for TPMs and smartcards
+    virtual DeviceHealth health() = 0;
+
+    virtual Result<std::vector<BackendKey>> list_keys() = 0;
+    virtual Result<BackendKey> describe(const std::string& label) = 0;
+    // Generates on the device, non-exportable by construction. key_exists if the label is taken.
+    virtual Result<BackendKey> generate(const std::string& label, KeyType type) = 0;
+    virtual Status destroy(const std::string& label) = 0;
+
+    // `digest` is the hash the client computed with the scheme's digest. ECDSA answers
+    // DER; RSA PKCS#1 gets its DigestInfo built here; PSS uses salt = hash length.
+    // No raw RSA operation exists on purpose.
+    virtual Result<std::vector<uint8_t>> sign(const std::string& label, ipc::Scheme scheme,
+                                              std::span<const uint8_t> digest) = 0;
+};
+
+}  // namespace keyward

@@ -1,0 +1,65 @@
+// libkeyward-client: talks to keywardd over its Unix socket.
+//
+// Threading: one Client may be shared by any number of threads; their requests are
+// pipelined on one connection and answers are matched by request id, so a slow key
+// never holds up a fast one. Nothing throws; every call returns a Status or Result.
+//
+// Fork: the socket is CLOEXEC, and a child that inherited a connected Client drops the
+// inherited connection (without touching the parent's stream) and reconnects on first use.
+// Reconnect: a broken connection is reopened by the next call; a SIGN that was lost with
+// the connection is retried once on the new one (signing is idempotent). Mutating calls
+// (generate, delete) are never retried behind the caller's back.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "protocol.hpp"
+#include "result.hpp"
+
+namespace keyward {
+
+// Socket path resolution shared by the CLI, the provider and the engine:
+// explicit value, else $KEYWARD_SOCKET, else the system default.
+inline constexpr std::string_view kDefaultSocketPath = "/run/keyward/agent.sock";
+std::string resolve_socket_path(std::string_view explicit_path = {});
+
+struct ClientOptions {
+    std::string socket_path;  // empty: resolve_socket_path()
+    std::chrono::milliseconds timeout{30000};  // per call, connect included
+    std::string client_name = "libkeyward-client";
+};
+
+class Client {
+public:
+    explicit Client(ClientOptions options = {});
+    ~Client();
+    Client(const Client&) = delete;
+    Client& operator=(const Client&) = delete;
+
+    const std::string& socket_path() const noexcept;
+
+    // Connects (and says HELLO) if not connected yet. Other calls do this implicitly.
+    Status connect();
+    // The agent's HELLO answer from the current connection.
+    Result<ipc::HelloResponse> hello();
+
+    Result<ipc::StatusResponse> status();
+    Result<std::vector<ipc::KeyInfo>> list_keys();
+    Result<ipc::KeyInfo> get_key(std::string_view name);
+    Result<std::vector<uint8_t>> sign(std::string_view key, ipc::Scheme scheme,
+                                      std::span<const uint8_t> digest);
+    Result<ipc::KeyInfo> generate_key(const ipc::GenerateKeyRequest& request);
+    Status delete_key(std::string_view name);
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace keyward

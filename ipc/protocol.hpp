@@ -1,0 +1,167 @@
+// The keyward wire protocol: every number that appears on the wire is named here, once.
+// docs/protocol.md is the prose specification with byte-level test vectors.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "result.hpp"
+
+namespace keyward::ipc {
+
+inline constexpr uint8_t kProtocolVersion = 1;
+// Header (8 bytes) + body. Checked before anything is allocated.
+inline constexpr uint32_t kMaxFrameSize = 64 * 1024;
+inline constexpr size_t kLengthPrefixSize = 4;
+inline constexpr size_t kHeaderSize = 8;  // version, op, status(2), request id(4)
+inline constexpr uint8_t kResponseBit = 0x80;
+
+enum class Op : uint8_t {
+    hello = 1,
+    status = 2,
+    list_keys = 3,
+    get_key = 4,
+    sign = 5,
+    generate_key = 6,
+    delete_key = 7,
+};
+
+std::optional<Op> op_from_byte(uint8_t b) noexcept;
+std::string_view op_name(Op op) noexcept;
+
+// TLV tags. A body is a sequence of (u16 tag, u16 length, value); tags may repeat
+// (lists), and a few values are themselves TLV sequences (marked nested).
+enum class Tag : uint16_t {
+    message = 1,          // utf-8: error text in a failed response
+    version = 2,          // u8
+    name = 3,             // utf-8: key name, client or server name
+    key_type = 4,         // utf-8: "ec-p256", "rsa-2048", ...
+    token = 5,            // utf-8: token name
+    scheme = 6,           // u16: TLS SignatureScheme code point
+    digest = 7,           // bytes
+    signature = 8,        // bytes
+    spki = 9,             // bytes: SubjectPublicKeyInfo DER
+    bits = 10,            // u32
+    key = 11,             // nested: a KeyInfo
+    attribute = 12,       // nested: attr_name + attr_value
+    attr_name = 13,       // utf-8
+    attr_value = 14,      // utf-8
+    token_info = 15,      // nested: a TokenInfo
+    state = 16,           // utf-8
+    kind = 17,            // utf-8
+    description = 18,     // utf-8
+    uptime_seconds = 19,  // u64
+    signatures = 20,      // u64
+    max_frame = 21,       // u32
+    max_in_flight = 22,   // u32
+    key_count = 23,       // u32
+    uid = 24,             // u32: the caller as the agent sees it
+};
+
+// TLS 1.3 SignatureScheme code points (RFC 8446 §4.2.3): stable and well known.
+enum class Scheme : uint16_t {
+    rsa_pkcs1_sha256 = 0x0401,
+    rsa_pkcs1_sha384 = 0x0501,
+    rsa_pkcs1_sha512 = 0x0601,
+    ecdsa_secp256r1_sha256 = 0x0403,
+    ecdsa_secp384r1_sha384 = 0x0503,
+    rsa_pss_rsae_sha256 = 0x0804,
+    rsa_pss_rsae_sha384 = 0x0805,
+    rsa_pss_rsae_sha512 = 0x0806,
+};
+
+enum class SchemeFamily { ecdsa, rsa_pkcs1, rsa_pss };
+
+struct SchemeInfo {
+    Scheme scheme;
+    std::string_view name;        // "ecdsa_secp256r1_sha256"
+    SchemeFamily family;
+    std::string_view digest;      // OpenSSL digest name: "SHA256"
+    size_t digest_size;           // bytes
+};
+
+// Every scheme keyward knows, in preference order.
+const std::vector<SchemeInfo>& all_schemes();
+const SchemeInfo* scheme_info(Scheme s) noexcept;
+const SchemeInfo* scheme_by_name(std::string_view name) noexcept;
+const SchemeInfo* scheme_from_u16(uint16_t v) noexcept;
+
+// ---- messages -------------------------------------------------------------
+
+struct Attribute {
+    std::string name;
+    std::string value;
+    bool operator==(const Attribute&) const = default;
+};
+
+struct KeyInfo {
+    std::string name;
+    std::string type;                   // "ec-p256", ...
+    uint32_t bits = 0;
+    std::string token;
+    std::vector<uint8_t> spki;          // SubjectPublicKeyInfo DER
+    std::vector<Scheme> schemes;        // what this key can sign with, on this device
+    std::vector<Attribute> attributes;  // as read back from the device
+    bool operator==(const KeyInfo&) const = default;
+};
+
+struct TokenInfo {
+    std::string name;
+    std::string kind;         // "pkcs11", "tpm"
+    std::string state;        // "present", "removed", "needs-pin", "error"
+    std::string description;  // model/label, for people
+    bool operator==(const TokenInfo&) const = default;
+};
+
+struct HelloRequest {
+    uint8_t version = kProtocolVersion;  // highest the client speaks
+    std::string client;                  // free text, for logs
+    bool operator==(const HelloRequest&) const = default;
+};
+struct HelloResponse {
+    uint8_t version = kProtocolVersion;
+    std::string server;
+    uint32_t max_frame = kMaxFrameSize;
+    uint32_t max_in_flight = 0;
+    uint32_t uid = 0;
+    bool operator==(const HelloResponse&) const = default;
+};
+struct StatusResponse {
+    std::string server;
+    uint64_t uptime_seconds = 0;
+    uint64_t signatures = 0;
+    uint32_t key_count = 0;
+    std::vector<TokenInfo> tokens;
+    bool operator==(const StatusResponse&) const = default;
+};
+struct KeyNameRequest {  // GET_KEY, DELETE_KEY
+    std::string name;
+    bool operator==(const KeyNameRequest&) const = default;
+};
+struct ListKeysResponse {
+    std::vector<KeyInfo> keys;
+    bool operator==(const ListKeysResponse&) const = default;
+};
+struct SignRequest {
+    std::string key;
+    Scheme scheme = Scheme::ecdsa_secp256r1_sha256;
+    std::vector<uint8_t> digest;
+    bool operator==(const SignRequest&) const = default;
+};
+struct SignResponse {
+    std::vector<uint8_t> signature;
+    bool operator==(const SignResponse&) const = default;
+};
+struct GenerateKeyRequest {
+    std::string name;
+    std::string type;
+    std::string token;  // empty: the agent's default token
+    bool operator==(const GenerateKeyRequest&) const = default;
+};
+
+}  // namespace keyward::ipc
