@@ -1,0 +1,416 @@
+#include "ipc/client.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <unordered_map>
+
+#include "ipc/codec.hpp"
+
+namespace keyward {
+
+std::string resolve_socket_path(std::string_view explicit_path) {
+    if (!explicit_path.empty()) return std::string(explicit_path);
+    if (const char* env = std::getenv("KEYWARD_SOCKET"); env && *env) return env;
+    return std::string(kDefaultSocketPath);
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int remaining_ms(Clock::time_point deadline) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    return left <= 0 ? 0 : static_cast<int>(std::min<long long>(left, 1 << 30));
+}
+
+std::string errno_text(int err) { return std::strerror(err); }
+
+// An answer (or the transport failure that replaced it) for one request id.
+struct Slot {
+    bool done = false;
+    Status transport;  // set when the connection failed before the answer came
+    uint16_t status = 0;
+    std::vector<uint8_t> body;
+};
+
+}  // namespace
+
+struct Client::Impl {
+    ClientOptions options;
+    std::string path;
+
+    std::atomic<pid_t> owner_pid{getpid()};
+
+    std::mutex mu;               // guards everything below except the read buffer
+    std::condition_variable cv;  // a slot completed, the reader stepped down, or capacity freed
+    std::mutex write_mu;         // one writer at a time on the socket
+    int fd = -1;
+    uint64_t generation = 0;     // bumped on every new connection
+    ipc::HelloResponse hello;
+    uint32_t next_id = 1;
+    bool reader_active = false;
+    std::unordered_map<uint32_t, Slot*> pending;
+
+    std::vector<uint8_t> rbuf;   // owned by whichever thread is the reader
+    size_t rbuf_start = 0;
+
+    explicit Impl(ClientOptions o) : options(std::move(o)), path(resolve_socket_path(options.socket_path)) {}
+    ~Impl() {
+        if (fd >= 0) ::close(fd);
+    }
+
+    // The child of a fork() must not share the parent's stream: it drops the inherited
+    // descriptor (close, never shutdown, so the parent's connection is untouched) and
+    // resets the locks, which another parent thread may have held at the moment of fork.
+    void after_fork_check() {
+        pid_t now = getpid();
+        pid_t was = owner_pid.load(std::memory_order_relaxed);
+        if (now == was) return;
+        if (!owner_pid.compare_exchange_strong(was, now)) return;
+        new (&mu) std::mutex;
+        new (&write_mu) std::mutex;
+        new (&cv) std::condition_variable;
+        if (fd >= 0) ::close(fd);
+        fd = -1;
+        pending.clear();
+        reader_active = false;
+        rbuf.clear();
+        rbuf_start = 0;
+    }
+
+    // Fails every waiter and forgets the connection. Called with mu held.
+    void drop_connection_locked(const Status& why) {
+        if (fd >= 0) ::close(fd);
+        fd = -1;
+        for (auto& [id, slot] : pending) {
+            slot->done = true;
+            slot->transport = why;
+        }
+        pending.clear();
+        rbuf.clear();
+        rbuf_start = 0;
+        cv.notify_all();
+    }
+
+    Status write_all(int sock, const std::vector<uint8_t>& bytes, Clock::time_point deadline) {
+        size_t off = 0;
+        while (off < bytes.size()) {
+            ssize_t n = ::send(sock, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n > 0) {
+                off += static_cast<size_t>(n);
+                continue;
+            }
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                pollfd p{sock, POLLOUT, 0};
+                int r = ::poll(&p, 1, remaining_ms(deadline));
+                if (r == 0) return {ErrorCode::timeout, "timed out sending to the agent at " + path};
+                continue;
+            }
+            return {ErrorCode::connection_lost, "lost the connection to the agent at " + path + ": " + errno_text(errno)};
+        }
+        return {};
+    }
+
+    // Reads whatever is available into rbuf (waiting up to `wait_ms`). Returns false with
+    // `why` set when the connection is gone; true with nothing read on a timeout.
+    bool read_some(int sock, int wait_ms, Status& why) {
+        pollfd p{sock, POLLIN, 0};
+        int r = ::poll(&p, 1, wait_ms);
+        if (r < 0 && errno != EINTR) {
+            why = {ErrorCode::connection_lost, "poll on the agent connection failed: " + errno_text(errno)};
+            return false;
+        }
+        if (r <= 0) return true;
+        if (rbuf_start > 0 && rbuf_start == rbuf.size()) {
+            rbuf.clear();
+            rbuf_start = 0;
+        }
+        size_t old = rbuf.size();
+        rbuf.resize(old + 65536);
+        ssize_t n = ::recv(sock, rbuf.data() + old, 65536, MSG_DONTWAIT);
+        if (n > 0) {
+            rbuf.resize(old + static_cast<size_t>(n));
+            return true;
+        }
+        rbuf.resize(old);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+        why = {ErrorCode::connection_lost,
+               n == 0 ? "the agent at " + path + " closed the connection"
+                      : "lost the connection to the agent at " + path + ": " + errno_text(errno)};
+        return false;
+    }
+
+    // Connects and says HELLO. Called with mu held and no connection.
+    Status connect_locked(Clock::time_point deadline) {
+        int sock = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (sock < 0) return {ErrorCode::agent_unreachable, "cannot create a socket: " + errno_text(errno)};
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        if (path.size() >= sizeof addr.sun_path) {
+            ::close(sock);
+            return {ErrorCode::agent_unreachable, "socket path too long: " + path};
+        }
+        std::memcpy(addr.sun_path, path.data(), path.size());
+        int r;
+        do {
+            r = ::connect(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+        } while (r < 0 && errno == EINTR);
+        if (r < 0 && errno == EAGAIN) {  // listen backlog full: wait for room, bounded by the deadline
+            while (r < 0 && errno == EAGAIN && remaining_ms(deadline) > 0) {
+                ::usleep(1000);
+                r = ::connect(sock, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+            }
+        }
+        if (r < 0) {
+            int err = errno;
+            ::close(sock);
+            return {ErrorCode::agent_unreachable, "agent not reachable at " + path + ": " + errno_text(err)};
+        }
+
+        std::vector<uint8_t> out;
+        ipc::HelloRequest hello_req{ipc::kProtocolVersion, options.client_name};
+        ipc::encode_request(out, 0, hello_req);
+        Status s = write_all(sock, out, deadline);
+        std::vector<uint8_t> saved_buf;
+        std::swap(saved_buf, rbuf);
+        rbuf_start = 0;
+        while (s.ok()) {
+            auto parsed = ipc::parse_frame(rbuf);
+            if (parsed.state == ipc::ParseState::invalid) {
+                s = {ErrorCode::protocol_error, "the agent's HELLO answer is malformed: " + parsed.error.message};
+                break;
+            }
+            if (parsed.state == ipc::ParseState::complete) {
+                const auto& h = parsed.frame.header;
+                if (h.status != 0) {
+                    s = {static_cast<ErrorCode>(h.status),
+                         "the agent refused HELLO: " + ipc::decode_error_message(parsed.frame.body)};
+                } else if (h.request_id != 0 || h.base_op() != static_cast<uint8_t>(ipc::Op::hello)) {
+                    s = {ErrorCode::protocol_error, "the agent answered HELLO with an unexpected frame"};
+                } else if (auto hr = ipc::decode_hello_response(parsed.frame.body); !hr.ok()) {
+                    s = {ErrorCode::protocol_error, hr.status().message};
+                } else if (hr->version != ipc::kProtocolVersion) {
+                    s = {ErrorCode::unsupported_version,
+                         "the agent speaks protocol version " + std::to_string(hr->version)};
+                } else {
+                    hello = std::move(hr).value();
+                }
+                break;
+            }
+            int wait = remaining_ms(deadline);
+            if (wait == 0) {
+                s = {ErrorCode::timeout, "the agent at " + path + " did not answer HELLO in time"};
+                break;
+            }
+            Status why;
+            if (!read_some(sock, wait, why)) s = why;
+        }
+        rbuf = std::move(saved_buf);
+        rbuf.clear();
+        rbuf_start = 0;
+        if (!s.ok()) {
+            ::close(sock);
+            return s;
+        }
+        fd = sock;
+        ++generation;
+        return {};
+    }
+
+    // Hands complete frames in rbuf to their slots. Called with mu held by the reader.
+    Status dispatch_locked() {
+        for (;;) {
+            std::span<const uint8_t> view(rbuf.data() + rbuf_start, rbuf.size() - rbuf_start);
+            auto parsed = ipc::parse_frame(view);
+            if (parsed.state == ipc::ParseState::incomplete) break;
+            if (parsed.state == ipc::ParseState::invalid)
+                return {ErrorCode::protocol_error, "the agent sent a malformed frame: " + parsed.error.message};
+            const auto& h = parsed.frame.header;
+            auto it = pending.find(h.request_id);
+            if (it != pending.end()) {
+                Slot* slot = it->second;
+                slot->status = h.status;
+                slot->body.assign(parsed.frame.body.begin(), parsed.frame.body.end());
+                slot->done = true;
+                pending.erase(it);
+            }
+            // An answer nobody waits for (its caller timed out) is dropped.
+            rbuf_start += parsed.consumed;
+        }
+        if (rbuf_start == rbuf.size()) {
+            rbuf.clear();
+            rbuf_start = 0;
+        } else if (rbuf_start > 65536) {
+            rbuf.erase(rbuf.begin(), rbuf.begin() + static_cast<long>(rbuf_start));
+            rbuf_start = 0;
+        }
+        cv.notify_all();
+        return {};
+    }
+
+    // One request/answer exchange. `encode` writes the request frame for the given id.
+    template <typename Encode>
+    Result<Slot> call(Encode&& encode, bool retry_on_lost) {
+        after_fork_check();
+        for (int attempt = 0;; ++attempt) {
+            Result<Slot> r = call_once(encode);
+            if (r.ok() || !retry_on_lost || attempt > 0) return r;
+            if (r.status().code != ErrorCode::connection_lost) return r;
+        }
+    }
+
+    template <typename Encode>
+    Result<Slot> call_once(Encode& encode) {
+        const auto deadline = Clock::now() + options.timeout;
+        Slot slot;
+        std::unique_lock lock(mu);
+        if (fd < 0) {
+            Status s = connect_locked(deadline);
+            if (!s.ok()) return s;
+        }
+        while (hello.max_in_flight > 0 && pending.size() >= hello.max_in_flight) {
+            if (cv.wait_until(lock, deadline) == std::cv_status::timeout)
+                return Status{ErrorCode::timeout, "too many requests in flight to the agent"};
+            if (fd < 0) return Status{ErrorCode::connection_lost, "lost the connection to the agent at " + path};
+        }
+        uint32_t id = next_id++;
+        if (next_id == 0) next_id = 1;  // 0 is HELLO's
+        std::vector<uint8_t> out;
+        if (!encode(out, id)) return Status{ErrorCode::invalid_argument, "request too large for one frame"};
+        pending.emplace(id, &slot);
+        const int sock = fd;
+        const uint64_t gen = generation;
+        lock.unlock();
+
+        Status sent;
+        {
+            std::lock_guard wl(write_mu);
+            sent = write_all(sock, out, deadline);
+        }
+        lock.lock();
+        if (!sent.ok()) {
+            pending.erase(id);
+            if (generation == gen && fd == sock) drop_connection_locked(sent);
+            return sent;
+        }
+
+        while (!slot.done) {
+            if (!reader_active && fd == sock) {
+                reader_active = true;
+                lock.unlock();
+                Status why;
+                int wait = std::min(remaining_ms(deadline), 200);
+                bool alive = read_some(sock, wait, why);
+                lock.lock();
+                reader_active = false;
+                if (generation != gen || fd != sock) {  // someone else already dropped this connection
+                    cv.notify_all();
+                    continue;
+                }
+                if (alive) why = dispatch_locked();
+                if (!alive || !why.ok()) {
+                    drop_connection_locked(why);
+                    continue;
+                }
+                cv.notify_all();
+            } else if (!slot.done) {
+                cv.wait_until(lock, std::min(deadline, Clock::now() + std::chrono::milliseconds(200)));
+            }
+            if (!slot.done && Clock::now() >= deadline) {
+                pending.erase(id);
+                return Status{ErrorCode::timeout, "the agent at " + path + " did not answer in time"};
+            }
+        }
+        if (!slot.transport.ok()) return slot.transport;
+        return slot;
+    }
+
+    // Turns an answer into the caller's value, or the agent's error into a Status.
+    template <typename T, typename Decode>
+    Result<T> answer(Result<Slot>&& r, Decode&& decode) {
+        if (!r.ok()) return r.status();
+        Slot& slot = r.value();
+        if (slot.status != 0) {
+            std::string msg = ipc::decode_error_message(slot.body);
+            if (msg.empty()) msg = std::string(error_code_name(static_cast<ErrorCode>(slot.status)));
+            return Status{static_cast<ErrorCode>(slot.status), std::move(msg)};
+        }
+        auto decoded = decode(slot.body);
+        if (!decoded.ok()) return Status{ErrorCode::protocol_error, "unexpected answer from the agent: " +
+                                                                         decoded.status().message};
+        return std::move(decoded).value();
+    }
+};
+
+Client::Client(ClientOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+Client::~Client() = default;
+
+const std::string& Client::socket_path() const noexcept { return impl_->path; }
+
+Status Client::connect() {
+    impl_->after_fork_check();
+    std::lock_guard lock(impl_->mu);
+    if (impl_->fd >= 0) return {};
+    return impl_->connect_locked(Clock::now() + impl_->options.timeout);
+}
+
+Result<ipc::HelloResponse> Client::hello() {
+    Status s = connect();
+    if (!s.ok()) return s;
+    std::lock_guard lock(impl_->mu);
+    return impl_->hello;
+}
+
+Result<ipc::StatusResponse> Client::status() {
+    auto r = impl_->call([](auto& out, uint32_t id) { return ipc::encode_request(out, id, ipc::Op::status); }, true);
+    return impl_->answer<ipc::StatusResponse>(std::move(r), ipc::decode_status_response);
+}
+
+Result<std::vector<ipc::KeyInfo>> Client::list_keys() {
+    auto r = impl_->call([](auto& out, uint32_t id) { return ipc::encode_request(out, id, ipc::Op::list_keys); }, true);
+    auto list = impl_->answer<ipc::ListKeysResponse>(std::move(r), ipc::decode_list_keys_response);
+    if (!list.ok()) return list.status();
+    return std::move(list.value().keys);
+}
+
+Result<ipc::KeyInfo> Client::get_key(std::string_view name) {
+    ipc::KeyNameRequest req{std::string(name)};
+    auto r = impl_->call([&](auto& out, uint32_t id) { return ipc::encode_request(out, id, ipc::Op::get_key, req); },
+                         true);
+    return impl_->answer<ipc::KeyInfo>(std::move(r), ipc::decode_key_response);
+}
+
+Result<std::vector<uint8_t>> Client::sign(std::string_view key, ipc::Scheme scheme, std::span<const uint8_t> digest) {
+    ipc::SignRequest req{std::string(key), scheme, {digest.begin(), digest.end()}};
+    auto r = impl_->call([&](auto& out, uint32_t id) { return ipc::encode_request(out, id, req); }, true);
+    auto answer = impl_->answer<ipc::SignResponse>(std::move(r), ipc::decode_sign_response);
+    if (!answer.ok()) return answer.status();
+    return std::move(answer.value().signature);
+}
+
+Result<ipc::KeyInfo> Client::generate_key(const ipc::GenerateKeyRequest& request) {
+    auto r = impl_->call([&](auto& out, uint32_t id) { return ipc::encode_request(out, id, request); }, false);
+    return impl_->answer<ipc::KeyInfo>(std::move(r), ipc::decode_key_response);
+}
+
+Status Client::delete_key(std::string_view name) {
+    ipc::KeyNameRequest req{std::string(name)};
+    auto r = impl_->call(
+        [&](auto& out, uint32_t id) { return ipc::encode_request(out, id, ipc::Op::delete_key, req); }, false);
+    auto answer = impl_->answer<bool>(std::move(r), [](std::span<const uint8_t>) { return Result<bool>(true); });
+    return answer.status();
+}
+
+}  // namespace keyward

@@ -1,0 +1,502 @@
+#include "ipc/codec.hpp"
+
+#include <cstring>
+
+namespace keyward::ipc {
+namespace {
+
+uint16_t load_u16(const uint8_t* p) noexcept { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
+uint32_t load_u32(const uint8_t* p) noexcept {
+    return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
+}
+
+void store_u16(uint8_t* p, uint16_t v) noexcept {
+    p[0] = static_cast<uint8_t>(v >> 8);
+    p[1] = static_cast<uint8_t>(v);
+}
+void store_u32(uint8_t* p, uint32_t v) noexcept {
+    for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (24 - 8 * i));
+}
+
+constexpr size_t kTlvHeaderSize = 4;
+constexpr size_t kMaxTlvValue = 0xffff;
+
+Status malformed(std::string_view what) {
+    return {ErrorCode::bad_request, "malformed message: " + std::string(what)};
+}
+
+// Typed readers of one TLV value; false when the value has the wrong size.
+bool read_uint(const Tlv& t, size_t width, uint64_t& out) {
+    if (t.value.size() != width) return false;
+    out = 0;
+    for (uint8_t b : t.value) out = (out << 8) | b;
+    return true;
+}
+template <typename T>
+bool read_as(const Tlv& t, T& out) {
+    uint64_t v = 0;
+    if (!read_uint(t, sizeof(T), v)) return false;
+    out = static_cast<T>(v);
+    return true;
+}
+std::string read_string(const Tlv& t) { return {reinterpret_cast<const char*>(t.value.data()), t.value.size()}; }
+std::vector<uint8_t> read_bytes(const Tlv& t) { return {t.value.begin(), t.value.end()}; }
+
+bool is(const Tlv& t, Tag tag) noexcept { return t.tag == static_cast<uint16_t>(tag); }
+
+// Walks every TLV of `body`, handing each to `visit`, which returns false to reject the
+// message (with `why` set). Unknown tags are ignored so newer peers can add fields.
+template <typename Visit>
+Status walk(std::span<const uint8_t> body, Visit&& visit) {
+    TlvReader reader(body);
+    Tlv t{};
+    std::string why;
+    while (reader.next(t))
+        if (!visit(t, why)) return malformed(why);
+    if (reader.failed()) return malformed("truncated field");
+    return {};
+}
+
+Result<Attribute> decode_attribute(std::span<const uint8_t> body) {
+    Attribute a;
+    Status s = walk(body, [&](const Tlv& t, std::string&) {
+        if (is(t, Tag::attr_name)) a.name = read_string(t);
+        else if (is(t, Tag::attr_value)) a.value = read_string(t);
+        return true;
+    });
+    if (!s.ok()) return s;
+    if (a.name.empty()) return malformed("attribute without a name");
+    return a;
+}
+
+Result<KeyInfo> decode_key_info(std::span<const uint8_t> body) {
+    KeyInfo k;
+    Status s = walk(body, [&](const Tlv& t, std::string& why) {
+        if (is(t, Tag::name)) k.name = read_string(t);
+        else if (is(t, Tag::key_type)) k.type = read_string(t);
+        else if (is(t, Tag::token)) k.token = read_string(t);
+        else if (is(t, Tag::spki)) k.spki = read_bytes(t);
+        else if (is(t, Tag::bits)) {
+            if (!read_as(t, k.bits)) return why = "bits is not a u32", false;
+        } else if (is(t, Tag::scheme)) {
+            uint16_t v = 0;
+            if (!read_as(t, v)) return why = "scheme is not a u16", false;
+            // Schemes this build does not know are skipped: a newer agent may offer more.
+            if (scheme_from_u16(v)) k.schemes.push_back(static_cast<Scheme>(v));
+        } else if (is(t, Tag::attribute)) {
+            auto a = decode_attribute(t.value);
+            if (!a.ok()) return why = a.status().message, false;
+            k.attributes.push_back(std::move(a).value());
+        }
+        return true;
+    });
+    if (!s.ok()) return s;
+    if (k.name.empty()) return malformed("key without a name");
+    return k;
+}
+
+Result<TokenInfo> decode_token_info(std::span<const uint8_t> body) {
+    TokenInfo ti;
+    Status s = walk(body, [&](const Tlv& t, std::string&) {
+        if (is(t, Tag::name)) ti.name = read_string(t);
+        else if (is(t, Tag::kind)) ti.kind = read_string(t);
+        else if (is(t, Tag::state)) ti.state = read_string(t);
+        else if (is(t, Tag::description)) ti.description = read_string(t);
+        return true;
+    });
+    if (!s.ok()) return s;
+    return ti;
+}
+
+void put_key_info(FrameWriter& w, const KeyInfo& k) {
+    w.put_string(Tag::name, k.name);
+    w.put_string(Tag::key_type, k.type);
+    w.put_u32(Tag::bits, k.bits);
+    w.put_string(Tag::token, k.token);
+    w.put_bytes(Tag::spki, k.spki);
+    for (Scheme s : k.schemes) w.put_u16(Tag::scheme, static_cast<uint16_t>(s));
+    for (const auto& a : k.attributes) {
+        size_t mark = w.begin_nested(Tag::attribute);
+        w.put_string(Tag::attr_name, a.name);
+        w.put_string(Tag::attr_value, a.value);
+        w.end_nested(mark);
+    }
+}
+
+FrameHeader request_header(uint32_t id, Op op) {
+    return {kProtocolVersion, static_cast<uint8_t>(op), 0, id};
+}
+FrameHeader response_header(uint32_t id, Op op) {
+    return {kProtocolVersion, static_cast<uint8_t>(static_cast<uint8_t>(op) | kResponseBit), 0, id};
+}
+
+// Runs `fill` on a new frame; on overflow removes the partial frame again.
+template <typename Fill>
+bool write_frame(std::vector<uint8_t>& out, const FrameHeader& header, Fill&& fill) {
+    FrameWriter w(out, header);
+    fill(w);
+    if (w.finish()) return true;
+    out.resize(w.start());
+    return false;
+}
+
+}  // namespace
+
+ParseOutcome parse_frame(std::span<const uint8_t> buffer) noexcept {
+    ParseOutcome r;
+    if (buffer.size() < kLengthPrefixSize) return r;
+    uint32_t length = load_u32(buffer.data());
+    if (length < kHeaderSize || length > kMaxFrameSize) {
+        r.state = ParseState::invalid;
+        r.error = {ErrorCode::bad_request, "frame length " + std::to_string(length) + " outside [" +
+                                               std::to_string(kHeaderSize) + ", " +
+                                               std::to_string(kMaxFrameSize) + "]"};
+        return r;
+    }
+    if (buffer.size() - kLengthPrefixSize < length) return r;
+    const uint8_t* h = buffer.data() + kLengthPrefixSize;
+    r.frame.header.version = h[0];
+    r.frame.header.op = h[1];
+    r.frame.header.status = load_u16(h + 2);
+    r.frame.header.request_id = load_u32(h + 4);
+    r.frame.body = buffer.subspan(kLengthPrefixSize + kHeaderSize, length - kHeaderSize);
+    r.consumed = kLengthPrefixSize + length;
+    r.state = ParseState::complete;
+    return r;
+}
+
+bool TlvReader::next(Tlv& out) noexcept {
+    if (rest_.empty() || failed_) return false;
+    if (rest_.size() < kTlvHeaderSize) {
+        failed_ = true;
+        return false;
+    }
+    uint16_t tag = load_u16(rest_.data());
+    size_t len = load_u16(rest_.data() + 2);
+    if (rest_.size() - kTlvHeaderSize < len) {
+        failed_ = true;
+        return false;
+    }
+    out.tag = tag;
+    out.value = rest_.subspan(kTlvHeaderSize, len);
+    rest_ = rest_.subspan(kTlvHeaderSize + len);
+    return true;
+}
+
+FrameWriter::FrameWriter(std::vector<uint8_t>& out, const FrameHeader& header) : out_(out), start_(out.size()) {
+    uint8_t h[kLengthPrefixSize + kHeaderSize] = {};
+    h[4] = header.version;
+    h[5] = header.op;
+    store_u16(h + 6, header.status);
+    store_u32(h + 8, header.request_id);
+    out_.insert(out_.end(), h, h + sizeof h);
+}
+
+void FrameWriter::put_bytes(Tag tag, std::span<const uint8_t> value) {
+    if (value.size() > kMaxTlvValue) {
+        overflow_ = true;
+        return;
+    }
+    uint8_t h[kTlvHeaderSize];
+    store_u16(h, static_cast<uint16_t>(tag));
+    store_u16(h + 2, static_cast<uint16_t>(value.size()));
+    out_.insert(out_.end(), h, h + sizeof h);
+    out_.insert(out_.end(), value.begin(), value.end());
+}
+
+void FrameWriter::put_string(Tag tag, std::string_view value) {
+    put_bytes(tag, {reinterpret_cast<const uint8_t*>(value.data()), value.size()});
+}
+
+void FrameWriter::put_u8(Tag tag, uint8_t v) { put_bytes(tag, {&v, 1}); }
+void FrameWriter::put_u16(Tag tag, uint16_t v) {
+    uint8_t b[2];
+    store_u16(b, v);
+    put_bytes(tag, b);
+}
+void FrameWriter::put_u32(Tag tag, uint32_t v) {
+    uint8_t b[4];
+    store_u32(b, v);
+    put_bytes(tag, b);
+}
+void FrameWriter::put_u64(Tag tag, uint64_t v) {
+    uint8_t b[8];
+    store_u32(b, static_cast<uint32_t>(v >> 32));
+    store_u32(b + 4, static_cast<uint32_t>(v));
+    put_bytes(tag, b);
+}
+
+size_t FrameWriter::begin_nested(Tag tag) {
+    size_t mark = out_.size();
+    uint8_t h[kTlvHeaderSize] = {};
+    store_u16(h, static_cast<uint16_t>(tag));
+    out_.insert(out_.end(), h, h + sizeof h);
+    return mark;
+}
+
+void FrameWriter::end_nested(size_t mark) {
+    size_t len = out_.size() - mark - kTlvHeaderSize;
+    if (len > kMaxTlvValue) {
+        overflow_ = true;
+        return;
+    }
+    store_u16(out_.data() + mark + 2, static_cast<uint16_t>(len));
+}
+
+bool FrameWriter::finish() {
+    size_t length = out_.size() - start_ - kLengthPrefixSize;
+    if (overflow_ || length > kMaxFrameSize) return false;
+    store_u32(out_.data() + start_, static_cast<uint32_t>(length));
+    return true;
+}
+
+// ---- requests -------------------------------------------------------------
+
+bool encode_request(std::vector<uint8_t>& out, uint32_t id, Op op) {
+    return write_frame(out, request_header(id, op), [](FrameWriter&) {});
+}
+
+bool encode_request(std::vector<uint8_t>& out, uint32_t id, const HelloRequest& m) {
+    return write_frame(out, request_header(id, Op::hello), [&](FrameWriter& w) {
+        w.put_u8(Tag::version, m.version);
+        if (!m.client.empty()) w.put_string(Tag::name, m.client);
+    });
+}
+
+bool encode_request(std::vector<uint8_t>& out, uint32_t id, Op op, const KeyNameRequest& m) {
+    return write_frame(out, request_header(id, op), [&](FrameWriter& w) { w.put_string(Tag::name, m.name); });
+}
+
+bool encode_request(std::vector<uint8_t>& out, uint32_t id, const SignRequest& m) {
+    return write_frame(out, request_header(id, Op::sign), [&](FrameWriter& w) {
+        w.put_string(Tag::name, m.key);
+        w.put_u16(Tag::scheme, static_cast<uint16_t>(m.scheme));
+        w.put_bytes(Tag::digest, m.digest);
+    });
+}
+
+bool encode_request(std::vector<uint8_t>& out, uint32_t id, const GenerateKeyRequest& m) {
+    return write_frame(out, request_header(id, Op::generate_key), [&](FrameWriter& w) {
+        w.put_string(Tag::name, m.name);
+        w.put_string(Tag::key_type, m.type);
+        if (!m.token.empty()) w.put_string(Tag::token, m.token);
+    });
+}
+
+Result<HelloRequest> decode_hello_request(std::span<const uint8_t> body) {
+    HelloRequest m;
+    bool have_version = false;
+    Status s = walk(body, [&](const Tlv& t, std::string& why) {
+        if (is(t, Tag::version)) {
+            if (!read_as(t, m.version)) return why = "version is not a u8", false;
+            have_version = true;
+        } else if (is(t, Tag::name)) {
+            m.client = read_string(t);
+        }
+        return true;
+    });
+    if (!s.ok()) return s;
+    if (!have_version) return malformed("hello without a version");
+    return m;
+}
+
+Result<KeyNameRequest> decode_key_name_request(std::span<const uint8_t> body) {
+    KeyNameRequest m;
+    Status s = walk(body, [&](const Tlv& t, std::string&) {
+        if (is(t, Tag::name)) m.name = read_string(t);
+        return true;
+    });
+    if (!s.ok()) return s;
+    if (m.name.empty()) return malformed("no key name");
+    return m;
+}
+
+Result<SignRequest> decode_sign_request(std::span<const uint8_t> body) {
+    SignRequest m;
+    bool have_scheme = false;
+    Status s = walk(body, [&](const Tlv& t, std::string& why) {
+        if (is(t, Tag::name)) {
+            m.key = read_string(t);
+        } else if (is(t, Tag::scheme)) {
+            uint16_t v = 0;
+            if (!read_as(t, v)) return why = "scheme is not a u16", false;
+            m.scheme = static_cast<Scheme>(v);  // validity is the agent's call: unsupported_scheme
+            have_scheme = true;
+        } else if (is(t, Tag::digest)) {
+            m.digest = read_bytes(t);
+        }
+        return true;
+    });
+    if (!s.ok()) return s;
+    if (m.key.empty()) return malformed("no key name");
+    if (!have_scheme) return malformed("no scheme");
+    if (m.digest.empty()) return malformed("no digest");
+    return m;
+}
+
+Result<GenerateKeyRequest> decode_generate_key_request(std::span<const uint8_t> body) {
+    GenerateKeyRequest m;
+    Status s = walk(body, [&](const Tlv& t, std::string&) {
+        if (is(t, Tag::name)) m.name = read_string(t);
+        else if (is(t, Tag::key_type)) m.type = read_string(t);
+        else if (is(t, Tag::token)) m.token = read_string(t);
+        return true;
+    });
+    if (!s.ok()) return s;
+    if (m.name.empty()) return malformed("no key name");
+    if (m.type.empty()) return malformed("no key type");
+    return m;
+}
+
+// ---- responses ------------------------------------------------------------
+
+bool encode_error(std::vector<uint8_t>& out, uint32_t id, uint8_t op, const Status& status) {
+    FrameHeader h{kProtocolVersion, static_cast<uint8_t>(op | kResponseBit), static_cast<uint16_t>(status.code), id};
+    // An error message is for people; cut it rather than fail to report the error.
+    std::string_view msg = status.message;
+    if (msg.size() > 1024) msg = msg.substr(0, 1024);
+    return write_frame(out, h, [&](FrameWriter& w) { w.put_string(Tag::message, msg); });
+}
+
+bool encode_empty_response(std::vector<uint8_t>& out, uint32_t id, Op op) {
+    return write_frame(out, response_header(id, op), [](FrameWriter&) {});
+}
+
+bool encode_response(std::vector<uint8_t>& out, uint32_t id, const HelloResponse& m) {
+    return write_frame(out, response_header(id, Op::hello), [&](FrameWriter& w) {
+        w.put_u8(Tag::version, m.version);
+        w.put_string(Tag::name, m.server);
+        w.put_u32(Tag::max_frame, m.max_frame);
+        w.put_u32(Tag::max_in_flight, m.max_in_flight);
+        w.put_u32(Tag::uid, m.uid);
+    });
+}
+
+bool encode_response(std::vector<uint8_t>& out, uint32_t id, const StatusResponse& m) {
+    return write_frame(out, response_header(id, Op::status), [&](FrameWriter& w) {
+        w.put_string(Tag::name, m.server);
+        w.put_u64(Tag::uptime_seconds, m.uptime_seconds);
+        w.put_u64(Tag::signatures, m.signatures);
+        w.put_u32(Tag::key_count, m.key_count);
+        for (const auto& t : m.tokens) {
+            size_t mark = w.begin_nested(Tag::token_info);
+            w.put_string(Tag::name, t.name);
+            w.put_string(Tag::kind, t.kind);
+            w.put_string(Tag::state, t.state);
+            w.put_string(Tag::description, t.description);
+            w.end_nested(mark);
+        }
+    });
+}
+
+bool encode_response(std::vector<uint8_t>& out, uint32_t id, const ListKeysResponse& m) {
+    return write_frame(out, response_header(id, Op::list_keys), [&](FrameWriter& w) {
+        for (const auto& k : m.keys) {
+            size_t mark = w.begin_nested(Tag::key);
+            put_key_info(w, k);
+            w.end_nested(mark);
+        }
+    });
+}
+
+bool encode_response(std::vector<uint8_t>& out, uint32_t id, Op op, const KeyInfo& m) {
+    return write_frame(out, response_header(id, op), [&](FrameWriter& w) {
+        size_t mark = w.begin_nested(Tag::key);
+        put_key_info(w, m);
+        w.end_nested(mark);
+    });
+}
+
+bool encode_response(std::vector<uint8_t>& out, uint32_t id, const SignResponse& m) {
+    return write_frame(out, response_header(id, Op::sign),
+                       [&](FrameWriter& w) { w.put_bytes(Tag::signature, m.signature); });
+}
+
+Result<HelloResponse> decode_hello_response(std::span<const uint8_t> body) {
+    HelloResponse m;
+    bool have_version = false;
+    Status s = walk(body, [&](const Tlv& t, std::string& why) {
+        bool ok = true;
+        if (is(t, Tag::version)) ok = have_version = read_as(t, m.version);
+        else if (is(t, Tag::name)) m.server = read_string(t);
+        else if (is(t, Tag::max_frame)) ok = read_as(t, m.max_frame);
+        else if (is(t, Tag::max_in_flight)) ok = read_as(t, m.max_in_flight);
+        else if (is(t, Tag::uid)) ok = read_as(t, m.uid);
+        if (!ok) why = "hello field of the wrong size";
+        return ok;
+    });
+    if (!s.ok()) return s;
+    if (!have_version) return malformed("hello without a version");
+    return m;
+}
+
+Result<StatusResponse> decode_status_response(std::span<const uint8_t> body) {
+    StatusResponse m;
+    Status s = walk(body, [&](const Tlv& t, std::string& why) {
+        bool ok = true;
+        if (is(t, Tag::name)) m.server = read_string(t);
+        else if (is(t, Tag::uptime_seconds)) ok = read_as(t, m.uptime_seconds);
+        else if (is(t, Tag::signatures)) ok = read_as(t, m.signatures);
+        else if (is(t, Tag::key_count)) ok = read_as(t, m.key_count);
+        else if (is(t, Tag::token_info)) {
+            auto ti = decode_token_info(t.value);
+            if (!ti.ok()) return why = ti.status().message, false;
+            m.tokens.push_back(std::move(ti).value());
+        }
+        if (!ok) why = "status field of the wrong size";
+        return ok;
+    });
+    if (!s.ok()) return s;
+    return m;
+}
+
+Result<ListKeysResponse> decode_list_keys_response(std::span<const uint8_t> body) {
+    ListKeysResponse m;
+    Status s = walk(body, [&](const Tlv& t, std::string& why) {
+        if (is(t, Tag::key)) {
+            auto k = decode_key_info(t.value);
+            if (!k.ok()) return why = k.status().message, false;
+            m.keys.push_back(std::move(k).value());
+        }
+        return true;
+    });
+    if (!s.ok()) return s;
+    return m;
+}
+
+Result<KeyInfo> decode_key_response(std::span<const uint8_t> body) {
+    std::optional<KeyInfo> key;
+    Status s = walk(body, [&](const Tlv& t, std::string& why) {
+        if (is(t, Tag::key)) {
+            auto k = decode_key_info(t.value);
+            if (!k.ok()) return why = k.status().message, false;
+            key = std::move(k).value();
+        }
+        return true;
+    });
+    if (!s.ok()) return s;
+    if (!key) return malformed("no key in the answer");
+    return std::move(*key);
+}
+
+Result<SignResponse> decode_sign_response(std::span<const uint8_t> body) {
+    SignResponse m;
+    Status s = walk(body, [&](const Tlv& t, std::string&) {
+        if (is(t, Tag::signature)) m.signature = read_bytes(t);
+        return true;
+    });
+    if (!s.ok()) return s;
+    if (m.signature.empty()) return malformed("no signature in the answer");
+    return m;
+}
+
+std::string decode_error_message(std::span<const uint8_t> body) {
+    std::string msg;
+    walk(body, [&](const Tlv& t, std::string&) {
+        if (is(t, Tag::message)) msg = read_string(t);
+        return true;
+    });
+    return msg;
+}
+
+}  // namespace keyward::ipc
