@@ -1,0 +1,68 @@
+// keywardd's configuration (/etc/keyward/keyward.toml), documented in docs/config.md.
+// Parsing is strict: an unknown key, a wrong type or an unknown user is an error that
+// names the file, the line and the key, and the agent refuses to start on it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ipc/result.hpp"
+
+namespace keyward {
+
+inline constexpr std::string_view kDefaultConfigPath = "/etc/keyward/keyward.toml";
+inline constexpr std::string_view kDefaultStateDir = "/var/lib/keyward";
+inline constexpr std::string_view kEmbeddedTokenName = "embedded";
+
+struct Principals {
+    std::vector<uid_t> users;
+    std::vector<gid_t> groups;
+    bool operator==(const Principals&) const = default;
+};
+
+struct TokenConfig {
+    std::string name;
+    std::string kind;      // "pkcs11"
+    std::string module;
+    std::string uri;
+    std::string pin_file;
+    size_t sessions = 0;   // 0: the backend's default
+    bool operator==(const TokenConfig&) const = default;
+};
+
+struct KeyConfig {
+    std::string name;
+    std::string token;     // empty: wherever a key of that name is found
+    Principals allow;      // who may sign with it
+    bool operator==(const KeyConfig&) const = default;
+};
+
+struct AgentConfig {
+    std::string source;                 // the file it came from ("" for built-in defaults)
+    std::string socket;                 // empty: state_dir/agent.sock (embedded) or the system default
+    std::optional<mode_t> socket_mode;
+    std::optional<gid_t> socket_group;
+    std::string state_dir = std::string(kDefaultStateDir);
+    std::string default_token;          // empty: the first token
+    std::string log_level = "info";
+    Principals admins;                  // may generate and delete keys (root and the agent's uid always may)
+    Principals default_allow;           // who may sign with keys that have no [keys.NAME] entry
+    std::vector<TokenConfig> tokens;    // in file order
+    std::vector<KeyConfig> keys;
+
+    const KeyConfig* key(std::string_view name) const;
+};
+
+// Parses TOML text; `source` names the file in error messages.
+Result<AgentConfig> parse_config(std::string_view text, const std::string& source);
+// Reads and parses a file. A missing file is an error here: the caller decides whether
+// the absence of the default file means "embedded defaults".
+Result<AgentConfig> load_config(const std::string& path);
+
+bool is_valid_key_name(std::string_view name) noexcept;
+
+}  // namespace keyward

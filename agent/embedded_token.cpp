@@ -1,0 +1,131 @@
+#include "agent/embedded_token.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "agent/log.hpp"
+#include "pkcs11/pkcs11_backend.hpp"
+
+namespace keyward {
+namespace {
+
+namespace fs = std::filesystem;
+
+Status io_error(const std::string& what, const std::string& path) {
+    return {ErrorCode::internal, what + " " + path + ": " + std::strerror(errno)};
+}
+
+Status make_private_dir(const std::string& path) {
+    if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) return io_error("cannot create", path);
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return io_error("not a directory:", path);
+    return {};
+}
+
+// Writes a new file atomically (temp + fsync + rename) with the given mode.
+Status write_file(const std::string& path, const std::string& content, mode_t mode) {
+    std::string tmp = path + ".tmp";
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0) return io_error("cannot write", tmp);
+    bool ok = ::fchmod(fd, mode) == 0 && ::write(fd, content.data(), content.size()) == ssize_t(content.size()) &&
+              ::fsync(fd) == 0;
+    ::close(fd);
+    if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
+        ::unlink(tmp.c_str());
+        return io_error("cannot write", path);
+    }
+    return {};
+}
+
+Result<std::string> random_pin() {
+    unsigned char raw[16];
+    if (RAND_bytes(raw, sizeof raw) != 1) return Status{ErrorCode::internal, "no randomness for a PIN"};
+    static const char* hex = "0123456789abcdef";
+    std::string pin;
+    for (unsigned char b : raw) {
+        pin += hex[b >> 4];
+        pin += hex[b & 15];
+    }
+    OPENSSL_cleanse(raw, sizeof raw);
+    return pin;
+}
+
+// Reads a PIN file, or creates it with a fresh random PIN.
+Result<std::string> read_or_create_pin(const std::string& path) {
+    std::ifstream in(path);
+    if (in) {
+        std::string pin;
+        std::getline(in, pin);
+        if (!pin.empty()) return pin;
+    }
+    auto pin = random_pin();
+    if (!pin.ok()) return pin;
+    Status s = write_file(path, pin.value() + "\n", 0600);
+    if (!s.ok()) return s;
+    return pin;
+}
+
+bool has_initialised_token(const std::string& token_dir) {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(token_dir, ec))
+        if (entry.is_directory(ec)) return true;  // SoftHSM keeps one directory per token
+    return false;
+}
+
+}  // namespace
+
+Result<TokenConfig> prepare_embedded_token(const std::string& state_dir) {
+    if (::access(std::string(kSoftHsmModule).c_str(), R_OK) != 0)
+        return Status{ErrorCode::device_unavailable,
+                      "SoftHSM2 is not installed (" + std::string(kSoftHsmModule) +
+                          " missing); install the softhsm2 package or configure a token"};
+    Status s = make_private_dir(state_dir);
+    if (!s.ok()) return s;
+    const std::string token_dir = state_dir + "/tokens";
+    s = make_private_dir(token_dir);
+    if (!s.ok()) return s;
+    const std::string conf = state_dir + "/softhsm2.conf";
+    s = write_file(conf,
+                   "# Written by keywardd: the embedded token's store.\n"
+                   "directories.tokendir = " + token_dir + "\n"
+                   "objectstore.backend = file\n"
+                   "log.level = ERROR\n"
+                   "slots.removable = false\n",
+                   0600);
+    if (!s.ok()) return s;
+    ::setenv("SOFTHSM2_CONF", conf.c_str(), 1);
+
+    const std::string user_pin_file = state_dir + "/user.pin";
+    if (!has_initialised_token(token_dir)) {
+        auto so_pin = read_or_create_pin(state_dir + "/so.pin");
+        if (!so_pin.ok()) return so_pin.status();
+        auto user_pin = read_or_create_pin(user_pin_file);
+        if (!user_pin.ok()) return user_pin.status();
+        log::notice("creating the embedded SoftHSM2 token in " + token_dir);
+        s = pkcs11::initialize_token(std::string(kSoftHsmModule), kEmbeddedTokenLabel, so_pin.value(),
+                                     user_pin.value());
+        OPENSSL_cleanse(so_pin.value().data(), so_pin.value().size());
+        OPENSSL_cleanse(user_pin.value().data(), user_pin.value().size());
+        if (!s.ok()) return Status{s.code, "cannot create the embedded token: " + s.message};
+    }
+
+    TokenConfig tc;
+    tc.name = std::string(kEmbeddedTokenName);
+    tc.kind = "pkcs11";
+    tc.module = std::string(kSoftHsmModule);
+    tc.uri = "pkcs11:token=" + std::string(kEmbeddedTokenLabel);
+    tc.pin_file = user_pin_file;
+    return tc;
+}
+
+}  // namespace keyward

@@ -1,0 +1,50 @@
+#include "agent/executor.hpp"
+
+#include "agent/log.hpp"
+
+namespace keyward {
+
+Executor::Executor(std::string name, size_t threads, size_t max_queued)
+    : name_(std::move(name)), max_queued_(max_queued) {
+    if (threads == 0) threads = 1;
+    for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
+}
+
+Executor::~Executor() {
+    {
+        std::lock_guard lock(mu_);
+        stopping_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+}
+
+bool Executor::try_submit(std::function<void()> job) {
+    {
+        std::lock_guard lock(mu_);
+        if (stopping_ || queue_.size() >= max_queued_) return false;
+        queue_.push_back(std::move(job));
+    }
+    cv_.notify_one();
+    return true;
+}
+
+void Executor::run() {
+    for (;;) {
+        std::function<void()> job;
+        {
+            std::unique_lock lock(mu_);
+            cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+            if (queue_.empty()) return;  // stopping and drained
+            job = std::move(queue_.front());
+            queue_.pop_front();
+        }
+        try {
+            job();
+        } catch (const std::exception& e) {
+            log::error("executor " + name_ + ": job failed: " + e.what());
+        }
+    }
+}
+
+}  // namespace keyward

@@ -1,0 +1,115 @@
+#include "agent/key_registry.hpp"
+
+#include <mutex>
+
+#include "agent/log.hpp"
+#include "pkcs11/pkcs11_backend.hpp"
+
+namespace keyward {
+namespace {
+// Enough to absorb a burst from many clients; beyond it the agent answers "busy".
+constexpr size_t kMaxQueuedPerToken = 4096;
+}  // namespace
+
+ipc::KeyInfo to_key_info(const BackendKey& key, const std::string& token_name) {
+    ipc::KeyInfo info;
+    info.name = key.label;
+    info.type = std::string(key_type_name(key.type));
+    info.bits = key_type_bits(key.type);
+    info.token = token_name;
+    info.spki = key.spki;
+    info.schemes = key.schemes;
+    info.attributes = key.attributes;
+    return info;
+}
+
+Result<std::shared_ptr<Token>> open_token(const TokenConfig& config) {
+    auto token = std::make_shared<Token>();
+    token->name = config.name;
+    token->config = config;
+    if (config.kind == "pkcs11") {
+        pkcs11::Pkcs11Config pc{config.module, config.uri, config.pin_file, config.sessions};
+        auto backend = pkcs11::open_backend(pc);
+        if (!backend.ok())
+            return Status{backend.status().code, "token " + config.name + ": " + backend.status().message};
+        token->backend = std::move(backend).value();
+    } else {
+        return Status{ErrorCode::invalid_argument, "token " + config.name + ": unsupported kind " + config.kind};
+    }
+    token->health = token->backend->health();
+    token->executor = std::make_unique<Executor>("token " + config.name, token->backend->max_concurrency(),
+                                                 kMaxQueuedPerToken);
+    return token;
+}
+
+void KeyRegistry::reset(std::vector<std::shared_ptr<Token>> tokens, std::string default_token) {
+    std::map<std::string, KeyEntry> keys;
+    for (const auto& token : tokens) {
+        auto listed = token->backend->list_keys();
+        if (!listed.ok()) {
+            log::warning("token " + token->name + ": cannot list keys: " + listed.status().message);
+            continue;
+        }
+        for (const auto& key : listed.value()) {
+            if (!is_valid_key_name(key.label)) {
+                log::notice("token " + token->name + ": ignoring key with unusable name '" + key.label + "'");
+                continue;
+            }
+            auto [it, inserted] = keys.try_emplace(key.label, KeyEntry{token, to_key_info(key, token->name)});
+            if (!inserted)
+                log::warning("key " + key.label + " exists on tokens " + it->second.token->name + " and " +
+                             token->name + "; using the one on " + it->second.token->name);
+        }
+    }
+    std::unique_lock lock(mu_);
+    tokens_ = std::move(tokens);
+    default_token_ = std::move(default_token);
+    keys_ = std::move(keys);
+}
+
+std::optional<KeyEntry> KeyRegistry::find(const std::string& name) const {
+    std::shared_lock lock(mu_);
+    auto it = keys_.find(name);
+    if (it == keys_.end()) return std::nullopt;
+    return it->second;
+}
+
+std::vector<ipc::KeyInfo> KeyRegistry::keys() const {
+    std::shared_lock lock(mu_);
+    std::vector<ipc::KeyInfo> out;
+    out.reserve(keys_.size());
+    for (const auto& [name, entry] : keys_) out.push_back(entry.info);
+    return out;
+}
+
+std::vector<std::shared_ptr<Token>> KeyRegistry::tokens() const {
+    std::shared_lock lock(mu_);
+    return tokens_;
+}
+
+std::shared_ptr<Token> KeyRegistry::token(const std::string& name) const {
+    std::shared_lock lock(mu_);
+    const std::string& wanted = name.empty() ? default_token_ : name;
+    for (const auto& t : tokens_)
+        if (t->name == wanted) return t;
+    if (name.empty() && !tokens_.empty()) return tokens_.front();
+    return nullptr;
+}
+
+size_t KeyRegistry::key_count() const {
+    std::shared_lock lock(mu_);
+    return keys_.size();
+}
+
+bool KeyRegistry::add(const std::shared_ptr<Token>& token, ipc::KeyInfo info) {
+    std::unique_lock lock(mu_);
+    std::string name = info.name;
+    return keys_.try_emplace(std::move(name), KeyEntry{token, std::move(info)}).second;
+}
+
+void KeyRegistry::remove(const std::string& name) {
+    std::unique_lock lock(mu_);
+    keys_.erase(name);
+}
+
+}  // namespace keyward

@@ -1,0 +1,63 @@
+// The tokens the agent serves and the keys found on them, by name. The event loop reads
+// it for every request; device work (generate, delete) updates it from executor threads.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "agent/config.hpp"
+#include "agent/executor.hpp"
+#include "agent/key_backend.hpp"
+#include "ipc/protocol.hpp"
+
+namespace keyward {
+
+struct Token : std::enable_shared_from_this<Token> {
+    std::string name;
+    TokenConfig config;
+    std::unique_ptr<KeyBackend> backend;
+    std::unique_ptr<Executor> executor;  // declared after backend: joined before the backend goes
+    std::atomic<DeviceHealth> health{DeviceHealth::present};
+
+    ~Token() { executor.reset(); }
+};
+
+struct KeyEntry {
+    std::shared_ptr<Token> token;
+    ipc::KeyInfo info;
+};
+
+ipc::KeyInfo to_key_info(const BackendKey& key, const std::string& token_name);
+
+// Opens a token (its backend and executor) from its configuration.
+Result<std::shared_ptr<Token>> open_token(const TokenConfig& config);
+
+class KeyRegistry {
+public:
+    // Replaces the token set; keys are re-read from every token. Tokens whose
+    // configuration did not change are reused by the caller (see reuse_or_open).
+    void reset(std::vector<std::shared_ptr<Token>> tokens, std::string default_token);
+
+    std::optional<KeyEntry> find(const std::string& name) const;
+    std::vector<ipc::KeyInfo> keys() const;
+    std::vector<std::shared_ptr<Token>> tokens() const;
+    std::shared_ptr<Token> token(const std::string& name) const;  // empty name: the default token
+    size_t key_count() const;
+
+    // After device work: false if the name is already taken.
+    bool add(const std::shared_ptr<Token>& token, ipc::KeyInfo info);
+    void remove(const std::string& name);
+
+private:
+    mutable std::shared_mutex mu_;
+    std::vector<std::shared_ptr<Token>> tokens_;
+    std::string default_token_;
+    std::map<std::string, KeyEntry> keys_;
+};
+
+}  // namespace keyward

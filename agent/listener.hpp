@@ -1,0 +1,30 @@
+// The agent's listening Unix socket: created with the configured mode and group, refusing
+// to steal the path from another running agent, removed again on shutdown.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+
+#include "ipc/result.hpp"
+
+namespace keyward {
+
+class Listener {
+public:
+    static Result<Listener> open(const std::string& path, mode_t mode, std::optional<gid_t> group);
+    Listener() = default;
+    Listener(Listener&& other) noexcept;
+    Listener& operator=(Listener&& other) noexcept;
+    ~Listener();
+
+    int fd() const noexcept { return fd_; }
+    const std::string& path() const noexcept { return path_; }
+
+private:
+    int fd_ = -1;
+    std::string path_;
+};
+
+}  // namespace keyward

@@ -1,0 +1,211 @@
+// keywardd: holds non-exportable keys on devices and signs for the programs it trusts.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+
+#include <boost/program_options.hpp>
+
+#include "agent/embedded_token.hpp"
+#include "agent/log.hpp"
+#include "agent/server.hpp"
+
+namespace po = boost::program_options;
+using namespace keyward;
+
+namespace {
+
+struct Options {
+    std::string config_path;       // empty: the default path if it exists
+    bool config_explicit = false;
+    std::string state_dir;
+    std::string socket;
+    std::string socket_mode;
+    std::string log_level;
+};
+
+constexpr int kExitConfig = 78;  // EX_CONFIG: systemd shows it as "configuration error"
+
+Result<AgentConfig> load(const Options& o) {
+    AgentConfig config;
+    if (o.config_explicit || std::filesystem::exists(o.config_path)) {
+        auto loaded = load_config(o.config_path);
+        if (!loaded.ok()) return loaded;
+        config = std::move(loaded).value();
+    } else {
+        config.source.clear();  // built-in defaults: the embedded token
+    }
+    if (!o.state_dir.empty()) config.state_dir = o.state_dir;
+    if (!o.log_level.empty()) config.log_level = o.log_level;
+    if (!o.socket.empty()) config.socket = o.socket;
+    else if (config.socket.empty())
+        config.socket = config.tokens.empty() ? config.state_dir + "/agent.sock" : std::string(kDefaultSocketPath);
+    if (!o.socket_mode.empty()) {
+        char* end = nullptr;
+        unsigned long mode = std::strtoul(o.socket_mode.c_str(), &end, 8);
+        if (*end != '\0' || mode > 0777)
+            return Status{ErrorCode::invalid_argument, "--socket-mode: expected an octal mode such as 0660"};
+        config.socket_mode = static_cast<mode_t>(mode);
+    }
+    log::Level level;
+    if (!log::parse_level(config.log_level, level))
+        return Status{ErrorCode::invalid_argument,
+                      (config.source.empty() ? std::string("--log-level") : config.source + ": agent.log_level") +
+                          ": expected error, warning, notice, info or debug"};
+    return config;
+}
+
+// Opens the configured tokens (or the embedded one), reusing already open tokens whose
+// configuration is unchanged so a reload never drops a working device.
+Result<std::vector<std::shared_ptr<Token>>> open_tokens(const AgentConfig& config,
+                                                        const std::vector<std::shared_ptr<Token>>& running) {
+    std::vector<TokenConfig> wanted = config.tokens;
+    if (wanted.empty()) {
+        auto embedded = prepare_embedded_token(config.state_dir);
+        if (!embedded.ok()) return embedded.status();
+        wanted.push_back(std::move(embedded).value());
+    }
+    std::vector<std::shared_ptr<Token>> tokens;
+    for (const auto& tc : wanted) {
+        std::shared_ptr<Token> reused;
+        for (const auto& t : running)
+            if (t->config == tc) reused = t;
+        if (reused) {
+            tokens.push_back(reused);
+            continue;
+        }
+        auto opened = open_token(tc);
+        if (!opened.ok()) {
+            if (config.tokens.empty()) return opened.status();  // the embedded token must work
+            log::error(opened.status().message + " (the token stays unavailable until the next reload)");
+            continue;
+        }
+        log::notice("token " + tc.name + ": " + opened.value()->backend->description());
+        tokens.push_back(std::move(opened).value());
+    }
+    return tokens;
+}
+
+std::string default_token(const AgentConfig& c) {
+    if (!c.default_token.empty()) return c.default_token;
+    return c.tokens.empty() ? std::string(kEmbeddedTokenName) : c.tokens.front().name;
+}
+
+int run(const Options& options) {
+    auto config = load(options);
+    if (!config.ok()) {
+        log::error("configuration error: " + config.status().message);
+        return kExitConfig;
+    }
+    log::Level level = log::Level::info;
+    log::parse_level(config->log_level, level);
+    log::set_level(level);
+
+    // Block the signals before any thread exists; the event loop takes them via signalfd.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+
+    auto tokens = open_tokens(config.value(), {});
+    if (!tokens.ok()) {
+        log::error(tokens.status().message);
+        return 1;
+    }
+    auto registry = std::make_shared<KeyRegistry>();
+    registry->reset(std::move(tokens).value(), default_token(config.value()));
+
+    std::filesystem::path socket_path(config->socket);
+    if (socket_path.has_parent_path()) {
+        std::error_code ec;
+        std::filesystem::create_directories(socket_path.parent_path(), ec);
+    }
+    mode_t mode = config->socket_mode.value_or(config->socket_group ? 0660 : 0600);
+    auto listener = Listener::open(config->socket, mode, config->socket_group);
+    if (!listener.ok()) {
+        log::error(listener.status().message);
+        return 1;
+    }
+
+    const uid_t agent_uid = ::getuid();
+    AgentConfig running = config.value();
+    auto reload = [&](Server& server) -> Status {
+        auto fresh = load(options);
+        if (!fresh.ok()) return fresh.status();
+        if (fresh->socket != running.socket)
+            log::warning("the socket path changed in the configuration; restart keywardd to move it");
+        auto reopened = open_tokens(fresh.value(), server.registry().tokens());
+        if (!reopened.ok()) return reopened.status();
+        server.registry().reset(std::move(reopened).value(), default_token(fresh.value()));
+        server.set_policy(std::make_shared<AccessPolicy>(fresh.value(), agent_uid));
+        log::Level lvl = log::Level::info;
+        log::parse_level(fresh->log_level, lvl);
+        log::set_level(lvl);
+        running = std::move(fresh).value();
+        return {};
+    };
+
+    Status result;
+    {
+        Server server(std::move(listener).value(), registry, std::make_shared<AccessPolicy>(config.value(), agent_uid),
+                      reload);
+        log::notice(std::string("keywardd ") + KEYWARD_VERSION + " ready" +
+                    (config->source.empty() ? " (embedded token in " + config->state_dir + ")"
+                                            : " (configuration " + config->source + ")"));
+        result = server.run();
+        // Finish the device work in flight before the server (which the jobs answer through) goes.
+        registry->reset({}, {});
+    }
+    if (!result.ok()) {
+        log::error(result.message);
+        return 1;
+    }
+    log::notice("stopped");
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Options options;
+    po::options_description desc("Usage: keywardd [options]\n\nOptions");
+    desc.add_options()
+        ("help,h", "show this help")
+        ("version", "print the version")
+        ("config,c", po::value(&options.config_path),
+         "configuration file (default /etc/keyward/keyward.toml; without it: the embedded token)")
+        ("state-dir", po::value(&options.state_dir), "state directory (default /var/lib/keyward)")
+        ("socket", po::value(&options.socket), "listening socket (default STATE_DIR/agent.sock without a config)")
+        ("socket-mode", po::value(&options.socket_mode), "socket permissions, octal (default 0600, 0660 with a group)")
+        ("log-level", po::value(&options.log_level), "error, warning, notice, info or debug");
+    po::variables_map vm;
+    try {
+        po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
+        po::notify(vm);
+    } catch (const po::error& e) {
+        std::cerr << "keywardd: " << e.what() << "\n" << desc;
+        return 2;
+    }
+    if (vm.count("help")) {
+        std::cout << desc;
+        return 0;
+    }
+    if (vm.count("version")) {
+        std::cout << "keywardd " << KEYWARD_VERSION << "\n";
+        return 0;
+    }
+    options.config_explicit = vm.count("config") > 0;
+    if (!options.config_explicit) options.config_path = std::string(kDefaultConfigPath);
+    try {
+        return run(options);
+    } catch (const std::exception& e) {
+        log::error(std::string("fatal: ") + e.what());
+        return 1;
+    }
+}

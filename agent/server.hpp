@@ -1,0 +1,72 @@
+// keywardd's event loop: accepts connections, reads frames, checks who is asking, answers
+// cheap requests at once and hands device work to the token executors, whose threads
+// write the answers back themselves (so a signature costs no extra thread hop).
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "agent/config.hpp"
+#include "agent/key_registry.hpp"
+#include "agent/listener.hpp"
+#include "agent/policy.hpp"
+
+namespace keyward {
+
+inline constexpr uint32_t kMaxInFlightPerConnection = 128;
+
+struct Connection;
+
+class Server {
+public:
+    // `reload` re-reads the configuration on SIGHUP and returns the new policy and
+    // tokens (it may reuse tokens); on error the running state is kept.
+    using ReloadFn = std::function<Status(Server&)>;
+
+    Server(Listener listener, std::shared_ptr<KeyRegistry> registry, std::shared_ptr<const AccessPolicy> policy,
+           ReloadFn reload);
+    ~Server();
+
+    // Runs until SIGTERM/SIGINT. Signals must be blocked in every thread beforehand.
+    Status run();
+
+    void set_policy(std::shared_ptr<const AccessPolicy> policy);
+    KeyRegistry& registry() { return *registry_; }
+
+private:
+    void accept_all();
+    void on_readable(const std::shared_ptr<Connection>& c);
+    void on_writable(const std::shared_ptr<Connection>& c);
+    void process_input(const std::shared_ptr<Connection>& c);
+    void close_connection(const std::shared_ptr<Connection>& c);
+    void handle_frame(const std::shared_ptr<Connection>& c, uint8_t op, uint32_t id, std::span<const uint8_t> body);
+    void handle_sign(const std::shared_ptr<Connection>& c, uint32_t id, std::span<const uint8_t> body);
+    void handle_generate(const std::shared_ptr<Connection>& c, uint32_t id, std::span<const uint8_t> body);
+    void handle_delete(const std::shared_ptr<Connection>& c, uint32_t id, std::span<const uint8_t> body);
+    void reply_error(const std::shared_ptr<Connection>& c, uint32_t id, uint8_t op, const Status& status);
+    void deny(const std::shared_ptr<Connection>& c, uint32_t id, uint8_t op, const std::string& key,
+              std::string_view action);
+    bool submit(const std::shared_ptr<Connection>& c, uint32_t id, uint8_t op, Token& token,
+                std::function<void()> job);
+    void send(const std::shared_ptr<Connection>& c, std::vector<uint8_t>&& frame);
+
+    Listener listener_;
+    std::shared_ptr<KeyRegistry> registry_;
+    std::shared_ptr<const AccessPolicy> policy_;
+    ReloadFn reload_;
+    int epoll_fd_ = -1;
+    int signal_fd_ = -1;
+    uint64_t next_conn_id_ = 1;
+    std::unordered_map<uint64_t, std::shared_ptr<Connection>> connections_;
+    std::atomic<uint64_t> signatures_{0};
+    std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+};
+
+}  // namespace keyward
