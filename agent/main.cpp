@@ -12,6 +12,7 @@
 #include "agent/embedded_token.hpp"
 #include "agent/log.hpp"
 #include "agent/server.hpp"
+#include "ipc/client.hpp"
 
 namespace po = boost::program_options;
 using namespace keyward;
