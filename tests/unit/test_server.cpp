@@ -1,0 +1,238 @@
+// The agent's event loop and executors, over fake backends: pipelining with answers out
+// of order, hostile frames on a live connection, and the client library against it.
+#include <catch2/catch.hpp>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <filesystem>
+#include <thread>
+
+#include "agent/server.hpp"
+#include "fake_backend.hpp"
+#include "ipc/client.hpp"
+#include "ipc/codec.hpp"
+
+using namespace keyward;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::shared_ptr<Token> fake_token(const std::string& name, std::chrono::milliseconds delay, const std::string& key) {
+    auto t = std::make_shared<Token>();
+    t->name = name;
+    t->backend = std::make_unique<testing::FakeBackend>(delay);
+    REQUIRE(t->backend->generate(key, KeyType::ec_p256).ok());
+    t->executor = std::make_unique<Executor>(name, 1, 64);
+    return t;
+}
+
+// Runs a Server on a temporary socket for the duration of a test.
+class RunningAgent {
+public:
+    RunningAgent() {
+        sigset_t s;
+        sigemptyset(&s);
+        sigaddset(&s, SIGTERM);
+        sigaddset(&s, SIGINT);
+        sigaddset(&s, SIGHUP);
+        pthread_sigmask(SIG_BLOCK, &s, nullptr);
+        dir_ = std::filesystem::temp_directory_path() / ("keyward-unit-" + std::to_string(getpid()));
+        std::filesystem::create_directories(dir_);
+        path_ = (dir_ / "agent.sock").string();
+        auto listener = Listener::open(path_, 0600, std::nullopt);
+        REQUIRE(listener.ok());
+        registry_ = std::make_shared<KeyRegistry>();
+        registry_->reset({fake_token("slow", 400ms, "slowkey"), fake_token("fast", 0ms, "fastkey")}, "fast");
+        AgentConfig config;
+        server_ = std::make_unique<Server>(std::move(listener).value(), registry_,
+                                           std::make_shared<AccessPolicy>(config, getuid()), nullptr);
+        thread_ = std::thread([this] { result_ = server_->run(); });
+    }
+    ~RunningAgent() {
+        ::kill(getpid(), SIGTERM);
+        thread_.join();
+        registry_->reset({}, {});
+        server_.reset();
+        std::filesystem::remove_all(dir_);
+    }
+    const std::string& path() const { return path_; }
+
+    int raw_connect() const {
+        int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path_.c_str());
+        REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+        timeval tv{5, 0};
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        return fd;
+    }
+
+private:
+    std::filesystem::path dir_;
+    std::string path_;
+    std::shared_ptr<KeyRegistry> registry_;
+    std::unique_ptr<Server> server_;
+    std::thread thread_;
+    Status result_;
+};
+
+void send_all(int fd, const std::vector<uint8_t>& bytes) {
+    REQUIRE(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size()));
+}
+
+// Reads one whole frame; returns its header and body.
+std::pair<ipc::FrameHeader, std::vector<uint8_t>> read_frame(int fd) {
+    std::vector<uint8_t> buf;
+    for (;;) {
+        auto r = ipc::parse_frame(buf);
+        if (r.state == ipc::ParseState::complete)
+            return {r.frame.header, std::vector<uint8_t>(r.frame.body.begin(), r.frame.body.end())};
+        REQUIRE(r.state == ipc::ParseState::incomplete);
+        uint8_t chunk[4096];
+        ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+        REQUIRE(n > 0);
+        buf.insert(buf.end(), chunk, chunk + n);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("agent: answers come back out of order when a device is slow", "[server]") {
+    RunningAgent agent;
+    int fd = agent.raw_connect();
+    std::vector<uint8_t> out;
+    ipc::encode_request(out, 0, ipc::HelloRequest{1, "unit"});
+    ipc::encode_request(out, 1, ipc::SignRequest{"slowkey", ipc::Scheme::ecdsa_secp256r1_sha256,
+                                                 std::vector<uint8_t>(32, 1)});
+    ipc::encode_request(out, 2, ipc::SignRequest{"fastkey", ipc::Scheme::ecdsa_secp256r1_sha256,
+                                                 std::vector<uint8_t>(32, 2)});
+    send_all(fd, out);
+    CHECK(read_frame(fd).first.request_id == 0);
+    auto first = read_frame(fd);
+    auto second = read_frame(fd);
+    CHECK(first.first.request_id == 2);  // the fast token's answer overtakes the slow one
+    CHECK(second.first.request_id == 1);
+    CHECK(first.first.status == 0);
+    CHECK(second.first.status == 0);
+    ::close(fd);
+}
+
+TEST_CASE("agent: hostile frames get errors, the connection and the agent survive", "[server]") {
+    RunningAgent agent;
+    int fd = agent.raw_connect();
+    std::vector<uint8_t> out;
+    SECTION("unknown operation") {
+        ipc::FrameWriter w(out, {1, 0x42, 0, 9});
+        w.finish();
+        send_all(fd, out);
+        auto [h, body] = read_frame(fd);
+        CHECK(h.request_id == 9);
+        CHECK(h.status == static_cast<uint16_t>(ErrorCode::unknown_operation));
+    }
+    SECTION("wrong version") {
+        ipc::FrameWriter w(out, {7, 2, 0, 5});
+        w.finish();
+        send_all(fd, out);
+        CHECK(read_frame(fd).first.status == static_cast<uint16_t>(ErrorCode::unsupported_version));
+    }
+    SECTION("malformed body") {
+        ipc::FrameWriter w(out, {1, 5, 0, 6});
+        w.put_string(ipc::Tag::name, "fastkey");  // no scheme, no digest
+        w.finish();
+        send_all(fd, out);
+        CHECK(read_frame(fd).first.status == static_cast<uint16_t>(ErrorCode::bad_request));
+    }
+    SECTION("wrong digest length") {
+        ipc::encode_request(out, 3, ipc::SignRequest{"fastkey", ipc::Scheme::ecdsa_secp256r1_sha256, {1, 2, 3}});
+        send_all(fd, out);
+        CHECK(read_frame(fd).first.status == static_cast<uint16_t>(ErrorCode::invalid_argument));
+    }
+    SECTION("an oversized length closes that connection only") {
+        send_all(fd, {0x7f, 0xff, 0xff, 0xff});
+        auto [h, body] = read_frame(fd);
+        CHECK(h.status == static_cast<uint16_t>(ErrorCode::bad_request));
+        uint8_t b;
+        CHECK(::recv(fd, &b, 1, 0) == 0);  // then EOF
+    }
+    ::close(fd);
+    // Whatever happened above, a fresh client still gets signatures.
+    Client client({agent.path(), 5s, "unit"});
+    auto sig = client.sign("fastkey", ipc::Scheme::ecdsa_secp256r1_sha256, std::vector<uint8_t>(32, 7));
+    CHECK(sig.ok());
+}
+
+TEST_CASE("client library: many threads share one pipelined connection", "[server][client]") {
+    RunningAgent agent;
+    Client client({agent.path(), 10s, "unit"});
+    auto key = client.get_key("fastkey");
+    REQUIRE(key.ok());
+    const unsigned char* p = key->spki.data();
+    EVP_PKEY* pub = d2i_PUBKEY(nullptr, &p, static_cast<long>(key->spki.size()));
+    REQUIRE(pub);
+    std::atomic<int> good{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t)
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < 50; ++i) {
+                std::vector<uint8_t> digest(32, static_cast<uint8_t>(t * 50 + i));
+                auto sig = client.sign("fastkey", ipc::Scheme::ecdsa_secp256r1_sha256, digest);
+                if (!sig.ok()) continue;
+                EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new(pub, nullptr);
+                if (EVP_PKEY_verify_init(ctx) == 1 &&
+                    EVP_PKEY_verify(ctx, sig->data(), sig->size(), digest.data(), digest.size()) == 1)
+                    ++good;
+                EVP_PKEY_CTX_free(ctx);
+            }
+        });
+    for (auto& t : threads) t.join();
+    EVP_PKEY_free(pub);
+    CHECK(good == 400);
+    auto st = client.status();
+    REQUIRE(st.ok());
+    CHECK(st->signatures == 400);
+    CHECK(st->tokens.size() == 2);
+}
+
+TEST_CASE("client library: errors are typed and name the cause", "[client]") {
+    Client nowhere({"/nonexistent/keyward.sock", 1s, "unit"});
+    auto r = nowhere.status();
+    CHECK(r.status().code == ErrorCode::agent_unreachable);
+    CHECK(r.status().message.find("/nonexistent/keyward.sock") != std::string::npos);
+
+    RunningAgent agent;
+    Client client({agent.path(), 5s, "unit"});
+    auto missing = client.sign("nope", ipc::Scheme::ecdsa_secp256r1_sha256, std::vector<uint8_t>(32));
+    CHECK(missing.status().code == ErrorCode::no_such_key);
+    auto made = client.generate_key({"newkey", "ec-p256", "fast"});
+    REQUIRE(made.ok());
+    CHECK(made->token == "fast");
+    CHECK(client.generate_key({"newkey", "ec-p256", ""}).status().code == ErrorCode::key_exists);
+    CHECK(client.generate_key({"bad/name", "ec-p256", ""}).status().code == ErrorCode::invalid_argument);
+    CHECK(client.generate_key({"x", "dsa-512", ""}).status().code == ErrorCode::invalid_argument);
+    CHECK(client.delete_key("newkey").ok());
+    CHECK(client.get_key("newkey").status().code == ErrorCode::no_such_key);
+}
+
+TEST_CASE("client library: a forked child gets its own connection", "[client]") {
+    RunningAgent agent;
+    Client client({agent.path(), 5s, "unit"});
+    REQUIRE(client.status().ok());  // the parent is connected now
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        auto sig = client.sign("fastkey", ipc::Scheme::ecdsa_secp256r1_sha256, std::vector<uint8_t>(32, 3));
+        ::_exit(sig.ok() ? 0 : 1);
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    // The parent's connection was not disturbed by the child.
+    CHECK(client.sign("fastkey", ipc::Scheme::ecdsa_secp256r1_sha256, std::vector<uint8_t>(32, 4)).ok());
+}
