@@ -43,7 +43,7 @@ Result<std::shared_ptr<Token>> open_token(const TokenConfig& config) {
 }
 
 void KeyRegistry::reset(std::vector<std::shared_ptr<Token>> tokens, std::string default_token) {
-    std::map<std::string, KeyEntry> keys;
+    std::map<std::string, std::shared_ptr<const KeyEntry>, std::less<>> keys;
     for (const auto& token : tokens) {
         auto listed = token->backend->list_keys();
         if (!listed.ok()) {
@@ -55,10 +55,11 @@ void KeyRegistry::reset(std::vector<std::shared_ptr<Token>> tokens, std::string 
                 log::notice("token " + token->name + ": ignoring key with unusable name '" + key.label + "'");
                 continue;
             }
-            auto [it, inserted] = keys.try_emplace(key.label, KeyEntry{token, to_key_info(key, token->name)});
+            auto [it, inserted] =
+                keys.try_emplace(key.label, std::make_shared<const KeyEntry>(KeyEntry{token, to_key_info(key, token->name)}));
             if (!inserted)
-                log::warning("key " + key.label + " exists on tokens " + it->second.token->name + " and " +
-                             token->name + "; using the one on " + it->second.token->name);
+                log::warning("key " + key.label + " exists on tokens " + it->second->token->name + " and " +
+                             token->name + "; using the one on " + it->second->token->name);
         }
     }
     std::unique_lock lock(mu_);
@@ -67,10 +68,10 @@ void KeyRegistry::reset(std::vector<std::shared_ptr<Token>> tokens, std::string 
     keys_ = std::move(keys);
 }
 
-std::optional<KeyEntry> KeyRegistry::find(const std::string& name) const {
+std::shared_ptr<const KeyEntry> KeyRegistry::find(const std::string& name) const {
     std::shared_lock lock(mu_);
     auto it = keys_.find(name);
-    if (it == keys_.end()) return std::nullopt;
+    if (it == keys_.end()) return nullptr;
     return it->second;
 }
 
@@ -78,7 +79,7 @@ std::vector<ipc::KeyInfo> KeyRegistry::keys() const {
     std::shared_lock lock(mu_);
     std::vector<ipc::KeyInfo> out;
     out.reserve(keys_.size());
-    for (const auto& [name, entry] : keys_) out.push_back(entry.info);
+    for (const auto& [name, entry] : keys_) out.push_back(entry->info);
     return out;
 }
 
@@ -104,7 +105,7 @@ size_t KeyRegistry::key_count() const {
 bool KeyRegistry::add(const std::shared_ptr<Token>& token, ipc::KeyInfo info) {
     std::unique_lock lock(mu_);
     std::string name = info.name;
-    return keys_.try_emplace(std::move(name), KeyEntry{token, std::move(info)}).second;
+    return keys_.try_emplace(std::move(name), std::make_shared<const KeyEntry>(KeyEntry{token, std::move(info)})).second;
 }
 
 void KeyRegistry::remove(const std::string& name) {

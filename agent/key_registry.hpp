@@ -43,7 +43,8 @@ public:
     // configuration did not change are reused by the caller (see reuse_or_open).
     void reset(std::vector<std::shared_ptr<Token>> tokens, std::string default_token);
 
-    std::optional<KeyEntry> find(const std::string& name) const;
+    // Shared, immutable entries: the sign path looks keys up without copying them.
+    std::shared_ptr<const KeyEntry> find(const std::string& name) const;
     std::vector<ipc::KeyInfo> keys() const;
     std::vector<std::shared_ptr<Token>> tokens() const;
     std::shared_ptr<Token> token(const std::string& name) const;  // empty name: the default token
@@ -57,7 +58,7 @@ private:
     mutable std::shared_mutex mu_;
     std::vector<std::shared_ptr<Token>> tokens_;
     std::string default_token_;
-    std::map<std::string, KeyEntry> keys_;
+    std::map<std::string, std::shared_ptr<const KeyEntry>, std::less<>> keys_;
 };
 
 }  // namespace keyward
