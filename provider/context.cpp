@@ -1,0 +1,148 @@
+#include "provider/context.hpp"
+
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/params.h>
+#include <openssl/provider.h>
+
+#include <cstdarg>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include <unistd.h>
+
+namespace keyward::provider {
+
+namespace {
+
+// Values from the provider's section in openssl.cnf, e.g.
+//   [keyward_sect]
+//   activate = 1
+//   socket = /run/keyward/agent.sock
+struct ConfigValues {
+    std::string socket;
+    std::string debug;
+};
+
+ConfigValues read_config(const OSSL_CORE_HANDLE* handle, OSSL_FUNC_core_get_params_fn* get_params) {
+    ConfigValues cfg;
+    if (get_params == nullptr) return cfg;
+    char* socket = nullptr;
+    char* debug = nullptr;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_ptr("socket", &socket, 0),
+        OSSL_PARAM_construct_utf8_ptr("debug", &debug, 0),
+        OSSL_PARAM_construct_end(),
+    };
+    if (get_params(handle, params)) {
+        if (socket != nullptr) cfg.socket = socket;
+        if (debug != nullptr) cfg.debug = debug;
+    }
+    return cfg;
+}
+
+bool truthy(std::string_view v) { return v == "1" || v == "yes" || v == "true" || v == "on"; }
+
+}  // namespace
+
+ProviderContext::ProviderContext(const OSSL_CORE_HANDLE* handle, const OSSL_DISPATCH* in) : handle_(handle) {
+    OSSL_FUNC_core_get_params_fn* get_params = nullptr;
+    for (const OSSL_DISPATCH* f = in; f != nullptr && f->function_id != 0; ++f) {
+        switch (f->function_id) {
+            case OSSL_FUNC_CORE_GET_PARAMS: get_params = OSSL_FUNC_core_get_params(f); break;
+            case OSSL_FUNC_CORE_NEW_ERROR: new_error_ = OSSL_FUNC_core_new_error(f); break;
+            case OSSL_FUNC_CORE_SET_ERROR_DEBUG: set_error_debug_ = OSSL_FUNC_core_set_error_debug(f); break;
+            case OSSL_FUNC_CORE_VSET_ERROR: vset_error_ = OSSL_FUNC_core_vset_error(f); break;
+            default: break;
+        }
+    }
+    ConfigValues cfg = read_config(handle, get_params);
+    const char* env_debug = std::getenv("KEYWARD_PROVIDER_DEBUG");
+    debug_ = truthy(cfg.debug) || (env_debug != nullptr && truthy(env_debug));
+
+    ClientOptions options;
+    options.socket_path = resolve_socket_path(cfg.socket);
+    options.client_name = "keyward-provider";
+    client_ = std::make_unique<keyward::Client>(std::move(options));
+
+    libctx_ = OSSL_LIB_CTX_new_child(handle, in);
+    debug("loaded; agent socket " + client_->socket_path());
+}
+
+ProviderContext::~ProviderContext() { OSSL_LIB_CTX_free(libctx_); }
+
+namespace {
+void call_vset_error(OSSL_FUNC_core_vset_error_fn* fn, const OSSL_CORE_HANDLE* handle, uint32_t reason,
+                     const char* fmt, ...) {
+    va_list args;
+    va_start(args, fmt);
+    fn(handle, reason, fmt, args);
+    va_end(args);
+}
+}  // namespace
+
+void ProviderContext::raise(const SourceLocation& where, Reason reason, std::string_view message) const {
+    std::string text(message);
+    debug("error: " + text);
+    if (new_error_ == nullptr || set_error_debug_ == nullptr || vset_error_ == nullptr) {
+        ERR_raise_data(ERR_LIB_PROV, ERR_R_INTERNAL_ERROR, "%s", text.c_str());
+        return;
+    }
+    new_error_(handle_);
+    set_error_debug_(handle_, where.file, where.line, where.func);
+    call_vset_error(vset_error_, handle_, static_cast<uint32_t>(reason), "%s", text.c_str());
+}
+
+void ProviderContext::raise_status(const SourceLocation& where, const Status& status, std::string_view key,
+                                   std::string_view doing) const {
+    std::string k(key);
+    std::string what = doing.empty() ? std::string() : " (" + std::string(doing) + ")";
+    switch (status.code) {
+        case ErrorCode::agent_unreachable:
+        case ErrorCode::timeout:
+        case ErrorCode::connection_lost:
+            // The client's messages already name the socket path.
+            raise(where, Reason::agent_unreachable, "keyward: " + status.message + what);
+            return;
+        case ErrorCode::access_denied:
+            raise(where, Reason::access_denied, "keyward: access to key " + k + " denied" + what + ": " + status.message);
+            return;
+        case ErrorCode::no_such_key:
+            raise(where, Reason::no_such_key, "keyward: no such key " + k + " in the agent at " + socket_path());
+            return;
+        case ErrorCode::device_unavailable:
+        case ErrorCode::device_error:
+            raise(where, Reason::device_error, "keyward: key " + k + ": device error" + what + ": " + status.message);
+            return;
+        case ErrorCode::unsupported_scheme:
+            raise(where, Reason::unsupported, "keyward: key " + k + what + ": " + status.message);
+            return;
+        default:
+            raise(where, Reason::agent_error,
+                  "keyward: key " + k + what + ": " + std::string(error_code_name(status.code)) + ": " + status.message);
+            return;
+    }
+}
+
+void ProviderContext::debug(std::string_view message) const {
+    if (!debug_) return;
+    std::fprintf(stderr, "keyward-provider[%d]: %.*s\n", static_cast<int>(getpid()), static_cast<int>(message.size()),
+                 message.data());
+}
+
+EVP_MD* ProviderContext::fetch_digest(const SourceLocation& where, const char* name) const {
+    ERR_set_mark();
+    EVP_MD* md = EVP_MD_fetch(libctx_, name, kDefaultProps);
+    if (md == nullptr) {
+        ERR_pop_to_mark();
+        raise(where, Reason::unsupported,
+              std::string("keyward: digest ") + name +
+                  " is not available from the default provider (activate \"default\" before \"keyward\")");
+        return nullptr;
+    }
+    ERR_clear_last_mark();
+    return md;
+}
+
+}  // namespace keyward::provider
