@@ -1,5 +1,6 @@
 #include "provider/scheme_select.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 #include "provider/key.hpp"
@@ -70,13 +71,23 @@ std::string digest_label(const SignSettings& s) {
 
 }  // namespace
 
-Result<ipc::Scheme> select_scheme(KeyKind kind, const SignSettings& s) {
+std::vector<uint8_t> fit_ecdsa_input(std::span<const uint8_t> digest, size_t order_bytes) {
+    std::vector<uint8_t> out(order_bytes, 0);
+    if (digest.size() >= order_bytes) {
+        std::copy(digest.begin(), digest.begin() + static_cast<std::ptrdiff_t>(order_bytes), out.begin());
+    } else {
+        std::copy(digest.begin(), digest.end(), out.begin() + static_cast<std::ptrdiff_t>(order_bytes - digest.size()));
+    }
+    return out;
+}
+
+Result<ipc::Scheme> select_scheme(KeyKind kind, const SignSettings& s, int ec_bits) {
     using ipc::Scheme;
     if (kind == KeyKind::ec) {
-        switch (s.digest) {
-            case DigestId::sha256: return Scheme::ecdsa_secp256r1_sha256;
-            case DigestId::sha384: return Scheme::ecdsa_secp384r1_sha384;
-            default: return unsupported("ECDSA with " + digest_label(s) + " is not supported (SHA256 or SHA384)");
+        switch (ec_bits) {
+            case 256: return Scheme::ecdsa_secp256r1_sha256;
+            case 384: return Scheme::ecdsa_secp384r1_sha384;
+            default: return unsupported("ECDSA on a " + std::to_string(ec_bits) + "-bit curve is not supported");
         }
     }
     if (s.digest != DigestId::sha256 && s.digest != DigestId::sha384 && s.digest != DigestId::sha512)

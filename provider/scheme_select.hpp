@@ -3,9 +3,12 @@
 // of the padding mode and the salt length. Pure; unit-tested without OpenSSL's core.
 #pragma once
 
+#include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "ipc/protocol.hpp"
 #include "ipc/result.hpp"
@@ -44,6 +47,18 @@ std::string_view padding_name(Padding p) noexcept;
 Result<int> parse_saltlen(std::string_view text);
 
 // The agent signs PSS with salt = hash length only; every request must resolve to that.
-Result<ipc::Scheme> select_scheme(KeyKind kind, const SignSettings& s);
+// `ec_bits` is the curve size of an EC key (256, 384); unused for RSA.
+//
+// ECDSA is chosen by the curve, not by the digest: the agent signs the curve-sized value
+// that fit_ecdsa_input() makes of any digest, so ECDSA-SHA256 with a P-384 key (what TLS
+// 1.2 and `openssl req` ask for) works although the agent's P-384 scheme is
+// ecdsa_secp384r1_sha384.
+Result<ipc::Scheme> select_scheme(KeyKind kind, const SignSettings& s, int ec_bits = 0);
+
+// ECDSA (FIPS 186-4 §6.4) signs e = the leftmost bitlen(n) bits of the hash, as an
+// integer. For curves whose order is a whole number of bytes (P-256, P-384) the same e
+// is given by the first `order_bytes` bytes of a longer digest, or by a shorter digest
+// with zero bytes in front. The result always has order_bytes bytes.
+std::vector<uint8_t> fit_ecdsa_input(std::span<const uint8_t> digest, size_t order_bytes);
 
 }  // namespace keyward::provider

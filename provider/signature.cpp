@@ -184,28 +184,33 @@ size_t max_signature_size(const SigCtx& c) {
 // Sends one digest to the agent and copies the signature out.
 bool sign_digest(SigCtx& c, unsigned char* sig, size_t* siglen, size_t sigsize, const unsigned char* dgst,
                  size_t dlen) {
-    SignSettings s = c.settings;
-    if (s.digest == DigestId::none) {
-        // Prehashed input without a declared digest: ECDSA needs only the hash itself,
-        // so its length tells which one. RSA PKCS#1 would have to wrap it in a
-        // DigestInfo of a named hash, which we will not guess.
-        if (c.kind != KeyKind::ec) {
-            c.provider->raise(KEYWARD_HERE, Reason::invalid_argument,
-                              "keyward: key " + c.where_key() + ": set a digest for RSA signing (e.g. -pkeyopt digest:sha256)");
-            return false;
-        }
-        s.digest = digest_for_size(dlen);
-    }
-    if (digest_size(s.digest) != 0 && dlen != digest_size(s.digest)) {
+    const SignSettings& s = c.settings;
+    if (c.md && dlen != static_cast<size_t>(EVP_MD_get_size(c.md.get()))) {
         c.provider->raise(KEYWARD_HERE, Reason::invalid_argument,
                           "keyward: key " + c.where_key() + ": input of " + std::to_string(dlen) +
-                              " bytes is not a digest of the selected hash");
+                              " bytes is not a " + s.digest_name + " digest");
         return false;
     }
-    auto scheme = select_scheme(c.kind, s);
+    // Prehashed input without a declared digest is fine for ECDSA (only the hash value
+    // matters); RSA PKCS#1 would have to wrap it in the DigestInfo of a named hash, which
+    // we will not guess.
+    if (c.kind != KeyKind::ec && !c.md) {
+        c.provider->raise(KEYWARD_HERE, Reason::invalid_argument,
+                          "keyward: key " + c.where_key() +
+                              ": set a digest for RSA signing (e.g. -pkeyopt digest:sha256)");
+        return false;
+    }
+    const int bits = c.kind == KeyKind::ec ? EVP_PKEY_get_bits(c.pub.get()) : 0;
+    auto scheme = select_scheme(c.kind, s, bits);
     if (!scheme.ok()) return fail_status(c, scheme.status());
 
-    auto answer = c.provider->client().sign(c.key_name, scheme.value(), {dgst, dlen});
+    std::span<const uint8_t> input(dgst, dlen);
+    std::vector<uint8_t> fitted;
+    if (c.kind == KeyKind::ec) {
+        fitted = fit_ecdsa_input(input, static_cast<size_t>(bits) / 8);
+        input = fitted;
+    }
+    auto answer = c.provider->client().sign(c.key_name, scheme.value(), input);
     if (!answer.ok()) {
         c.provider->raise_status(KEYWARD_HERE, answer.status(), c.key_name, "signing");
         return false;
@@ -437,9 +442,10 @@ int sig_set_ctx_params(void* vctx, const OSSL_PARAM params[]) noexcept {
                 int mode = 0;
                 if (OSSL_PARAM_get_int(p, &mode)) pad = padding_from_int(mode);
             }
-            if (!pad.ok()) return fail_status(*c, pad.status()) ? 1 : 0;
-            if (c->kind == KeyKind::rsa_pss && pad.value() != Padding::pss)
-                return fail_status(*c, {ErrorCode::unsupported_scheme, "keyward: an RSA-PSS key signs with PSS only"}) ? 1 : 0;
+            if (!pad.ok()) {
+                fail_status(*c, pad.status());
+                return 0;
+            }
             c->settings.padding = pad.value();
         }
         p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_PSS_SALTLEN);
@@ -452,7 +458,10 @@ int sig_set_ctx_params(void* vctx, const OSSL_PARAM params[]) noexcept {
                 int v = 0;
                 if (OSSL_PARAM_get_int(p, &v)) salt = v;
             }
-            if (!salt.ok()) return fail_status(*c, salt.status()) ? 1 : 0;
+            if (!salt.ok()) {
+                fail_status(*c, salt.status());
+                return 0;
+            }
             c->settings.saltlen = salt.value();
         }
         p = OSSL_PARAM_locate_const(params, OSSL_SIGNATURE_PARAM_MGF1_DIGEST);
@@ -463,8 +472,11 @@ int sig_set_ctx_params(void* vctx, const OSSL_PARAM params[]) noexcept {
         // Refuse now, not at signing time, what the agent cannot do (e.g. an odd salt),
         // so the caller sees the cause where it set it.
         if (c->mode == Mode::sign && c->md) {
-            auto scheme = select_scheme(c->kind, c->settings);
-            if (!scheme.ok()) return fail_status(*c, scheme.status()) ? 1 : 0;
+            auto scheme = select_scheme(c->kind, c->settings, 0);
+            if (!scheme.ok()) {
+                fail_status(*c, scheme.status());
+                return 0;
+            }
         }
         return 1;
     });
