@@ -1,0 +1,618 @@
+// Pkcs11Backend: the KeyBackend over one token of one PKCS#11 module.
+#include <openssl/rand.h>
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <shared_mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "pkcs11/ckr_names.hpp"
+#include "pkcs11/encoding.hpp"
+#include "pkcs11/module.hpp"
+#include "pkcs11/objects.hpp"
+#include "pkcs11/pin_file.hpp"
+#include "pkcs11/pkcs11_backend.hpp"
+#include "pkcs11/session_pool.hpp"
+#include "pkcs11/uri.hpp"
+
+namespace keyward::pkcs11 {
+namespace {
+
+constexpr size_t kKeyIdSize = 16;
+constexpr size_t kMaxKeysListed = 4096;
+
+// Lost sessions, a lost login, a device that went away and came back: worth one reopen.
+bool is_recoverable(CK_RV rv) noexcept {
+    switch (rv) {
+        case CKR_SESSION_HANDLE_INVALID:
+        case CKR_SESSION_CLOSED:
+        case CKR_USER_NOT_LOGGED_IN:
+        case CKR_DEVICE_REMOVED:
+        case CKR_TOKEN_NOT_PRESENT:
+        case CKR_DEVICE_ERROR:
+        case CKR_OBJECT_HANDLE_INVALID:
+        case CKR_KEY_HANDLE_INVALID:
+        case CKR_SLOT_ID_INVALID:
+            return true;
+        default:
+            return false;
+    }
+}
+
+bool is_pin_rejection(CK_RV rv) noexcept {
+    return rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED || rv == CKR_PIN_EXPIRED || rv == CKR_PIN_INVALID ||
+           rv == CKR_PIN_LEN_RANGE;
+}
+
+ErrorCode code_for(CK_RV rv) noexcept {
+    if (is_recoverable(rv) || is_pin_rejection(rv)) return ErrorCode::device_unavailable;
+    switch (rv) {
+        case CKR_MECHANISM_INVALID:
+        case CKR_MECHANISM_PARAM_INVALID:
+        case CKR_KEY_TYPE_INCONSISTENT:
+        case CKR_KEY_FUNCTION_NOT_PERMITTED:
+            return ErrorCode::unsupported_scheme;
+        case CKR_DATA_LEN_RANGE:
+        case CKR_DATA_INVALID:
+            return ErrorCode::invalid_argument;
+        default:
+            return ErrorCode::device_error;
+    }
+}
+
+struct HashParams {
+    CK_MECHANISM_TYPE hash;
+    CK_RSA_PKCS_MGF_TYPE mgf;
+};
+
+HashParams hash_params(size_t digest_size) noexcept {
+    switch (digest_size) {
+        case 48: return {CKM_SHA384, CKG_MGF1_SHA384};
+        case 64: return {CKM_SHA512, CKG_MGF1_SHA512};
+        default: return {CKM_SHA256, CKG_MGF1_SHA256};
+    }
+}
+
+size_t ec_coordinate_size(KeyType t) noexcept { return t == KeyType::ec_p384 ? 48 : 32; }
+
+struct CachedKey {
+    CK_OBJECT_HANDLE priv = CK_INVALID_HANDLE;
+    KeyType type = KeyType::ec_p256;
+    uint64_t generation = 0;
+};
+
+class Pkcs11Backend final : public KeyBackend {
+public:
+    Pkcs11Backend(std::shared_ptr<Module> module, const Pkcs11Config& config, TokenUri uri, size_t sessions)
+        : module_(std::move(module)),
+          f_(module_->f()),
+          config_(config),
+          uri_(std::move(uri)),
+          pin_(config.pin_file),
+          pool_(f_, sessions) {}
+
+    ~Pkcs11Backend() override {
+        // Our sessions close with the pool; the login ends with the module's last session.
+    }
+
+    // The first connection: token found (else fail), sessions opened, logged in (a rejected
+    // PIN is not a failure here: health says needs_pin and the agent reports it).
+    Status start() {
+        Status s = recover(generation_.load());
+        if (s.ok() || health_.load() == DeviceHealth::needs_pin) return {};
+        if (health_.load() == DeviceHealth::removed) return Status{ErrorCode::no_such_token, s.message};
+        return s;
+    }
+
+    std::string_view kind() const noexcept override { return "pkcs11"; }
+    size_t max_concurrency() const noexcept override { return pool_.capacity(); }
+
+    std::string description() const override {
+        std::lock_guard lock(info_mu_);
+        return description_;
+    }
+
+    DeviceHealth health() override {
+        if (ready_.load(std::memory_order_acquire)) {
+            const uint64_t gen = generation_.load();
+            PooledSession session;
+            CK_RV rv = pool_.acquire(session);
+            CK_SESSION_INFO info{};
+            if (rv == CKR_OK) rv = f_->C_GetSessionInfo(session.handle(), &info);
+            session = PooledSession{};
+            const bool logged_in = info.state == CKS_RW_USER_FUNCTIONS || info.state == CKS_RO_USER_FUNCTIONS;
+            if (rv == CKR_OK && (logged_in || config_.pin_file.empty())) return DeviceHealth::present;
+            recover(gen);
+        } else {
+            recover(generation_.load());
+        }
+        return health_.load();
+    }
+
+    Result<std::vector<BackendKey>> list_keys() override {
+        std::vector<BackendKey> keys;
+        Status problem;
+        Status s = run([&](PooledSession& session, const char*& call) -> CK_RV {
+            keys.clear();
+            call = "C_GetSessionInfo";
+            CK_RV rv = check_logged_in(session.handle());
+            if (rv != CKR_OK) return rv;
+            call = "C_FindObjects";
+            CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+            CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls}};
+            std::vector<CK_OBJECT_HANDLE> handles;
+            rv = find_objects(f_, session.handle(), tmpl, 1, handles, kMaxKeysListed);
+            if (rv != CKR_OK) return rv;
+            call = "C_GetAttributeValue";
+            for (CK_OBJECT_HANDLE h : handles) {
+                std::vector<uint8_t> label;
+                rv = get_bytes(f_, session.handle(), h, CKA_LABEL, label);
+                if (rv == CKR_ATTRIBUTE_TYPE_INVALID || (rv == CKR_OK && label.empty())) continue;
+                if (rv != CKR_OK) return rv;
+                BackendKey key;
+                Status skipped;
+                const std::string name(label.begin(), label.end());
+                rv = read_key(f_, session.handle(), h, name, has_pss_, key, skipped);
+                if (rv != CKR_OK) return rv;
+                if (!skipped.ok()) continue;  // not a key keyward can use
+                remember(name, h, key.type);
+                keys.push_back(std::move(key));
+            }
+            return CKR_OK;
+        });
+        if (!s.ok()) return s;
+        std::sort(keys.begin(), keys.end(), [](const auto& a, const auto& b) { return a.label < b.label; });
+        return keys;
+    }
+
+    Result<BackendKey> describe(const std::string& label) override {
+        BackendKey key;
+        Status problem;
+        Status s = run([&](PooledSession& session, const char*& call) -> CK_RV {
+            problem = {};
+            CachedKey cached;
+            CK_RV rv = lookup(session, label, cached, problem, call);
+            if (rv != CKR_OK || !problem.ok()) return rv;
+            call = "C_GetAttributeValue";
+            return read_key(f_, session.handle(), cached.priv, label, has_pss_, key, problem);
+        });
+        if (!s.ok()) return s;
+        if (!problem.ok()) return problem;
+        return key;
+    }
+
+    Result<BackendKey> generate(const std::string& label, KeyType type) override {
+        if (label.empty()) return Status{ErrorCode::invalid_argument, "a key needs a name"};
+        std::lock_guard manage(manage_mu_);  // makes "label free, then create" one step
+        BackendKey key;
+        Status problem;
+        bool created = false;
+        Status s = run([&](PooledSession& session, const char*& call) -> CK_RV {
+            problem = {};
+            CK_RV rv = CKR_OK;
+            CK_OBJECT_HANDLE priv = CK_INVALID_HANDLE;
+            if (created) {  // a retry after the pair was made: just find it again
+                CachedKey cached;
+                rv = lookup(session, label, cached, problem, call);
+                if (rv != CKR_OK || !problem.ok()) return rv;
+                priv = cached.priv;
+            } else {
+                call = "C_FindObjects";
+                rv = check_logged_in(session.handle());
+                if (rv != CKR_OK) return rv;
+                for (CK_OBJECT_CLASS cls : {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY}) {
+                    std::vector<CK_OBJECT_HANDLE> found;
+                    rv = find_by_label(f_, session.handle(), cls, label, found);
+                    if (rv != CKR_OK) return rv;
+                    if (!found.empty()) {
+                        problem = Status{ErrorCode::key_exists, "a key named " + label + " already exists on token " +
+                                                                    token_label()};
+                        return CKR_OK;
+                    }
+                }
+                call = "C_GenerateKeyPair";
+                rv = generate_pair(session.handle(), label, type, priv);
+                if (rv != CKR_OK) return rv;
+                created = true;
+                remember(label, priv, type);
+            }
+            call = "C_GetAttributeValue";
+            return read_key(f_, session.handle(), priv, label, has_pss_, key, problem);
+        });
+        if (!s.ok()) return s;
+        if (!problem.ok()) return problem;
+        return key;
+    }
+
+    Status destroy(const std::string& label) override {
+        std::lock_guard manage(manage_mu_);
+        Status problem;
+        Status s = run([&](PooledSession& session, const char*& call) -> CK_RV {
+            problem = {};
+            call = "C_GetSessionInfo";
+            CK_RV rv = check_logged_in(session.handle());
+            if (rv != CKR_OK) return rv;
+            size_t destroyed = 0;
+            for (CK_OBJECT_CLASS cls : {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY}) {
+                for (;;) {  // labels may repeat on a token; remove every key object carrying it
+                    call = "C_FindObjects";
+                    std::vector<CK_OBJECT_HANDLE> found;
+                    rv = find_by_label(f_, session.handle(), cls, label, found);
+                    if (rv != CKR_OK) return rv;
+                    if (found.empty()) break;
+                    call = "C_DestroyObject";
+                    for (CK_OBJECT_HANDLE h : found) {
+                        rv = f_->C_DestroyObject(session.handle(), h);
+                        if (rv != CKR_OK) return rv;
+                        ++destroyed;
+                    }
+                }
+            }
+            forget(label);
+            if (destroyed == 0) problem = no_such_key(label);
+            return CKR_OK;
+        });
+        if (!s.ok()) return s;
+        return problem;
+    }
+
+    Result<std::vector<uint8_t>> sign(const std::string& label, ipc::Scheme scheme,
+                                      std::span<const uint8_t> digest) override {
+        const ipc::SchemeInfo* info = ipc::scheme_info(scheme);
+        if (!info)
+            return Status{ErrorCode::unsupported_scheme,
+                          "unknown signature scheme 0x" + to_hex(std::array<uint8_t, 2>{
+                                                              static_cast<uint8_t>(static_cast<uint16_t>(scheme) >> 8),
+                                                              static_cast<uint8_t>(scheme)})};
+        if (digest.size() != info->digest_size)
+            return Status{ErrorCode::invalid_argument, std::string(info->name) + " needs a " +
+                                                           std::to_string(info->digest_size) + "-byte digest, got " +
+                                                           std::to_string(digest.size())};
+        std::vector<uint8_t> signature;
+        Status problem;
+        Status s = run([&](PooledSession& session, const char*& call) -> CK_RV {
+            problem = {};
+            CachedKey key;
+            CK_RV rv = lookup(session, label, key, problem, call);
+            if (rv != CKR_OK || !problem.ok()) return rv;
+            if (!scheme_fits(key.type, *info, has_pss_)) {
+                problem = Status{ErrorCode::unsupported_scheme, "key " + label + " (" +
+                                                                    std::string(key_type_name(key.type)) +
+                                                                    ") cannot sign with " + std::string(info->name)};
+                return CKR_OK;
+            }
+            return sign_with(session, key, *info, digest, signature, call);
+        });
+        if (!s.ok()) return s;
+        if (!problem.ok()) return problem;
+        return signature;
+    }
+
+private:
+    // Runs `op` on a pooled session; on a recoverable device error, recovers and runs it once more.
+    template <typename Op>
+    Status run(Op&& op) {
+        for (int attempt = 0;; ++attempt) {
+            Status ready = ensure_ready();
+            if (!ready.ok()) return ready;
+            const uint64_t gen = generation_.load(std::memory_order_acquire);
+            const char* call = "C_OpenSession";
+            CK_RV rv;
+            {
+                PooledSession session;
+                rv = pool_.acquire(session);
+                if (rv == CKR_OK) rv = op(session, call);
+                if (rv == CKR_OPERATION_ACTIVE || rv == CKR_BUFFER_TOO_SMALL) session.discard();
+            }
+            if (rv == CKR_OK) return {};
+            if (is_recoverable(rv) && attempt == 0) {
+                Status recovered = recover(gen);
+                if (!recovered.ok()) return recovered;
+                continue;
+            }
+            if (is_recoverable(rv)) {
+                // Recovered once already and it failed again: leave the next caller a fresh start.
+                ready_.store(false, std::memory_order_release);
+                return Status{ErrorCode::device_unavailable, "token " + token_label() + ": " + call + " failed with " +
+                                                                 ckr_name(rv) + " even after reopening the sessions"};
+            }
+            return Status{code_for(rv), "token " + token_label() + ": " + call + " failed: " + ckr_name(rv)};
+        }
+    }
+
+    Status ensure_ready() {
+        if (ready_.load(std::memory_order_acquire)) return {};
+        return recover(generation_.load());
+    }
+
+    // Drops every session and cached handle, finds the token again (its slot may have changed),
+    // reopens and logs in. `seen` is the generation the caller failed in: if someone else has
+    // recovered since, there is nothing to do.
+    Status recover(uint64_t seen) {
+        std::lock_guard lock(recover_mu_);
+        if (ready_.load() && generation_.load() != seen) return {};
+        ready_.store(false);
+        generation_.fetch_add(1);  // stale cache entries and lent sessions now fail their checks
+
+        auto found = find_token(f_, uri_, config_.token_uri);
+        if (!found.ok()) {
+            pool_.reset(std::nullopt);
+            health_.store(found.status().code == ErrorCode::no_such_token ? DeviceHealth::removed
+                                                                           : DeviceHealth::error);
+            return Status{ErrorCode::device_unavailable,
+                          "token " + config_.token_uri + " is not available (removed?): " + found.status().message};
+        }
+        pool_.reset(found.value().slot);
+        set_token_info(found.value());
+        if (!pss_checked_) {
+            has_pss_ = token_has_mechanism(found.value().slot, CKM_RSA_PKCS_PSS);
+            pss_checked_ = true;
+        }
+        Status login_status = login();
+        if (!login_status.ok()) return login_status;
+        health_.store(DeviceHealth::present);
+        ready_.store(true, std::memory_order_release);
+        return {};
+    }
+
+    // Called with recover_mu_ held.
+    Status login() {
+        if (config_.pin_file.empty()) return {};
+        if (pin_.rejected_and_unchanged()) {
+            health_.store(DeviceHealth::needs_pin);
+            return pin_rejected();
+        }
+        PooledSession session;
+        CK_RV rv = pool_.acquire(session);
+        if (rv != CKR_OK) {
+            health_.store(DeviceHealth::error);
+            return Status{code_for(rv), "token " + token_label() + ": C_OpenSession failed: " + ckr_name(rv)};
+        }
+        {
+            Pin pin;
+            Status read = pin_.read(pin);
+            if (!read.ok()) {
+                health_.store(DeviceHealth::needs_pin);
+                return Status{ErrorCode::device_unavailable, "token " + token_label() + ": " + read.message};
+            }
+            rv = f_->C_Login(session.handle(), CKU_USER, const_cast<unsigned char*>(pin.data()), pin.size());
+        }
+        if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) {
+            pin_.clear_rejection();
+            return {};
+        }
+        if (is_pin_rejection(rv)) {
+            pin_.mark_rejected();
+            pin_rv_ = rv;
+            health_.store(DeviceHealth::needs_pin);
+            return pin_rejected();
+        }
+        health_.store(DeviceHealth::error);
+        return Status{code_for(rv), "token " + token_label() + ": C_Login failed: " + ckr_name(rv)};
+    }
+
+    Status pin_rejected() const {
+        return Status{ErrorCode::device_unavailable,
+                      "token " + token_label() + ": the PIN in " + pin_.path() + " was rejected (" + ckr_name(pin_rv_) +
+                          "); it is not tried again until that file changes"};
+    }
+
+    bool token_has_mechanism(CK_SLOT_ID slot, CK_MECHANISM_TYPE wanted) {
+        CK_ULONG n = 0;
+        if (f_->C_GetMechanismList(slot, nullptr, &n) != CKR_OK) return false;
+        std::vector<CK_MECHANISM_TYPE> list(n);
+        if (f_->C_GetMechanismList(slot, list.data(), &n) != CKR_OK) return false;
+        list.resize(n);
+        return std::find(list.begin(), list.end(), wanted) != list.end();
+    }
+
+    void set_token_info(const FoundToken& found) {
+        const auto& ti = found.info;
+        std::lock_guard lock(info_mu_);
+        label_ = padded_field(ti.label, sizeof ti.label);
+        description_ = label_ + " (" + padded_field(ti.model, sizeof ti.model) + ", " +
+                       padded_field(ti.manufacturerID, sizeof ti.manufacturerID) + ")";
+    }
+
+    std::string token_label() const {
+        std::lock_guard lock(info_mu_);
+        return label_.empty() ? config_.token_uri : "'" + label_ + "'";
+    }
+
+    // Private objects are invisible, not an error, to a session that lost its login.
+    CK_RV check_logged_in(CK_SESSION_HANDLE s) {
+        if (config_.pin_file.empty()) return CKR_OK;
+        CK_SESSION_INFO info{};
+        CK_RV rv = f_->C_GetSessionInfo(s, &info);
+        if (rv != CKR_OK) return rv;
+        if (info.state != CKS_RW_USER_FUNCTIONS && info.state != CKS_RO_USER_FUNCTIONS)
+            return CKR_USER_NOT_LOGGED_IN;
+        return CKR_OK;
+    }
+
+    static Status no_such_key(const std::string& label) {
+        return Status{ErrorCode::no_such_key, "no key named " + label};
+    }
+
+    // The private key for `label`: from the cache, or found once and cached.
+    CK_RV lookup(PooledSession& session, const std::string& label, CachedKey& out, Status& problem,
+                 const char*& call) {
+        const uint64_t gen = generation_.load(std::memory_order_acquire);
+        {
+            std::shared_lock lock(cache_mu_);
+            auto it = cache_.find(label);
+            if (it != cache_.end() && it->second.generation == gen) {
+                out = it->second;
+                return CKR_OK;
+            }
+        }
+        call = "C_FindObjects";
+        std::vector<CK_OBJECT_HANDLE> found;
+        CK_RV rv = find_by_label(f_, session.handle(), CKO_PRIVATE_KEY, label, found);
+        if (rv != CKR_OK) return rv;
+        if (found.empty()) {
+            rv = check_logged_in(session.handle());
+            if (rv != CKR_OK) return rv;
+            problem = no_such_key(label);
+            return CKR_OK;
+        }
+        call = "C_GetAttributeValue";
+        std::optional<KeyType> type;
+        rv = read_key_type(f_, session.handle(), found.front(), type);
+        if (rv != CKR_OK) return rv;
+        if (!type) {
+            problem = Status{ErrorCode::unsupported_scheme, "key " + label + " has a type or size keyward does not handle"};
+            return CKR_OK;
+        }
+        out = CachedKey{found.front(), *type, gen};
+        remember(label, out.priv, out.type, gen);
+        return CKR_OK;
+    }
+
+    void remember(const std::string& label, CK_OBJECT_HANDLE h, KeyType type) {
+        remember(label, h, type, generation_.load(std::memory_order_acquire));
+    }
+    void remember(const std::string& label, CK_OBJECT_HANDLE h, KeyType type, uint64_t gen) {
+        std::unique_lock lock(cache_mu_);
+        cache_[label] = CachedKey{h, type, gen};
+    }
+    void forget(const std::string& label) {
+        std::unique_lock lock(cache_mu_);
+        cache_.erase(label);
+    }
+
+    CK_RV generate_pair(CK_SESSION_HANDLE s, const std::string& label, KeyType type, CK_OBJECT_HANDLE& priv) {
+        std::array<uint8_t, kKeyIdSize> id{};
+        if (RAND_bytes(id.data(), static_cast<int>(id.size())) != 1) return CKR_FUNCTION_FAILED;
+        CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+        auto* label_ptr = const_cast<char*>(label.data());
+        const auto ec_params = ec_params_der(type);
+        CK_ULONG bits = key_type_bits(type);
+        CK_BYTE exponent[] = {0x01, 0x00, 0x01};
+
+        std::vector<CK_ATTRIBUTE> pub = {
+            {CKA_TOKEN, &yes, sizeof yes},       {CKA_PRIVATE, &no, sizeof no},
+            {CKA_VERIFY, &yes, sizeof yes},      {CKA_ENCRYPT, &no, sizeof no},
+            {CKA_WRAP, &no, sizeof no},          {CKA_LABEL, label_ptr, label.size()},
+            {CKA_ID, id.data(), id.size()},
+        };
+        std::vector<CK_ATTRIBUTE> prv = {
+            {CKA_TOKEN, &yes, sizeof yes},       {CKA_PRIVATE, &yes, sizeof yes},
+            {CKA_SENSITIVE, &yes, sizeof yes},   {CKA_EXTRACTABLE, &no, sizeof no},
+            {CKA_SIGN, &yes, sizeof yes},        {CKA_DECRYPT, &no, sizeof no},
+            {CKA_UNWRAP, &no, sizeof no},        {CKA_DERIVE, &no, sizeof no},
+            {CKA_LABEL, label_ptr, label.size()}, {CKA_ID, id.data(), id.size()},
+        };
+        CK_MECHANISM mech{};
+        if (key_type_is_ec(type)) {
+            mech.mechanism = CKM_EC_KEY_PAIR_GEN;
+            pub.push_back({CKA_EC_PARAMS, const_cast<uint8_t*>(ec_params.data()), ec_params.size()});
+        } else {
+            mech.mechanism = CKM_RSA_PKCS_KEY_PAIR_GEN;
+            pub.push_back({CKA_MODULUS_BITS, &bits, sizeof bits});
+            pub.push_back({CKA_PUBLIC_EXPONENT, exponent, sizeof exponent});
+        }
+        CK_OBJECT_HANDLE pub_handle = CK_INVALID_HANDLE;
+        return f_->C_GenerateKeyPair(s, &mech, pub.data(), static_cast<CK_ULONG>(pub.size()), prv.data(),
+                                     static_cast<CK_ULONG>(prv.size()), &pub_handle, &priv);
+    }
+
+    // The hot path: no lock is held here, and the only allocation is the signature itself.
+    CK_RV sign_with(PooledSession& session, const CachedKey& key, const ipc::SchemeInfo& info,
+                    std::span<const uint8_t> digest, std::vector<uint8_t>& signature, const char*& call) {
+        std::array<uint8_t, kMaxDigestInfoSize> digest_info{};
+        CK_RSA_PKCS_PSS_PARAMS pss{};
+        CK_MECHANISM mech{};
+        const uint8_t* data = digest.data();
+        CK_ULONG data_len = digest.size();
+        switch (info.family) {
+            case ipc::SchemeFamily::ecdsa:
+                mech.mechanism = CKM_ECDSA;
+                // Leftmost bits of the hash, as many as the group order has (FIPS 186-4 §6.4).
+                data_len = std::min<CK_ULONG>(data_len, ec_coordinate_size(key.type));
+                break;
+            case ipc::SchemeFamily::rsa_pkcs1:
+                mech.mechanism = CKM_RSA_PKCS;
+                data_len = build_digest_info(digest, digest_info.data());
+                data = digest_info.data();
+                break;
+            case ipc::SchemeFamily::rsa_pss: {
+                const HashParams hp = hash_params(digest.size());
+                pss.hashAlg = hp.hash;
+                pss.mgf = hp.mgf;
+                pss.sLen = digest.size();
+                mech.mechanism = CKM_RSA_PKCS_PSS;
+                mech.pParameter = &pss;
+                mech.ulParameterLen = sizeof pss;
+                break;
+            }
+        }
+        call = "C_SignInit";
+        CK_RV rv = f_->C_SignInit(session.handle(), &mech, key.priv);
+        if (rv != CKR_OK) return rv;
+        call = "C_Sign";
+        if (key_type_is_ec(key.type)) {
+            std::array<uint8_t, 2 * 66> raw{};
+            CK_ULONG raw_len = 2 * ec_coordinate_size(key.type);
+            rv = f_->C_Sign(session.handle(), const_cast<uint8_t*>(data), data_len, raw.data(), &raw_len);
+            if (rv != CKR_OK) return rv;
+            signature.clear();
+            if (!ecdsa_raw_to_der(std::span<const uint8_t>(raw.data(), raw_len), signature)) return CKR_DEVICE_ERROR;
+            return CKR_OK;
+        }
+        CK_ULONG sig_len = key_type_bits(key.type) / 8;
+        signature.resize(sig_len);
+        rv = f_->C_Sign(session.handle(), const_cast<uint8_t*>(data), data_len, signature.data(), &sig_len);
+        if (rv != CKR_OK) return rv;
+        signature.resize(sig_len);
+        return CKR_OK;
+    }
+
+    std::shared_ptr<Module> module_;
+    CK_FUNCTION_LIST* f_;
+    const Pkcs11Config config_;
+    const TokenUri uri_;
+
+    std::mutex recover_mu_;  // recovery and login, one at a time
+    PinFile pin_;            // guarded by recover_mu_
+    CK_RV pin_rv_ = CKR_PIN_INCORRECT;
+    bool pss_checked_ = false;
+    bool has_pss_ = false;   // written once under recover_mu_ before ready_ is first set
+    std::atomic<bool> ready_{false};
+    std::atomic<uint64_t> generation_{1};
+    std::atomic<DeviceHealth> health_{DeviceHealth::error};
+
+    SessionPool pool_;
+
+    std::shared_mutex cache_mu_;
+    std::unordered_map<std::string, CachedKey> cache_;
+
+    std::mutex manage_mu_;  // generate and destroy
+
+    mutable std::mutex info_mu_;
+    std::string label_;
+    std::string description_;
+};
+
+size_t default_sessions() {
+    const unsigned cpus = std::thread::hardware_concurrency();
+    return std::max<size_t>(2, cpus);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<KeyBackend>> open_backend(const Pkcs11Config& config) {
+    auto uri = parse_token_uri(config.token_uri);
+    if (!uri.ok()) return uri.status();
+    auto module = Module::acquire(config.module_path);
+    if (!module.ok()) return module.status();
+    const size_t sessions = config.sessions ? config.sessions : default_sessions();
+    auto backend = std::make_unique<Pkcs11Backend>(std::move(module).value(), config, std::move(uri).value(), sessions);
+    Status s = backend->start();
+    if (!s.ok()) return s;
+    return std::unique_ptr<KeyBackend>(std::move(backend));
+}
+
+}  // namespace keyward::pkcs11
