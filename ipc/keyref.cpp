@@ -26,6 +26,10 @@ constexpr long kVersion = 1;
 // An RSA-4096 SPKI is about 550 bytes; names are short. Anything this large is not ours.
 constexpr size_t kMaxDerSize = 16 * 1024;
 constexpr size_t kMaxNameSize = 255;
+// DER identifier octets (universal class; SEQUENCE is constructed).
+constexpr uint8_t kTagInteger = 0x02;
+constexpr uint8_t kTagUtf8String = 0x0c;
+constexpr uint8_t kTagSequence = 0x30;
 
 struct BioFree {
     void operator()(BIO* b) const noexcept { BIO_free(b); }
@@ -102,15 +106,15 @@ struct ErrorQueueScope {
 
 std::vector<uint8_t> encode_key_reference_der(const KeyReference& ref) {
     std::vector<uint8_t> body;
-    put_header(body, V_ASN1_INTEGER, 1);
+    put_header(body, kTagInteger, 1);
     body.push_back(static_cast<uint8_t>(kVersion));
-    put_header(body, V_ASN1_UTF8STRING, ref.name.size());
+    put_header(body, kTagUtf8String, ref.name.size());
     body.insert(body.end(), ref.name.begin(), ref.name.end());
     body.insert(body.end(), ref.spki.begin(), ref.spki.end());
 
     std::vector<uint8_t> out;
     out.reserve(body.size() + 8);
-    put_header(out, V_ASN1_SEQUENCE, body.size());
+    put_header(out, kTagSequence, body.size());
     out.insert(out.end(), body.begin(), body.end());
     return out;
 }
