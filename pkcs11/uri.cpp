@@ -82,6 +82,7 @@ Result<TokenUri> parse_token_uri(std::string_view uri) {
         const size_t eq = part.find('=');
         if (eq == std::string_view::npos) return bad(uri, "attribute '" + std::string(part) + "' has no '=value'");
         const std::string_view name = part.substr(0, eq);
+        if (name.empty()) return bad(uri, "attribute without a name ('" + std::string(part) + "')");
         std::string why;
         auto value = percent_decode(part.substr(eq + 1), why);
         if (!value) return bad(uri, why);
