@@ -1,0 +1,78 @@
+// keyward status
+#include <cstdio>
+
+#include "cli/args.hpp"
+#include "cli/commands.hpp"
+#include "cli/exit_codes.hpp"
+#include "cli/json.hpp"
+
+namespace po = boost::program_options;
+
+namespace keyward::cli {
+namespace {
+
+std::string duration_text(uint64_t seconds) {
+    const uint64_t d = seconds / 86400, h = seconds / 3600 % 24, m = seconds / 60 % 60, s = seconds % 60;
+    std::string out;
+    if (d) out += std::to_string(d) + "d ";
+    if (d || h) out += std::to_string(h) + "h ";
+    if (d || h || m) out += std::to_string(m) + "m ";
+    return out + std::to_string(s) + "s";
+}
+
+}  // namespace
+
+int run_status(Context& ctx) {
+    static const CommandSyntax syntax{
+        "status",
+        "Shows the agent's version, uptime, the number of signatures it made, its tokens and their state, "
+        "and how many keys it holds.",
+        {}};
+    po::options_description options;
+    po::variables_map vm;
+    if (auto done = parse_command(ctx, syntax, options, vm)) return *done;
+
+    auto status = ctx.client().status();
+    if (!status.ok()) return ctx.fail(status.status(), "status");
+    auto hello = ctx.client().hello();
+    if (!hello.ok()) return ctx.fail(hello.status(), "status");
+    const auto& st = status.value();
+
+    if (ctx.global().json) {
+        JsonWriter json;
+        json.begin_object()
+            .member("socket", ctx.socket_path())
+            .member("server", st.server)
+            .member("protocol_version", static_cast<uint32_t>(hello->version))
+            .member("uptime_seconds", st.uptime_seconds)
+            .member("signatures", st.signatures)
+            .member("key_count", st.key_count);
+        json.key("tokens").begin_array();
+        for (const auto& t : st.tokens)
+            json.begin_object()
+                .member("name", t.name)
+                .member("kind", t.kind)
+                .member("state", t.state)
+                .member("description", t.description)
+                .end_object();
+        json.end_array().end_object();
+        std::fputs(json.str().c_str(), stdout);
+        return exit_ok;
+    }
+    std::printf("agent:       %s (protocol %u)\n", st.server.c_str(), static_cast<unsigned>(hello->version));
+    std::printf("socket:      %s\n", ctx.socket_path().c_str());
+    std::printf("uptime:      %s\n", duration_text(st.uptime_seconds).c_str());
+    std::printf("signatures:  %llu\n", static_cast<unsigned long long>(st.signatures));
+    std::printf("keys:        %u\n", st.key_count);
+    if (st.tokens.empty()) {
+        std::printf("tokens:      (none)\n");
+    } else {
+        std::printf("tokens:\n");
+        for (const auto& t : st.tokens)
+            std::printf("  %-16s %-8s %-10s %s\n", t.name.c_str(), t.kind.c_str(), t.state.c_str(),
+                        t.description.c_str());
+    }
+    return exit_ok;
+}
+
+}  // namespace keyward::cli

@@ -1,0 +1,81 @@
+#include "cli/key_view.hpp"
+
+#include <cstdio>
+
+#include <openssl/pem.h>
+#include <openssl/sha.h>
+
+#include "cli/hex.hpp"
+#include "cli/ossl_ptr.hpp"
+
+namespace keyward::cli {
+
+std::string scheme_display_name(ipc::Scheme scheme) {
+    if (const auto* info = ipc::scheme_info(scheme)) return std::string(info->name);
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "0x%04x", static_cast<unsigned>(scheme));
+    return buf;
+}
+
+std::string spki_sha256(std::span<const uint8_t> spki) {
+    uint8_t digest[SHA256_DIGEST_LENGTH];
+    SHA256(spki.data(), spki.size(), digest);
+    return to_hex(digest);
+}
+
+Result<std::string> spki_pem(std::span<const uint8_t> spki) {
+    const unsigned char* p = spki.data();
+    ossl::PKey key(d2i_PUBKEY(nullptr, &p, static_cast<long>(spki.size())));
+    if (!key || p != spki.data() + spki.size())
+        return Status{ErrorCode::protocol_error, "the agent sent a public key that is not a valid SubjectPublicKeyInfo"};
+    // Print the agent's bytes as they are rather than OpenSSL's re-encoding of them.
+    ossl::Bio bio(BIO_new(BIO_s_mem()));
+    if (!bio || !PEM_write_bio(bio.get(), "PUBLIC KEY", "", spki.data(), static_cast<long>(spki.size())))
+        return Status{ErrorCode::internal, "cannot PEM-encode the public key"};
+    char* data = nullptr;
+    const long len = BIO_get_mem_data(bio.get(), &data);
+    return std::string(data, static_cast<size_t>(len));
+}
+
+void write_key_json(JsonWriter& json, const ipc::KeyInfo& key) {
+    json.begin_object()
+        .member("name", key.name)
+        .member("type", key.type)
+        .member("bits", key.bits)
+        .member("token", key.token);
+    json.key("schemes").begin_array();
+    for (auto s : key.schemes) json.value(scheme_display_name(s));
+    json.end_array();
+    json.member("spki_sha256", spki_sha256(key.spki));
+    json.key("attributes").begin_array();
+    for (const auto& a : key.attributes) json.begin_object().member("name", a.name).member("value", a.value).end_object();
+    json.end_array();
+    json.end_object();
+}
+
+std::string key_text(const ipc::KeyInfo& key) {
+    std::string out;
+    const auto line = [&](std::string_view label, const std::string& value) {
+        out += label;
+        out.append(label.size() < 13 ? 13 - label.size() : 1, ' ');
+        out += value;
+        out += '\n';
+    };
+    line("name:", key.name);
+    line("type:", key.type);
+    line("bits:", std::to_string(key.bits));
+    line("token:", key.token);
+    std::string schemes;
+    for (auto s : key.schemes) schemes += (schemes.empty() ? "" : ", ") + scheme_display_name(s);
+    line("schemes:", schemes.empty() ? "(none)" : schemes);
+    line("spki sha256:", spki_sha256(key.spki));
+    if (key.attributes.empty()) {
+        line("attributes:", "(none reported)");
+    } else {
+        out += "attributes:\n";
+        for (const auto& a : key.attributes) out += "  " + a.name + ": " + a.value + "\n";
+    }
+    return out;
+}
+
+}  // namespace keyward::cli

@@ -1,0 +1,26 @@
+// How a key looks on the terminal and in --json output.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "cli/json.hpp"
+#include "ipc/protocol.hpp"
+#include "ipc/result.hpp"
+
+namespace keyward::cli {
+
+// "ecdsa_secp256r1_sha256", or "0x0403"-style for a code point this CLI does not know.
+std::string scheme_display_name(ipc::Scheme scheme);
+// SHA-256 of the SubjectPublicKeyInfo DER, lower-case hex.
+std::string spki_sha256(std::span<const uint8_t> spki);
+// The SPKI as a "PUBLIC KEY" PEM block, after checking that it parses.
+Result<std::string> spki_pem(std::span<const uint8_t> spki);
+
+// One key as a JSON object: name, type, bits, token, schemes, spki_sha256, attributes.
+void write_key_json(JsonWriter& json, const ipc::KeyInfo& key);
+// The multi-line human form used by `keys show` and `keys create`.
+std::string key_text(const ipc::KeyInfo& key);
+
+}  // namespace keyward::cli
