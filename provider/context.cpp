@@ -44,13 +44,40 @@ ConfigValues read_config(const OSSL_CORE_HANDLE* handle, OSSL_FUNC_core_get_para
 
 bool truthy(std::string_view v) { return v == "1" || v == "yes" || v == "true" || v == "on"; }
 
+// OpenSSL answers an unqualified fetch ("EC" key management, as libssl does for ECDHE
+// key generation and to decide which TLS groups it can offer) with the first provider
+// that registered the algorithm, and providers register in the order they sit in the
+// library context's provider list, which is load order until something sorts it. With
+// `-provider keyward -provider default` (or keyward first in openssl.cnf) our EC key
+// management would win, and TLS 1.2 ECDHE would lose every EC group. Our init runs
+// before we are put on that list, so making sure an entry named "default" is already on
+// it puts the default provider first, whatever order the user chose. We activate it
+// only for that moment: whether "default" is finally active stays the user's decision.
+//
+// Only done for the global default library context, the one we can recognise without
+// assuming what the core's opaque context pointer is.
+void put_default_provider_first(const OSSL_CORE_HANDLE* handle, OSSL_FUNC_core_get_libctx_fn* get_libctx,
+                                bool debug) {
+    if (get_libctx == nullptr) return;
+    auto* core = reinterpret_cast<OSSL_LIB_CTX*>(get_libctx(handle));
+    if (core != nullptr && core != OSSL_LIB_CTX_get0_global_default()) return;
+    if (OSSL_PROVIDER_available(nullptr, "default") == 1) return;  // already active, and thus listed
+    ERR_set_mark();
+    OSSL_PROVIDER* prov = OSSL_PROVIDER_load(nullptr, "default");
+    if (prov != nullptr) OSSL_PROVIDER_unload(prov);
+    ERR_pop_to_mark();
+    if (debug) std::fprintf(stderr, "keyward-provider: listed the default provider ahead of keyward\n");
+}
+
 }  // namespace
 
 ProviderContext::ProviderContext(const OSSL_CORE_HANDLE* handle, const OSSL_DISPATCH* in) : handle_(handle) {
     OSSL_FUNC_core_get_params_fn* get_params = nullptr;
+    OSSL_FUNC_core_get_libctx_fn* get_libctx = nullptr;
     for (const OSSL_DISPATCH* f = in; f != nullptr && f->function_id != 0; ++f) {
         switch (f->function_id) {
             case OSSL_FUNC_CORE_GET_PARAMS: get_params = OSSL_FUNC_core_get_params(f); break;
+            case OSSL_FUNC_CORE_GET_LIBCTX: get_libctx = OSSL_FUNC_core_get_libctx(f); break;
             case OSSL_FUNC_CORE_NEW_ERROR: new_error_ = OSSL_FUNC_core_new_error(f); break;
             case OSSL_FUNC_CORE_SET_ERROR_DEBUG: set_error_debug_ = OSSL_FUNC_core_set_error_debug(f); break;
             case OSSL_FUNC_CORE_VSET_ERROR: vset_error_ = OSSL_FUNC_core_vset_error(f); break;
@@ -66,6 +93,7 @@ ProviderContext::ProviderContext(const OSSL_CORE_HANDLE* handle, const OSSL_DISP
     options.client_name = "keyward-provider";
     client_ = std::make_unique<keyward::Client>(std::move(options));
 
+    put_default_provider_first(handle, get_libctx, debug_);
     libctx_ = OSSL_LIB_CTX_new_child(handle, in);
     debug("loaded; agent socket " + client_->socket_path());
 }
@@ -90,7 +118,9 @@ void ProviderContext::raise(const SourceLocation& where, Reason reason, std::str
         return;
     }
     new_error_(handle_);
-    set_error_debug_(handle_, where.file, where.line, where.func);
+    // Inside the guard lambdas __func__ is "operator()", which would only confuse.
+    const char* func = std::strcmp(where.func, "operator()") == 0 ? "" : where.func;
+    set_error_debug_(handle_, where.file, where.line, func);
     call_vset_error(vset_error_, handle_, static_cast<uint32_t>(reason), "%s", text.c_str());
 }
 

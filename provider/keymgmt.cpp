@@ -67,9 +67,14 @@ int km_import(void* keydata, int selection, const OSSL_PARAM params[]) noexcept 
     if (key == nullptr) return 0;
     return guard(key->provider, KEYWARD_HERE, 0, [&] {
         if (!key->name.empty()) return 0;  // an agent key's public half is fixed
+        // Someone else's private key: we could hold only its public half, and a signature
+        // operation of ours would then be chosen for it and fail. Refusing makes OpenSSL
+        // use the provider the key came from.
+        for (const char* secret : {OSSL_PKEY_PARAM_PRIV_KEY, OSSL_PKEY_PARAM_RSA_D})
+            if (OSSL_PARAM_locate_const(params, secret) != nullptr) return 0;
         int what = 0;
-        if ((selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) != 0 || (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0)
-            what = EVP_PKEY_PUBLIC_KEY;  // a private part, if any, is ignored: we never hold one
+        if ((selection & OSSL_KEYMGMT_SELECT_KEYPAIR) != 0)
+            what = EVP_PKEY_PUBLIC_KEY;  // asked for a pair, given a public key: take what there is
         else if ((selection & OSSL_KEYMGMT_SELECT_ALL_PARAMETERS) != 0)
             what = EVP_PKEY_KEY_PARAMETERS;
         else
