@@ -5,6 +5,7 @@
 #include "cli/commands.hpp"
 #include "cli/exit_codes.hpp"
 #include "cli/json.hpp"
+#include "cli/key_view.hpp"
 
 namespace po = boost::program_options;
 
@@ -59,7 +60,7 @@ int run_status(Context& ctx) {
         std::fputs(json.str().c_str(), stdout);
         return exit_ok;
     }
-    std::printf("agent:       %s (protocol %u)\n", st.server.c_str(), static_cast<unsigned>(hello->version));
+    std::printf("agent:       %s (protocol %u)\n", printable(st.server).c_str(), static_cast<unsigned>(hello->version));
     std::printf("socket:      %s\n", ctx.socket_path().c_str());
     std::printf("uptime:      %s\n", duration_text(st.uptime_seconds).c_str());
     std::printf("signatures:  %llu\n", static_cast<unsigned long long>(st.signatures));
@@ -69,8 +70,8 @@ int run_status(Context& ctx) {
     } else {
         std::printf("tokens:\n");
         for (const auto& t : st.tokens)
-            std::printf("  %-16s %-8s %-10s %s\n", t.name.c_str(), t.kind.c_str(), t.state.c_str(),
-                        t.description.c_str());
+            std::printf("  %-16s %-8s %-10s %s\n", printable(t.name).c_str(), printable(t.kind).c_str(),
+                        printable(t.state).c_str(), printable(t.description).c_str());
     }
     return exit_ok;
 }

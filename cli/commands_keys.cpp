@@ -56,7 +56,8 @@ int run_keys_list(Context& ctx) {
     }
     std::printf("%-24s %-10s %-6s %s\n", "NAME", "TYPE", "BITS", "TOKEN");
     for (const auto& key : keys.value())
-        std::printf("%-24s %-10s %-6u %s\n", key.name.c_str(), key.type.c_str(), key.bits, key.token.c_str());
+        std::printf("%-24s %-10s %-6u %s\n", printable(key.name).c_str(), printable(key.type).c_str(), key.bits,
+                    printable(key.token).c_str());
     return exit_ok;
 }
 
@@ -161,6 +162,11 @@ int run_keys_delete(Context& ctx) {
     const std::string name = positional_arg(vm, 0);
 
     if (auto s = ctx.client().delete_key(name); !s.ok()) return ctx.fail(s, "keys delete " + name);
+    if (ctx.global().json) {
+        JsonWriter json;
+        json.begin_object().member("deleted", name).end_object();
+        return print_json(json);
+    }
     std::printf("deleted key %s\n", name.c_str());
     return exit_ok;
 }

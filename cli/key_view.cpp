@@ -37,6 +37,13 @@ Result<std::string> spki_pem(std::span<const uint8_t> spki) {
     return std::string(data, static_cast<size_t>(len));
 }
 
+std::string printable(std::string_view text) {
+    std::string out(text);
+    for (auto& c : out)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+    return out;
+}
+
 void write_key_json(JsonWriter& json, const ipc::KeyInfo& key) {
     json.begin_object()
         .member("name", key.name)
@@ -58,7 +65,7 @@ std::string key_text(const ipc::KeyInfo& key) {
     const auto line = [&](std::string_view label, const std::string& value) {
         out += label;
         out.append(label.size() < 13 ? 13 - label.size() : 1, ' ');
-        out += value;
+        out += printable(value);
         out += '\n';
     };
     line("name:", key.name);
@@ -73,7 +80,7 @@ std::string key_text(const ipc::KeyInfo& key) {
         line("attributes:", "(none reported)");
     } else {
         out += "attributes:\n";
-        for (const auto& a : key.attributes) out += "  " + a.name + ": " + a.value + "\n";
+        for (const auto& a : key.attributes) out += "  " + printable(a.name) + ": " + printable(a.value) + "\n";
     }
     return out;
 }

@@ -18,6 +18,10 @@ std::string spki_sha256(std::span<const uint8_t> spki);
 // The SPKI as a "PUBLIC KEY" PEM block, after checking that it parses.
 Result<std::string> spki_pem(std::span<const uint8_t> spki);
 
+// `text` with control characters shown as '?', so that device-supplied strings cannot
+// drive the terminal.
+std::string printable(std::string_view text);
+
 // One key as a JSON object: name, type, bits, token, schemes, spki_sha256, attributes.
 void write_key_json(JsonWriter& json, const ipc::KeyInfo& key);
 // The multi-line human form used by `keys show` and `keys create`.
