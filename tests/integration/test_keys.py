@@ -1,6 +1,7 @@
 """Key management through the CLI against a real keywardd on SoftHSM2: every key type is
 generated on the token, listed, shown, exported as a public key, and deleted."""
 
+import hashlib
 import re
 
 import harness
@@ -31,6 +32,10 @@ class TestKeys(AgentTestCase):
     def assert_public_key(self, name, key_type):
         bits, curve = EXPECTED_PUBLIC_KEY[key_type]
         text = self.pubkey_text(name)
+        der = openssl("pkey", "-pubin", "-in", self.tmp.join(f"{name}.pub.pem"), "-outform", "DER").stdout_bytes
+        shown = self.agent.cli("keys", "show", name, json=True).data
+        self.assertEqual(shown.get("spki_sha256"), hashlib.sha256(der).hexdigest(),
+                         "keys show and keys pubkey disagree about the public key")
         self.assertIn(f"Public-Key: ({bits} bit)", text, text)
         if curve:
             self.assertIn(f"NIST CURVE: {curve}", text, text)
@@ -45,6 +50,7 @@ class TestKeys(AgentTestCase):
         self.assertEqual(data.get("type"), key_type, data)
         bits = EXPECTED_PUBLIC_KEY[key_type][0]
         self.assertEqual(int(data.get("bits", 0)), bits, data)
+        self.assertEqual(sorted(data.get("schemes", [])), sorted(harness.schemes_for(key_type)), data)
         human = self.agent.cli("keys", "show", name).stdout
         self.assertIn(name, human)
         self.assertIn(key_type, human)
