@@ -11,6 +11,7 @@
 
 #include <csignal>
 #include <filesystem>
+#include <map>
 #include <thread>
 
 #include "agent/server.hpp"
@@ -83,17 +84,29 @@ private:
     Status result_;
 };
 
+std::map<int, std::vector<uint8_t>> g_unread;  // per raw connection: bytes read past a frame
+
+void close_raw(int fd) {
+    g_unread.erase(fd);
+    ::close(fd);
+}
+
 void send_all(int fd, const std::vector<uint8_t>& bytes) {
     REQUIRE(::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size()));
 }
 
-// Reads one whole frame; returns its header and body.
+// Reads one whole frame; returns its header and body. Bytes of the next frames that came
+// with it stay buffered for the next call.
 std::pair<ipc::FrameHeader, std::vector<uint8_t>> read_frame(int fd) {
-    std::vector<uint8_t> buf;
+    std::vector<uint8_t>& buf = g_unread[fd];
     for (;;) {
         auto r = ipc::parse_frame(buf);
-        if (r.state == ipc::ParseState::complete)
-            return {r.frame.header, std::vector<uint8_t>(r.frame.body.begin(), r.frame.body.end())};
+        if (r.state == ipc::ParseState::complete) {
+            std::pair<ipc::FrameHeader, std::vector<uint8_t>> frame{
+                r.frame.header, std::vector<uint8_t>(r.frame.body.begin(), r.frame.body.end())};
+            buf.erase(buf.begin(), buf.begin() + static_cast<long>(r.consumed));
+            return frame;
+        }
         REQUIRE(r.state == ipc::ParseState::incomplete);
         uint8_t chunk[4096];
         ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
@@ -121,7 +134,7 @@ TEST_CASE("agent: answers come back out of order when a device is slow", "[serve
     CHECK(second.first.request_id == 1);
     CHECK(first.first.status == 0);
     CHECK(second.first.status == 0);
-    ::close(fd);
+    close_raw(fd);
 }
 
 TEST_CASE("agent: hostile frames get errors, the connection and the agent survive", "[server]") {
@@ -161,7 +174,7 @@ TEST_CASE("agent: hostile frames get errors, the connection and the agent surviv
         uint8_t b;
         CHECK(::recv(fd, &b, 1, 0) == 0);  // then EOF
     }
-    ::close(fd);
+    close_raw(fd);
     // Whatever happened above, a fresh client still gets signatures.
     Client client({agent.path(), 5s, "unit"});
     auto sig = client.sign("fastkey", ipc::Scheme::ecdsa_secp256r1_sha256, std::vector<uint8_t>(32, 7));
