@@ -47,26 +47,28 @@ bool truthy(std::string_view v) { return v == "1" || v == "yes" || v == "true" |
 // OpenSSL answers an unqualified fetch ("EC" key management, as libssl does for ECDHE
 // key generation and to decide which TLS groups it can offer) with the first provider
 // that registered the algorithm, and providers register in the order they sit in the
-// library context's provider list, which is load order until something sorts it. With
-// `-provider keyward -provider default` (or keyward first in openssl.cnf) our EC key
-// management would win, and TLS 1.2 ECDHE would lose every EC group. Our init runs
-// before we are put on that list, so making sure an entry named "default" is already on
-// it puts the default provider first, whatever order the user chose. We activate it
-// only for that moment: whether "default" is finally active stays the user's decision.
+// library context's provider list: load order. With `-provider keyward -provider
+// default` (or keyward first in openssl.cnf) our EC key management would win, and TLS 1.2
+// ECDHE would lose every EC group. Our init runs before we are put on that list, so
+// activating "default" here, when nobody has yet, puts it first whatever order the user
+// chose. We need it anyway: keyward hashes and parses public keys with it. (Loading and
+// unloading at once is not enough: openssl.cnf's loader then deactivates the entry it
+// finds.) Our activation is released at teardown.
 //
 // Only done for the global default library context, the one we can recognise without
 // assuming what the core's opaque context pointer is.
-void put_default_provider_first(const OSSL_CORE_HANDLE* handle, OSSL_FUNC_core_get_libctx_fn* get_libctx,
-                                bool debug) {
-    if (get_libctx == nullptr) return;
+OSSL_PROVIDER* put_default_provider_first(const OSSL_CORE_HANDLE* handle, OSSL_FUNC_core_get_libctx_fn* get_libctx,
+                                          bool debug) {
+    if (get_libctx == nullptr) return nullptr;
     auto* core = reinterpret_cast<OSSL_LIB_CTX*>(get_libctx(handle));
-    if (core != nullptr && core != OSSL_LIB_CTX_get0_global_default()) return;
-    if (OSSL_PROVIDER_available(nullptr, "default") == 1) return;  // already active, and thus listed
+    if (core != nullptr && core != OSSL_LIB_CTX_get0_global_default()) return nullptr;
+    if (OSSL_PROVIDER_available(nullptr, "default") == 1) return nullptr;  // already active, and listed
     ERR_set_mark();
     OSSL_PROVIDER* prov = OSSL_PROVIDER_load(nullptr, "default");
-    if (prov != nullptr) OSSL_PROVIDER_unload(prov);
     ERR_pop_to_mark();
-    if (debug) std::fprintf(stderr, "keyward-provider: listed the default provider ahead of keyward\n");
+    if (debug && prov != nullptr)
+        std::fprintf(stderr, "keyward-provider: activated the default provider ahead of keyward\n");
+    return prov;
 }
 
 }  // namespace
@@ -93,12 +95,15 @@ ProviderContext::ProviderContext(const OSSL_CORE_HANDLE* handle, const OSSL_DISP
     options.client_name = "keyward-provider";
     client_ = std::make_unique<keyward::Client>(std::move(options));
 
-    put_default_provider_first(handle, get_libctx, debug_);
+    default_provider_ = put_default_provider_first(handle, get_libctx, debug_);
     libctx_ = OSSL_LIB_CTX_new_child(handle, in);
     debug("loaded; agent socket " + client_->socket_path());
 }
 
-ProviderContext::~ProviderContext() { OSSL_LIB_CTX_free(libctx_); }
+ProviderContext::~ProviderContext() {
+    OSSL_LIB_CTX_free(libctx_);
+    if (default_provider_ != nullptr) OSSL_PROVIDER_unload(default_provider_);
+}
 
 namespace {
 void call_vset_error(OSSL_FUNC_core_vset_error_fn* fn, const OSSL_CORE_HANDLE* handle, uint32_t reason,

@@ -6,6 +6,7 @@
 #include <openssl/core.h>
 #include <openssl/core_dispatch.h>
 #include <openssl/evp.h>
+#include <openssl/provider.h>
 
 #include <memory>
 #include <string>
@@ -76,6 +77,7 @@ private:
     OSSL_FUNC_core_set_error_debug_fn* set_error_debug_ = nullptr;
     OSSL_FUNC_core_vset_error_fn* vset_error_ = nullptr;
     OSSL_LIB_CTX* libctx_ = nullptr;
+    OSSL_PROVIDER* default_provider_ = nullptr;  // our own activation of "default", if we made one
     std::unique_ptr<keyward::Client> client_;
     bool debug_ = false;
 };
