@@ -16,7 +16,8 @@ Overview:
     free_port() -> int                   a TCP port on 127.0.0.1 that was free a moment ago
     TempDir(prefix)                      temp directory, removed by cleanup() / on context exit
     Agent(tmp, ...)                      keywardd in embedded mode: start/stop/restart/reload,
-                                         cli(), signatures(), log access, pkcs11_tool()
+                                         cli(), signatures(), create_key(), pubkey(), key_ref(),
+                                         csr(), issue_client_cert(), log access, pkcs11_tool()
     CliResult                            what Agent.cli() returns (rc, stdout, stderr, data)
     TestCA(directory)                    an openssl software CA: client certs from CSRs, server certs
     SServer(cert, key, ca, ...)          `openssl s_server` requiring a client certificate
@@ -492,6 +493,27 @@ class Agent:
                 f.write(pem)
         return pem
 
+    def key_ref(self, name, out_path):
+        """`keyward keys ref NAME --out FILE`: the key-reference PEM ("KEYWARD KEY") that
+        OpenSSL loads through the keyward provider. Returns out_path."""
+        self.cli("keys", "ref", name, "--out", out_path)
+        return out_path
+
+    def csr(self, name, out_path, subject=None, sans=()):
+        """`keyward csr NAME --subject S [--san ...] --out FILE` (subject default /CN=NAME;
+        sans like "dns:localhost", "ip:127.0.0.1"). Returns out_path."""
+        args = ["csr", name, "--subject", subject or f"/CN={name}"]
+        for san in sans:
+            args += ["--san", san]
+        self.cli(*args, "--out", out_path)
+        return out_path
+
+    def issue_client_cert(self, ca, name, out_path, subject=None, sans=()):
+        """A client certificate for agent key `name`: a CSR signed by the device key, issued
+        by `ca` (a TestCA). Returns out_path (PEM)."""
+        csr = self.csr(name, os.path.splitext(out_path)[0] + ".csr", subject, sans)
+        return ca.issue_client_cert(csr, out_path)
+
     # -- the embedded token, seen from outside --
 
     def softhsm_conf(self):
@@ -648,6 +670,12 @@ class SServer:
     def output(self):
         with self._lock:
             return b"".join(self._chunks).decode("utf-8", "replace")
+
+    def wait_for(self, pattern, timeout=10):
+        """Waits until the server's output matches regex `pattern`; returns the match or
+        None after `timeout` seconds."""
+        rx = re.compile(pattern)
+        return wait_until(lambda: rx.search(self.output()), timeout)
 
     def __enter__(self):
         # stdin stays an open pipe: without -www, s_server ends a session when stdin hits EOF.

@@ -55,10 +55,13 @@ class TestCsr(AgentTestCase):
                 self.assertEqual(der(pem), der(ours))
 
     def test_ca_issues_a_client_certificate_from_the_csr(self):
-        csr = self.make_csr("csr-p256")
-        cert = self.ca.issue_client_cert(csr, self.tmp.join("client.crt"))
+        cert = self.agent.issue_client_cert(self.ca, "csr-p256", self.tmp.join("client.crt"),
+                                            subject="/CN=client.example", sans=["dns:client.example"])
         done = openssl("verify", "-CAfile", self.ca.cert, "-purpose", "sslclient", cert)
         self.assertIn("OK", done.stdout)
+        # The certificate certifies the device key.
+        in_cert = openssl("x509", "-in", cert, "-noout", "-pubkey").stdout
+        self.assertEqual(in_cert.strip(), self.agent.pubkey("csr-p256").strip())
 
     def test_csr_on_stdout_without_out(self):
         done = self.agent.cli("csr", "csr-p256", "--subject", "/CN=stdout")

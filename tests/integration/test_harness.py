@@ -37,8 +37,7 @@ class TestCAAndSServer(unittest.TestCase):
             with SServer(self.server_cert, self.server_key, self.ca.cert) as server:
                 done = self.s_client(server.port, version, "-cert", self.client_cert, "-key", self.client_key)
                 self.assertEqual(done.rc, 0, done.describe() + "\n--- s_server ---\n" + server.output())
-                self.assertTrue(harness.wait_until(lambda: "CN = alice" in server.output() or
-                                                   "CN=alice" in server.output(), 10),
+                self.assertTrue(server.wait_for(r"CN ?= ?alice"),
                                 "s_server did not report the client certificate:\n" + server.output())
 
     def test_sserver_refuses_a_client_without_certificate(self):

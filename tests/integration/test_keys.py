@@ -1,6 +1,7 @@
 """Key management through the CLI against a real keywardd on SoftHSM2: every key type is
 generated on the token, listed, shown, exported as a public key, and deleted."""
 
+import base64
 import hashlib
 import re
 
@@ -94,6 +95,19 @@ class TestKeys(AgentTestCase):
             self.assertIn(name, listed)
         for name in names.values():
             self.agent.cli("keys", "delete", name)
+
+    def test_key_reference_names_the_key_and_carries_its_public_key(self):
+        self.agent.create_key("ref-key", "ec-p256")
+        path = self.agent.key_ref("ref-key", self.tmp.join("ref-key.pem"))
+        text = open(path).read()
+        self.assertIn("-----BEGIN KEYWARD KEY-----", text)
+        self.assertNotIn("PRIVATE", text)
+        body = base64.b64decode("".join(l for l in text.splitlines() if l and not l.startswith("-----")))
+        spki = openssl("pkey", "-pubin", "-outform", "DER", input=self.agent.pubkey("ref-key")).stdout_bytes
+        self.assertIn(b"ref-key", body)
+        self.assertIn(spki, body)
+        self.assertEqual(self.agent.cli("keys", "ref", "ref-key").stdout, text, "--out and stdout differ")
+        self.agent.cli("keys", "delete", "ref-key")
 
     def test_duplicate_create_fails_and_keeps_the_original(self):
         self.agent.create_key("dup", "ec-p256")
