@@ -5,7 +5,9 @@ Builds on tests/integration/harness.py (agent, CLI, CA, s_server)."""
 
 import os
 import re
+import subprocess
 import sys
+import time
 
 _here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.environ.get("KEYWARD_SOURCE_DIR", os.path.join(_here, "..", "..")),
@@ -105,3 +107,45 @@ def assert_handshake_used_agent(test, agent, before, result, subject_cn, protoco
         test.assertRegex(result.stdout, rf"Protocol\s*:\s*{re.escape(protocol)}", result.describe())
     after = agent.signatures()
     test.assertGreater(after, before, "the agent's signature counter did not move: the key was not used")
+
+
+class LongLivedClient:
+    """tests/provider/tls_client.py in a subprocess: one SSLContext, many handshakes."""
+
+    def __init__(self, ca_file, cert, key, env):
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tls_client.py")
+        full_env = dict(os.environ)
+        full_env.update({k: v for k, v in env.items() if v is not None})
+        for k, v in env.items():
+            if v is None:
+                full_env.pop(k, None)
+        self.proc = subprocess.Popen([harness.require_program("python3"), script, ca_file, cert, key],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     env=full_env, text=True, bufsize=1)
+        self.expect_line("ready")
+
+    def expect_line(self, prefix, timeout=60):
+        deadline = time.monotonic() + timeout
+        line = self.proc.stdout.readline()
+        if not line.startswith(prefix) or time.monotonic() > deadline:
+            raise AssertionError(f"tls_client.py said {line!r}, expected {prefix!r}")
+        return line
+
+    def connect(self, port, version=""):
+        self.proc.stdin.write(f"connect {port} {version}\n")
+        self.proc.stdin.flush()
+        return self.proc.stdout.readline().strip()
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write("quit\n")
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode

@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Failure behaviour of the provider inside other people's programs: a stopped agent gives
+a fast, clear error (no crash, no hang); a long-lived process recovers by itself once the
+agent is back; a key the caller may not use is refused with a message that says so."""
+
+import os
+import time
+
+import provider_helpers as ph
+from provider_helpers import harness
+
+FAST = 10  # seconds: "fails fast" (the client's own timeout is 30 s)
+
+
+class AgentDownTest(harness.AgentTestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.ca = harness.TestCA(cls.tmp.join("ca"))
+        cls.key = ph.ClientKey(cls.agent, cls.ca, cls.tmp, "client", "ec-p256")
+        cls.cnf = ph.write_openssl_cnf(cls.tmp, cls.agent.socket)
+
+    def setUp(self):
+        if not self.agent.alive():
+            self.agent.start()
+
+    def assert_clear_unreachable(self, done, started):
+        elapsed = time.monotonic() - started
+        self.assertNotEqual(done.rc, 0, done.describe())
+        self.assertLess(done.rc, 128, "killed by a signal:\n" + done.describe())
+        self.assertLess(elapsed, FAST, f"took {elapsed:.1f}s to fail")
+        self.assertIn(f"keyward: agent not reachable at {self.agent.socket}", done.stderr, done.describe())
+
+    def test_stopped_agent_fails_fast_with_a_clear_error(self):
+        self.agent.stop()
+        with ph.www_server(self.ca) as server:
+            started = time.monotonic()
+            done = ph.s_client(server.port, self.ca.cert, self.key.cert, self.key.uri, extra=ph.provider_args(),
+                               env={"KEYWARD_SOCKET": self.agent.socket, "OPENSSL_CONF": None}, timeout=60)
+            self.assert_clear_unreachable(done, started)
+            self.assertIn("loading the key", done.stderr)
+
+            # The key-reference file decodes without the agent; the handshake's signature fails.
+            started = time.monotonic()
+            done = ph.s_client(server.port, self.ca.cert, self.key.cert, self.key.keyref,
+                               env={"OPENSSL_CONF": self.cnf, "KEYWARD_SOCKET": None}, timeout=60)
+            self.assert_clear_unreachable(done, started)
+            self.assertIn("signing", done.stderr)
+
+    def test_long_lived_process_recovers_after_agent_restart(self):
+        client = ph.LongLivedClient(self.ca.cert, self.key.cert, self.key.keyref,
+                                 {"OPENSSL_CONF": self.cnf, "KEYWARD_SOCKET": None})
+        try:
+            with ph.www_server(self.ca) as server:
+                before = self.agent.signatures()
+                self.assertEqual(client.connect(server.port), f"ok TLSv1.3 {self.key.name}")
+                self.assertGreater(self.agent.signatures(), before)
+
+                self.agent.stop()
+                started = time.monotonic()
+                answer = client.connect(server.port)
+                self.assertTrue(answer.startswith("error"), answer)
+                self.assertLess(time.monotonic() - started, FAST)
+
+                self.agent.start()
+                before = self.agent.signatures()
+                for version in ("tls1_3", "tls1_2"):
+                    self.assertEqual(client.connect(server.port, version),
+                                     f"ok {'TLSv1.3' if version == 'tls1_3' else 'TLSv1.2'} {self.key.name}")
+                self.assertGreaterEqual(self.agent.signatures(), before + 2)
+        finally:
+            self.assertEqual(client.close(), 0)
+
+
+class DeniedKeyTest(harness.AgentTestCase):
+    """Socket open to everyone (0666), key policy: root only. uid 65534 is refused."""
+
+    @classmethod
+    def make_agent(cls):
+        harness.require_program("setpriv")
+        cls.public = cls.tmp.public_dir("public")
+        return harness.Agent(cls.tmp, socket=os.path.join(cls.public, "agent.sock"), socket_mode=0o666)
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.agent.create_key("root-only", "ec-p256")
+        cls.keyref = os.path.join(cls.public, "root-only.keyref")
+        cls.agent.cli("keys", "ref", "root-only", "--out", cls.keyref)
+        os.chmod(cls.keyref, 0o644)
+        cls.message = cls.tmp.write("public/message.txt", "hello\n", mode=0o644)
+
+    def run_as_nobody(self, *args):
+        return harness.run([harness.require_program("openssl"), *args], user=harness.NOBODY_UID, check=False,
+                           env={"KEYWARD_SOCKET": self.agent.socket, "OPENSSL_CONF": None, "HOME": self.public},
+                           cwd=self.public)
+
+    def test_uri_load_is_denied_clearly(self):
+        done = self.run_as_nobody("pkey", *ph.provider_args(), "-in", "keyward:root-only", "-pubout")
+        self.assertNotEqual(done.rc, 0, done.describe())
+        self.assertIn("keyward: access to key root-only denied", done.stderr, done.describe())
+
+    def test_keyref_signing_is_denied_clearly(self):
+        before = self.agent.signatures()
+        done = self.run_as_nobody("dgst", *ph.provider_args(), "-sha256", "-sign", self.keyref,
+                                  "-out", os.path.join(self.public, "sig.bin"), self.message)
+        self.assertNotEqual(done.rc, 0, done.describe())
+        self.assertIn("keyward: access to key root-only denied", done.stderr, done.describe())
+        self.assertEqual(self.agent.signatures(), before)
+        self.assertAgentAlive()
+
+
+if __name__ == "__main__":
+    harness.main()
