@@ -18,6 +18,14 @@ KEY = "robust"
 SCHEME = "ecdsa_secp256r1_sha256"
 
 
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
 def fd_count(pid):
     return len(os.listdir(f"/proc/{pid}/fd"))
 
@@ -193,14 +201,19 @@ class TestRobustness(AgentTestCase):
                                  f"1,000 connections")
 
     def test_client_that_never_reads_its_answers(self):
-        # 20,000 answers are more than the agent queues for one client (1 MiB), so it must
-        # stop reading from us rather than buffer without bound.
-        batch = b"".join(frame(OPS["status"], i) for i in range(20000))
+        # 200,000 STATUS requests would make ~30 MB of answers. The agent queues at most
+        # about 1 MiB for one client and then stops reading from it (back-pressure), so its
+        # memory must stay flat while our writes block.
+        batch = b"".join(frame(OPS["status"], i) for i in range(200000))
+        rss_before = rss_kib(self.agent.pid)
         with connect_unix(self.agent.socket, timeout=3) as s:
             try:
                 s.sendall(batch)
+                self.fail("the agent read 2.4 MB of requests from a client that reads no answers")
             except socket.timeout:
-                pass  # the agent stopped reading from us: back-pressure, as it should
+                pass
+            growth = rss_kib(self.agent.pid) - rss_before
+            self.assertLess(growth, 16 * 1024, f"the agent grew by {growth} KiB for one client that does not read")
         self.assert_still_serving()
 
     def test_pipelined_requests_on_one_connection(self):
