@@ -100,7 +100,7 @@ public:
     // The first connection: token found (else fail), sessions opened, logged in (a rejected
     // PIN is not a failure here: health says needs_pin and the agent reports it).
     Status start() {
-        Status s = recover(generation_.load());
+        Status s = recover(std::nullopt);
         if (s.ok() || health_.load() == DeviceHealth::needs_pin) return {};
         if (health_.load() == DeviceHealth::removed) return Status{ErrorCode::no_such_token, s.message};
         return s;
@@ -126,7 +126,7 @@ public:
             if (rv == CKR_OK && (logged_in || config_.pin_file.empty())) return DeviceHealth::present;
             recover(gen);
         } else {
-            recover(generation_.load());
+            recover(std::nullopt);
         }
         return health_.load();
     }
@@ -303,9 +303,16 @@ private:
             {
                 PooledSession session;
                 rv = pool_.acquire(session);
-                if (rv == CKR_OK) rv = op(session, call);
-                if (rv == CKR_OPERATION_ACTIVE || rv == CKR_BUFFER_TOO_SMALL) session.discard();
+                if (rv == CKR_OK) {
+                    rv = op(session, call);
+                    if (rv != CKR_OK) {
+                        // A failed call may leave an operation active: never reuse the session.
+                        session.discard();
+                        rv = explain_failure(session.handle(), rv, gen);
+                    }
+                }
             }
+            if (rv == CKR_OPERATION_ACTIVE && attempt == 0) continue;  // that session is gone now
             if (rv == CKR_OK) return {};
             if (is_recoverable(rv) && attempt == 0) {
                 Status recovered = recover(gen);
@@ -324,15 +331,16 @@ private:
 
     Status ensure_ready() {
         if (ready_.load(std::memory_order_acquire)) return {};
-        return recover(generation_.load());
+        return recover(std::nullopt);
     }
 
     // Drops every session and cached handle, finds the token again (its slot may have changed),
-    // reopens and logs in. `seen` is the generation the caller failed in: if someone else has
-    // recovered since, there is nothing to do.
-    Status recover(uint64_t seen) {
+    // reopens and logs in. `failed_in` is the generation an operation failed in: if someone else
+    // has recovered since, there is nothing to do. Without it (not ready yet), a recovery that
+    // finished while we waited for the lock is enough.
+    Status recover(std::optional<uint64_t> failed_in) {
         std::lock_guard lock(recover_mu_);
-        if (ready_.load() && generation_.load() != seen) return {};
+        if (ready_.load() && (!failed_in || generation_.load() != *failed_in)) return {};
         ready_.store(false);
         generation_.fetch_add(1);  // stale cache entries and lent sessions now fail their checks
 
@@ -352,6 +360,8 @@ private:
         }
         Status login_status = login();
         if (!login_status.ok()) return login_status;
+        // Again after the login: work that started during the recovery sees the change too.
+        generation_.fetch_add(1);
         health_.store(DeviceHealth::present);
         ready_.store(true, std::memory_order_release);
         return {};
@@ -421,6 +431,16 @@ private:
         return label_.empty() ? config_.token_uri : "'" + label_ + "'";
     }
 
+    // Some modules answer a lost login with a generic error (SoftHSM: CKR_GENERAL_ERROR from
+    // C_SignInit after a logout). Ask the session itself before calling the error final.
+    // A recovery that ran meanwhile (the generation moved) may already have logged in again.
+    CK_RV explain_failure(CK_SESSION_HANDLE s, CK_RV rv, uint64_t gen) {
+        if (is_recoverable(rv) || config_.pin_file.empty()) return rv;
+        const CK_RV state = check_logged_in(s);
+        if (is_recoverable(state)) return state;
+        return generation_.load(std::memory_order_acquire) != gen ? CKR_USER_NOT_LOGGED_IN : rv;
+    }
+
     // Private objects are invisible, not an error, to a session that lost its login.
     CK_RV check_logged_in(CK_SESSION_HANDLE s) {
         if (config_.pin_file.empty()) return CKR_OK;
@@ -450,17 +470,24 @@ private:
         }
         call = "C_FindObjects";
         std::vector<CK_OBJECT_HANDLE> found;
-        CK_RV rv = find_by_label(f_, session.handle(), CKO_PRIVATE_KEY, label, found);
-        if (rv != CKR_OK) return rv;
-        if (found.empty()) {
+        // Absent, or invisible because the login was lost around the search (and maybe restored
+        // already by another thread's recovery, which moves the generation on). A key is only
+        // declared absent after a search with a login before and after it.
+        for (int look = 0; look < 2 && found.empty(); ++look) {
+            CK_RV rv = find_by_label(f_, session.handle(), CKO_PRIVATE_KEY, label, found);
+            if (rv != CKR_OK) return rv;
+            if (!found.empty()) break;
             rv = check_logged_in(session.handle());
             if (rv != CKR_OK) return rv;
+            if (generation_.load(std::memory_order_acquire) != gen) return CKR_USER_NOT_LOGGED_IN;
+        }
+        if (found.empty()) {
             problem = no_such_key(label);
             return CKR_OK;
         }
         call = "C_GetAttributeValue";
         std::optional<KeyType> type;
-        rv = read_key_type(f_, session.handle(), found.front(), type);
+        CK_RV rv = read_key_type(f_, session.handle(), found.front(), type);
         if (rv != CKR_OK) return rv;
         if (!type) {
             problem = Status{ErrorCode::unsupported_scheme, "key " + label + " has a type or size keyward does not handle"};

@@ -58,7 +58,12 @@ CK_RV SessionPool::acquire(PooledSession& out) {
 void SessionPool::give_back(CK_SESSION_HANDLE handle, uint64_t generation, bool discard) noexcept {
     {
         std::lock_guard lock(mu_);
-        if (generation != generation_) return;  // closed by reset() already
+        if (generation != generation_) {
+            // Lent before a reset: close it now that nobody uses it. If a module reused the
+            // number for one of the current sessions, the old session is long gone: leave it.
+            if (std::find(open_.begin(), open_.end(), handle) == open_.end()) f_->C_CloseSession(handle);
+            return;
+        }
         if (discard) {
             f_->C_CloseSession(handle);
             std::erase(open_, handle);
@@ -72,8 +77,10 @@ void SessionPool::give_back(CK_SESSION_HANDLE handle, uint64_t generation, bool 
 void SessionPool::reset(std::optional<CK_SLOT_ID> slot) {
     {
         std::lock_guard lock(mu_);
-        // Only our own sessions: other users of the module in this process keep theirs.
-        for (CK_SESSION_HANDLE h : open_) f_->C_CloseSession(h);
+        // Only free sessions are closed here: closing a session while another thread is inside
+        // C_Sign on it crashes some modules (SoftHSM 2.6 frees the operation under it). Lent
+        // sessions are closed when they come back. Other users of the module keep theirs.
+        for (CK_SESSION_HANDLE h : free_) f_->C_CloseSession(h);
         open_.clear();
         free_.clear();
         ++generation_;

@@ -45,9 +45,8 @@ public:
 
     // Takes a free session, opens a new one while below capacity, or waits for one.
     CK_RV acquire(PooledSession& out);
-    // Closes every session of the pool (lent ones too: their users see the handle fail) and
-    // points the pool at `slot`, or at nothing while the token is gone. Closing an
-    // application's last session on a token also ends its login there.
+    // Starts a new generation of sessions on `slot` (or on nothing while the token is gone):
+    // free sessions are closed now, lent ones when they come back.
     void reset(std::optional<CK_SLOT_ID> slot);
     size_t capacity() const noexcept { return capacity_; }
 

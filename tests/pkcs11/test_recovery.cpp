@@ -7,8 +7,10 @@
 
 #include <p11-kit/pkcs11.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstring>
+#include <mutex>
 #include <thread>
 
 #include "pkcs11/module.hpp"
@@ -85,6 +87,61 @@ TEST_CASE("recovery: all sessions closed under the backend", "[recovery]") {
     auto listed = backend.list_keys();
     REQUIRE(listed.ok());
     CHECK(listed.value().size() == 1);
+}
+
+// Logins are lost while other threads sign. (Sessions are not closed here while in use:
+// SoftHSM 2.6 crashes when a session is closed under a running C_Sign, so no test, and no
+// recovery of ours, ever does that.)
+TEST_CASE("recovery: login lost while threads are signing", "[recovery][threads]") {
+    test::SoftHsmToken token("storm");
+    auto opened = pkcs11::open_backend(token.config(4));
+    REQUIRE(opened.ok());
+    auto& backend = *opened.value();
+    auto key = backend.generate("k", KeyType::ec_p256);
+    REQUIRE(key.ok());
+
+    RawModule raw;
+    const CK_SLOT_ID slot = raw.slot_of("storm");
+    std::atomic<bool> stop{false};
+    std::atomic<int> good{0}, unavailable{0}, wrong{0};
+    std::mutex wrong_mu;
+    std::string wrong_what;
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back([&] {
+            while (!stop.load()) {
+                const auto digest = random_bytes(32);
+                auto sig = backend.sign("k", ipc::Scheme::ecdsa_secp256r1_sha256, digest);
+                if (sig.ok() && verify_signature(key.value().spki, ipc::Scheme::ecdsa_secp256r1_sha256, digest,
+                                                 sig.value()))
+                    ++good;
+                else if (!sig.ok() && sig.status().code == ErrorCode::device_unavailable)
+                    ++unavailable;  // allowed: the retry itself can be hit by the next loss
+                else {
+                    std::lock_guard lock(wrong_mu);
+                    wrong_what = sig.ok() ? "a signature that does not verify" : sig.status().message;
+                    ++wrong;
+                }
+            }
+        });
+    CK_SESSION_HANDLE own = CK_INVALID_HANDLE;
+    REQUIRE(raw.f->C_OpenSession(slot, CKF_SERIAL_SESSION, nullptr, nullptr, &own) == CKR_OK);
+    int logouts = 0;
+    for (int round = 0; round < 10; ++round) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        if (raw.f->C_Logout(own) == CKR_OK) ++logouts;
+    }
+    raw.f->C_CloseSession(own);
+    CHECK(logouts >= 5);  // the backend logged in again between them
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    stop = true;
+    for (auto& th : threads) th.join();
+    INFO(wrong_what);
+    CHECK(wrong.load() == 0);
+    CHECK(good.load() > 0);
+    CHECK(unavailable.load() <= good.load() / 10);
+    sign_ok(backend, key.value());  // and afterwards everything works
+    CHECK(backend.health() == DeviceHealth::present);
 }
 
 TEST_CASE("recovery: the user logged out under the backend", "[recovery]") {
