@@ -129,6 +129,9 @@ public:
             else if (k.str() == "module") s = string(v, key, tc.module);
             else if (k.str() == "uri") s = string(v, key, tc.uri);
             else if (k.str() == "pin_file") s = string(v, key, tc.pin_file);
+            else if (k.str() == "tcti") s = string(v, key, tc.tcti);
+            else if (k.str() == "key_dir") s = string(v, key, tc.key_dir);
+            else if (k.str() == "auth_file") s = string(v, key, tc.auth_file);
             else if (k.str() == "sessions") {
                 auto n = v.value<int64_t>();
                 if (!v.is_integer() || !n || *n < 1 || *n > 256)
@@ -140,11 +143,17 @@ public:
             }
             if (!s.ok()) return s;
         }
-        if (tc.kind.empty()) return fail(node.source(), prefix + ".kind", "missing (\"pkcs11\")");
-        if (tc.kind != "pkcs11")
-            return fail(node.source(), prefix + ".kind", "unsupported kind '" + tc.kind + "' (expected \"pkcs11\")");
-        if (tc.module.empty()) return fail(node.source(), prefix + ".module", "missing (path of the PKCS#11 module)");
-        if (tc.uri.empty()) return fail(node.source(), prefix + ".uri", "missing (e.g. \"pkcs11:token=LABEL\")");
+        if (tc.kind.empty()) return fail(node.source(), prefix + ".kind", "missing (\"pkcs11\" or \"tpm\")");
+        if (tc.kind == "pkcs11") {
+            if (tc.module.empty())
+                return fail(node.source(), prefix + ".module", "missing (path of the PKCS#11 module)");
+            if (tc.uri.empty()) return fail(node.source(), prefix + ".uri", "missing (e.g. \"pkcs11:token=LABEL\")");
+        } else if (tc.kind == "tpm") {
+            if (tc.tcti.empty()) tc.tcti = "device:/dev/tpmrm0";
+        } else {
+            return fail(node.source(), prefix + ".kind",
+                        "unsupported kind '" + tc.kind + "' (expected \"pkcs11\" or \"tpm\")");
+        }
         c.tokens.push_back(std::move(tc));
         return {};
     }

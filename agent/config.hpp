@@ -26,11 +26,16 @@ struct Principals {
 
 struct TokenConfig {
     std::string name;
-    std::string kind;      // "pkcs11"
+    std::string kind;      // "pkcs11" or "tpm"
+    // pkcs11
     std::string module;
     std::string uri;
     std::string pin_file;
     size_t sessions = 0;   // 0: the backend's default
+    // tpm
+    std::string tcti;      // default "device:/dev/tpmrm0"
+    std::string key_dir;   // wrapped key blobs; default STATE_DIR/tpm/NAME
+    std::string auth_file; // optional auth value for the keys made on this token
     bool operator==(const TokenConfig&) const = default;
 };
 

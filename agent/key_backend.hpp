@@ -51,6 +51,13 @@ public:
     // Generates on the device, non-exportable by construction. key_exists if the label is taken.
     virtual Result<BackendKey> generate(const std::string& label, KeyType type) = 0;
     virtual Status destroy(const std::string& label) = 0;
+    // Adopts a key another tool made on this device, from its device-specific file (a TPM's
+    // wrapped blob). Devices whose keys cannot be adopted this way keep the default.
+    virtual Result<BackendKey> import_key(const std::string& label, std::span<const uint8_t> blob) {
+        (void)label;
+        (void)blob;
+        return Status{ErrorCode::invalid_argument, "this token cannot import key files"};
+    }
 
     // `digest` is the hash the client computed with the scheme's digest. ECDSA answers
     // DER; RSA PKCS#1 gets its DigestInfo built here; PSS uses salt = hash length.

@@ -4,6 +4,7 @@
 
 #include "agent/log.hpp"
 #include "pkcs11/pkcs11_backend.hpp"
+#include "tpm/tpm_backend.hpp"
 
 namespace keyward {
 namespace {
@@ -30,6 +31,12 @@ Result<std::shared_ptr<Token>> open_token(const TokenConfig& config) {
     if (config.kind == "pkcs11") {
         pkcs11::Pkcs11Config pc{config.module, config.uri, config.pin_file, config.sessions};
         auto backend = pkcs11::open_backend(pc);
+        if (!backend.ok())
+            return Status{backend.status().code, "token " + config.name + ": " + backend.status().message};
+        token->backend = std::move(backend).value();
+    } else if (config.kind == "tpm") {
+        tpm::TpmConfig tc{config.tcti, config.key_dir, config.auth_file};
+        auto backend = tpm::open_backend(tc);
         if (!backend.ok())
             return Status{backend.status().code, "token " + config.name + ": " + backend.status().message};
         token->backend = std::move(backend).value();

@@ -40,6 +40,8 @@ Result<AgentConfig> load(const Options& o) {
         config.source.clear();  // built-in defaults: the embedded token
     }
     if (!o.state_dir.empty()) config.state_dir = o.state_dir;
+    for (auto& t : config.tokens)
+        if (t.kind == "tpm" && t.key_dir.empty()) t.key_dir = config.state_dir + "/tpm/" + t.name;
     if (!o.log_level.empty()) config.log_level = o.log_level;
     if (!o.socket.empty()) config.socket = o.socket;
     else if (config.socket.empty())

@@ -390,6 +390,7 @@ void Server::handle_frame(const std::shared_ptr<Connection>& c, uint8_t op_byte,
         case ipc::Op::sign: return handle_sign(c, id, body);
         case ipc::Op::generate_key: return handle_generate(c, id, body);
         case ipc::Op::delete_key: return handle_delete(c, id, body);
+        case ipc::Op::import_key: return handle_import(c, id, body);
     }
     send(c, std::move(out));
 }
@@ -435,42 +436,75 @@ void Server::handle_sign(const std::shared_ptr<Connection>& c, uint32_t id, std:
     });
 }
 
+Token* Server::new_key_target(const std::shared_ptr<Connection>& c, uint32_t id, uint8_t op, const std::string& name,
+                              const std::string& token_name, std::string_view action) {
+    if (!policy_->may_manage(c->caller)) {
+        deny(c, id, op, name, action);
+        return nullptr;
+    }
+    if (!is_valid_key_name(name)) {
+        reply_error(c, id, op,
+                    {ErrorCode::invalid_argument,
+                     "invalid key name '" + name + "': use letters, digits, '.', '_', '-' (at most 64)"});
+        return nullptr;
+    }
+    if (registry_->find(name)) {
+        reply_error(c, id, op, {ErrorCode::key_exists, "a key named " + name + " already exists"});
+        return nullptr;
+    }
+    auto token = registry_->token(token_name);
+    if (!token) {
+        reply_error(c, id, op,
+                    {ErrorCode::no_such_token,
+                     token_name.empty() ? "no token is configured" : "no such token: " + token_name});
+        return nullptr;
+    }
+    return token.get();
+}
+
+void Server::answer_new_key(const std::shared_ptr<Connection>& c, uint32_t id, ipc::Op op, Token* token,
+                            const std::string& name, Result<BackendKey> made) {
+    std::vector<uint8_t> out;
+    if (made.ok()) {
+        ipc::KeyInfo info = to_key_info(made.value(), token->name);
+        auto owner = token->weak_from_this().lock();
+        if (owner && !registry_->add(owner, info)) log::warning("key " + name + " appeared twice; keeping the first");
+        ipc::encode_response(out, id, op, info);
+    } else {
+        log::warning(std::string(ipc::op_name(op)) + " " + name + " failed: " + made.status().message);
+        ipc::encode_error(out, id, static_cast<uint8_t>(op), made.status());
+    }
+    c->in_flight.fetch_sub(1);
+    send(c, std::move(out));
+}
+
 void Server::handle_generate(const std::shared_ptr<Connection>& c, uint32_t id, std::span<const uint8_t> body) {
     const auto op = static_cast<uint8_t>(ipc::Op::generate_key);
     auto req = ipc::decode_generate_key_request(body);
     if (!req.ok()) return reply_error(c, id, op, req.status());
-    if (!policy_->may_manage(c->caller)) return deny(c, id, op, req->name, "generate");
-    if (!is_valid_key_name(req->name))
-        return reply_error(c, id, op,
-                           {ErrorCode::invalid_argument, "invalid key name '" + req->name +
-                                                             "': use letters, digits, '.', '_', '-' (at most 64)"});
     auto type = key_type_from_name(req->type);
     if (!type)
         return reply_error(c, id, op,
                            {ErrorCode::invalid_argument,
                             "unknown key type '" + req->type + "' (ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096)"});
-    if (registry_->find(req->name))
-        return reply_error(c, id, op, {ErrorCode::key_exists, "a key named " + req->name + " already exists"});
-    auto token = registry_->token(req->token);
-    if (!token)
-        return reply_error(c, id, op,
-                           {ErrorCode::no_such_token,
-                            req->token.empty() ? "no token is configured" : "no such token: " + req->token});
+    Token* token = new_key_target(c, id, op, req->name, req->token, "generate");
+    if (!token) return;
     log::notice("generating " + req->type + " key " + req->name + " on token " + token->name + " for " + who(*c));
-    submit(c, id, op, *token, [this, c, id, token = token.get(), name = req->name, kt = *type]() {
-        auto made = token->backend->generate(name, kt);
-        std::vector<uint8_t> out;
-        if (made.ok()) {
-            ipc::KeyInfo info = to_key_info(made.value(), token->name);
-            auto owner = token->weak_from_this().lock();
-            if (owner && !registry_->add(owner, info)) log::warning("key " + name + " appeared twice; keeping the first");
-            ipc::encode_response(out, id, ipc::Op::generate_key, info);
-        } else {
-            log::warning("generating key " + name + " failed: " + made.status().message);
-            ipc::encode_error(out, id, static_cast<uint8_t>(ipc::Op::generate_key), made.status());
-        }
-        c->in_flight.fetch_sub(1);
-        send(c, std::move(out));
+    submit(c, id, op, *token, [this, c, id, token, name = req->name, kt = *type]() {
+        answer_new_key(c, id, ipc::Op::generate_key, token, name, token->backend->generate(name, kt));
+    });
+}
+
+void Server::handle_import(const std::shared_ptr<Connection>& c, uint32_t id, std::span<const uint8_t> body) {
+    const auto op = static_cast<uint8_t>(ipc::Op::import_key);
+    auto req = ipc::decode_import_key_request(body);
+    if (!req.ok()) return reply_error(c, id, op, req.status());
+    Token* token = new_key_target(c, id, op, req->name, req->token, "import");
+    if (!token) return;
+    log::notice("importing key " + req->name + " into token " + token->name + " for " + who(*c));
+    submit(c, id, op, *token, [this, c, id, token, request = std::move(req).value()]() {
+        answer_new_key(c, id, ipc::Op::import_key, token, request.name,
+                       token->backend->import_key(request.name, request.blob));
     });
 }
 

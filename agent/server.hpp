@@ -49,6 +49,13 @@ private:
     void handle_frame(const std::shared_ptr<Connection>& c, uint8_t op, uint32_t id, std::span<const uint8_t> body);
     void handle_sign(const std::shared_ptr<Connection>& c, uint32_t id, std::span<const uint8_t> body);
     void handle_generate(const std::shared_ptr<Connection>& c, uint32_t id, std::span<const uint8_t> body);
+    void handle_import(const std::shared_ptr<Connection>& c, uint32_t id, std::span<const uint8_t> body);
+    // Checks rights, name and token for a key about to be created; null after replying an error.
+    Token* new_key_target(const std::shared_ptr<Connection>& c, uint32_t id, uint8_t op, const std::string& name,
+                          const std::string& token_name, std::string_view action);
+    // Runs on an executor: registers a key the device just made (or adopted) and answers.
+    void answer_new_key(const std::shared_ptr<Connection>& c, uint32_t id, ipc::Op op, Token* token,
+                        const std::string& name, Result<BackendKey> made);
     void handle_delete(const std::shared_ptr<Connection>& c, uint32_t id, std::span<const uint8_t> body);
     void reply_error(const std::shared_ptr<Connection>& c, uint32_t id, uint8_t op, const Status& status);
     void deny(const std::shared_ptr<Connection>& c, uint32_t id, uint8_t op, const std::string& key,

@@ -405,6 +405,11 @@ Result<ipc::KeyInfo> Client::generate_key(const ipc::GenerateKeyRequest& request
     return impl_->answer<ipc::KeyInfo>(std::move(r), ipc::decode_key_response);
 }
 
+Result<ipc::KeyInfo> Client::import_key(const ipc::ImportKeyRequest& request) {
+    auto r = impl_->call([&](auto& out, uint32_t id) { return ipc::encode_request(out, id, request); }, false);
+    return impl_->answer<ipc::KeyInfo>(std::move(r), ipc::decode_key_response);
+}
+
 Status Client::delete_key(std::string_view name) {
     ipc::KeyNameRequest req{std::string(name)};
     auto r = impl_->call(

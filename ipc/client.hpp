@@ -55,6 +55,7 @@ public:
     Result<std::vector<uint8_t>> sign(std::string_view key, ipc::Scheme scheme,
                                       std::span<const uint8_t> digest);
     Result<ipc::KeyInfo> generate_key(const ipc::GenerateKeyRequest& request);
+    Result<ipc::KeyInfo> import_key(const ipc::ImportKeyRequest& request);
     Status delete_key(std::string_view name);
 
 private:

@@ -283,6 +283,14 @@ bool encode_request(std::vector<uint8_t>& out, uint32_t id, const GenerateKeyReq
     });
 }
 
+bool encode_request(std::vector<uint8_t>& out, uint32_t id, const ImportKeyRequest& m) {
+    return write_frame(out, request_header(id, Op::import_key), [&](FrameWriter& w) {
+        w.put_string(Tag::name, m.name);
+        if (!m.token.empty()) w.put_string(Tag::token, m.token);
+        w.put_bytes(Tag::blob, m.blob);
+    });
+}
+
 Result<HelloRequest> decode_hello_request(std::span<const uint8_t> body) {
     HelloRequest m;
     bool have_version = false;
@@ -345,6 +353,20 @@ Result<GenerateKeyRequest> decode_generate_key_request(std::span<const uint8_t> 
     if (!s.ok()) return s;
     if (m.name.empty()) return malformed("no key name");
     if (m.type.empty()) return malformed("no key type");
+    return m;
+}
+
+Result<ImportKeyRequest> decode_import_key_request(std::span<const uint8_t> body) {
+    ImportKeyRequest m;
+    Status s = walk(body, [&](const Tlv& t, std::string&) {
+        if (is(t, Tag::name)) m.name = read_string(t);
+        else if (is(t, Tag::token)) m.token = read_string(t);
+        else if (is(t, Tag::blob)) m.blob = read_bytes(t);
+        return true;
+    });
+    if (!s.ok()) return s;
+    if (m.name.empty()) return malformed("no key name");
+    if (m.blob.empty()) return malformed("no key blob");
     return m;
 }
 

@@ -96,19 +96,21 @@ bool encode_request(std::vector<uint8_t>& out, uint32_t id, const HelloRequest& 
 bool encode_request(std::vector<uint8_t>& out, uint32_t id, Op op, const KeyNameRequest& m);
 bool encode_request(std::vector<uint8_t>& out, uint32_t id, const SignRequest& m);
 bool encode_request(std::vector<uint8_t>& out, uint32_t id, const GenerateKeyRequest& m);
+bool encode_request(std::vector<uint8_t>& out, uint32_t id, const ImportKeyRequest& m);
 
 bool encode_error(std::vector<uint8_t>& out, uint32_t id, uint8_t op, const Status& status);
 bool encode_empty_response(std::vector<uint8_t>& out, uint32_t id, Op op);
 bool encode_response(std::vector<uint8_t>& out, uint32_t id, const HelloResponse& m);
 bool encode_response(std::vector<uint8_t>& out, uint32_t id, const StatusResponse& m);
 bool encode_response(std::vector<uint8_t>& out, uint32_t id, const ListKeysResponse& m);
-bool encode_response(std::vector<uint8_t>& out, uint32_t id, Op op, const KeyInfo& m);  // GET_KEY, GENERATE_KEY
+bool encode_response(std::vector<uint8_t>& out, uint32_t id, Op op, const KeyInfo& m);  // GET_KEY, GENERATE_KEY, IMPORT_KEY
 bool encode_response(std::vector<uint8_t>& out, uint32_t id, const SignResponse& m);
 
 Result<HelloRequest> decode_hello_request(std::span<const uint8_t> body);
 Result<KeyNameRequest> decode_key_name_request(std::span<const uint8_t> body);
 Result<SignRequest> decode_sign_request(std::span<const uint8_t> body);
 Result<GenerateKeyRequest> decode_generate_key_request(std::span<const uint8_t> body);
+Result<ImportKeyRequest> decode_import_key_request(std::span<const uint8_t> body);
 
 Result<HelloResponse> decode_hello_response(std::span<const uint8_t> body);
 Result<StatusResponse> decode_status_response(std::span<const uint8_t> body);

@@ -29,6 +29,7 @@ enum class Op : uint8_t {
     sign = 5,
     generate_key = 6,
     delete_key = 7,
+    import_key = 8,
 };
 
 std::optional<Op> op_from_byte(uint8_t b) noexcept;
@@ -61,6 +62,7 @@ enum class Tag : uint16_t {
     max_in_flight = 22,   // u32
     key_count = 23,       // u32
     uid = 24,             // u32: the caller as the agent sees it
+    blob = 25,            // bytes: a device-specific key file (e.g. TSS2 PRIVATE KEY PEM)
 };
 
 // TLS 1.3 SignatureScheme code points (RFC 8446 §4.2.3): stable and well known.
@@ -162,6 +164,12 @@ struct GenerateKeyRequest {
     std::string type;
     std::string token;  // empty: the agent's default token
     bool operator==(const GenerateKeyRequest&) const = default;
+};
+struct ImportKeyRequest {  // a key made on the device by another tool (wrapped, still non-exportable)
+    std::string name;
+    std::string token;  // empty: the agent's default token
+    std::vector<uint8_t> blob;
+    bool operator==(const ImportKeyRequest&) const = default;
 };
 
 }  // namespace keyward::ipc

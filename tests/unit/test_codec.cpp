@@ -104,6 +104,14 @@ TEST_CASE("round trip of every message", "[codec]") {
         REQUIRE(name.ok());
         CHECK(name->name == "n");
     }
+    SECTION("import request") {
+        ImportKeyRequest m{"tpmkey", "tpm", {0x2d, 0x2d, 0x2d}};
+        REQUIRE(encode_request(out, 5, m));
+        auto back = decode_import_key_request(parse_one(out).body);
+        REQUIRE(back.ok());
+        CHECK(back.value() == m);
+        CHECK_FALSE(decode_import_key_request({}).ok());
+    }
     SECTION("sign answer") {
         SignResponse m{{1, 2, 3}};
         REQUIRE(encode_response(out, 4, m));
