@@ -131,33 +131,8 @@ void ProviderContext::raise(const SourceLocation& where, Reason reason, std::str
 
 void ProviderContext::raise_status(const SourceLocation& where, const Status& status, std::string_view key,
                                    std::string_view doing) const {
-    std::string k(key);
-    std::string what = doing.empty() ? std::string() : " (" + std::string(doing) + ")";
-    switch (status.code) {
-        case ErrorCode::agent_unreachable:
-        case ErrorCode::timeout:
-        case ErrorCode::connection_lost:
-            // The client's messages already name the socket path.
-            raise(where, Reason::agent_unreachable, "keyward: " + status.message + what);
-            return;
-        case ErrorCode::access_denied:
-            raise(where, Reason::access_denied, "keyward: access to key " + k + " denied" + what + ": " + status.message);
-            return;
-        case ErrorCode::no_such_key:
-            raise(where, Reason::no_such_key, "keyward: no such key " + k + " in the agent at " + socket_path());
-            return;
-        case ErrorCode::device_unavailable:
-        case ErrorCode::device_error:
-            raise(where, Reason::device_error, "keyward: key " + k + ": device error" + what + ": " + status.message);
-            return;
-        case ErrorCode::unsupported_scheme:
-            raise(where, Reason::unsupported, "keyward: key " + k + what + ": " + status.message);
-            return;
-        default:
-            raise(where, Reason::agent_error,
-                  "keyward: key " + k + what + ": " + std::string(error_code_name(status.code)) + ": " + status.message);
-            return;
-    }
+    FailureText text = describe_failure(status, key, doing, socket_path());
+    raise(where, text.reason, text.message);
 }
 
 void ProviderContext::debug(std::string_view message) const {

@@ -14,22 +14,9 @@
 
 #include "ipc/client.hpp"
 #include "ipc/result.hpp"
+#include "provider/failure_text.hpp"
 
 namespace keyward::provider {
-
-// Reason codes on the OpenSSL error queue (library "keyward"); their texts are in
-// kReasonStrings (provider.cpp) so `openssl errstr` and ERR_print_errors name them.
-enum class Reason : int {
-    agent_unreachable = 1,
-    access_denied = 2,
-    no_such_key = 3,
-    device_error = 4,
-    unsupported = 5,
-    invalid_argument = 6,
-    not_our_key = 7,
-    internal = 8,
-    agent_error = 9,
-};
 
 // Where a failing call came from, for set_error_debug (file, line, function).
 struct SourceLocation {

@@ -13,10 +13,9 @@
 #include <string_view>
 
 #include "provider/context.hpp"
+#include "provider/scheme_select.hpp"
 
 namespace keyward::provider {
-
-enum class KeyKind { ec, rsa, rsa_pss };
 
 // OpenSSL's names for each kind, as the default provider registers them. The first
 // name of each is what OSSL_OBJECT_PARAM_DATA_TYPE carries.

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <charconv>
 
-#include "provider/key.hpp"
 
 namespace keyward::provider {
 

@@ -15,7 +15,8 @@
 
 namespace keyward::provider {
 
-enum class KeyKind;
+// The key kinds keyward handles (OpenSSL names: "EC", "RSA", "RSA-PSS").
+enum class KeyKind { ec, rsa, rsa_pss };
 
 enum class DigestId { none, sha256, sha384, sha512, other };
 enum class Padding { pkcs1, pss };

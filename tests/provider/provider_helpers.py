@@ -59,13 +59,28 @@ def write_openssl_cnf(tmp, socket, name="openssl.cnf", keyward_first=False, debu
     return tmp.write(name, text)
 
 
-def write_engine_cnf(tmp, socket, name="openssl-engine.cnf"):
-    """An openssl.cnf that makes the keyward engine loadable by id ("keyward") and points
-    it at the agent socket. Returns its path."""
-    text = (f"openssl_conf = openssl_init\n\n[openssl_init]\nengines = engine_sect\n\n[engine_sect]\n"
-            f"keyward = keyward_engine_sect\n\n[keyward_engine_sect]\nengine_id = keyward\n"
-            f"dynamic_path = {engine_module()}\nSOCKET = {socket}\ninit = 0\n")
+def write_engine_cnf(tmp, socket, name="openssl-engine.cnf", with_provider=False):
+    """An openssl.cnf that loads and initialises the keyward engine (init = 1: nginx calls
+    ENGINE_load_private_key without ENGINE_init) with its SOCKET; with_provider also
+    activates the default and keyward providers. Returns its path."""
+    init = ["engines = engine_sect"]
+    sections = [f"[engine_sect]\nkeyward = keyward_engine_sect\n",
+                f"[keyward_engine_sect]\nengine_id = keyward\ndynamic_path = {engine_module()}\n"
+                f"SOCKET = {socket}\ninit = 1\n"]
+    if with_provider:
+        init.append("providers = provider_sect")
+        sections += ["[provider_sect]\ndefault = default_sect\nkeyward = keyward_sect\n",
+                     "[default_sect]\nactivate = 1\n",
+                     f"[keyward_sect]\nmodule = {provider_module()}\nsocket = {socket}\nactivate = 1\n"]
+    text = "openssl_conf = openssl_init\n\n[openssl_init]\n" + "\n".join(init) + "\n\n" + "\n".join(sections)
     return tmp.write(name, text)
+
+
+def engine_env(socket=None):
+    """Environment for programs that find the engine by id: OPENSSL_ENGINES points at the
+    build tree, KEYWARD_SOCKET at the agent (or removed), no OPENSSL_CONF."""
+    engine_module()
+    return {"OPENSSL_ENGINES": os.path.dirname(engine_module()), "KEYWARD_SOCKET": socket, "OPENSSL_CONF": None}
 
 
 class ClientKey:

@@ -1,7 +1,6 @@
 // Mapping of (key kind, digest, padding, salt, MGF1) onto the agent's signature schemes.
 #include <catch2/catch.hpp>
 
-#include "provider/key.hpp"
 #include "provider/scheme_select.hpp"
 
 using keyward::ipc::Scheme;
