@@ -192,8 +192,13 @@ public:
                     s = k.str() == "tokens" ? token(name.str(), sub, c) : key(name.str(), sub, c);
                     if (!s.ok()) return s;
                 }
+            } else if (k.str() == "identities") {
+                if (!v.is_table()) return fail(v.source(), "identities", "expected a table of tables");
+                auto ids = lifecycle::parse_identities(*v.as_table(), source_);
+                if (!ids.ok()) return ids.status();
+                c.identities = std::move(ids).value();
             } else {
-                s = fail(k.source(), k.str(), "unknown section (expected agent, tokens or keys)");
+                s = fail(k.source(), k.str(), "unknown section (expected agent, tokens, keys or identities)");
             }
             if (!s.ok()) return s;
         }

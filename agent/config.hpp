@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/lifecycle/lifecycle.hpp"
 #include "ipc/result.hpp"
 
 namespace keyward {
@@ -58,6 +59,7 @@ struct AgentConfig {
     Principals default_allow;           // who may sign with keys that have no [keys.NAME] entry
     std::vector<TokenConfig> tokens;    // in file order
     std::vector<KeyConfig> keys;
+    std::vector<std::shared_ptr<const lifecycle::IdentityConfig>> identities;
 
     const KeyConfig* key(std::string_view name) const;
 };

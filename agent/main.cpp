@@ -97,6 +97,13 @@ std::string default_token(const AgentConfig& c) {
     return c.tokens.empty() ? std::string(kEmbeddedTokenName) : c.tokens.front().name;
 }
 
+std::shared_ptr<LifecycleRunner> start_lifecycle(const AgentConfig& config, const std::shared_ptr<KeyRegistry>& registry) {
+    if (config.identities.empty()) return nullptr;
+    auto lifecycle = lifecycle::make_lifecycle(config.identities, make_key_access(registry), config.state_dir);
+    if (!lifecycle) return nullptr;
+    return std::make_shared<LifecycleRunner>(std::move(lifecycle));
+}
+
 int run(const Options& options) {
     auto config = load(options);
     if (!config.ok()) {
@@ -146,6 +153,7 @@ int run(const Options& options) {
         auto reopened = open_tokens(fresh.value(), server.registry().tokens());
         if (!reopened.ok()) return reopened.status();
         server.registry().reset(std::move(reopened).value(), default_token(fresh.value()));
+        server.set_lifecycle(start_lifecycle(fresh.value(), registry));
         server.set_policy(std::make_shared<AccessPolicy>(fresh.value(), agent_uid));
         log::Level lvl = log::Level::info;
         log::parse_level(fresh->log_level, lvl);
@@ -158,11 +166,13 @@ int run(const Options& options) {
     {
         Server server(std::move(listener).value(), registry, std::make_shared<AccessPolicy>(config.value(), agent_uid),
                       reload);
+        server.set_lifecycle(start_lifecycle(config.value(), registry));
         log::notice(std::string("keywardd ") + KEYWARD_VERSION + " ready" +
                     (config->source.empty() ? " (embedded token in " + config->state_dir + ")"
                                             : " (configuration " + config->source + ")"));
         result = server.run();
-        // Finish the device work in flight before the server (which the jobs answer through) goes.
+        // Finish the work in flight before the server (which the jobs answer through) goes.
+        server.set_lifecycle(nullptr);
         registry->reset({}, {});
     }
     if (!result.ok()) {

@@ -78,6 +78,8 @@ Server::~Server() {
 
 void Server::set_policy(std::shared_ptr<const AccessPolicy> policy) { policy_ = std::move(policy); }
 
+void Server::set_lifecycle(std::shared_ptr<LifecycleRunner> lifecycle) { lifecycle_ = std::move(lifecycle); }
+
 Status Server::run() {
     epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
     if (epoll_fd_ < 0) return {ErrorCode::internal, std::string("epoll_create1: ") + std::strerror(errno)};
@@ -391,6 +393,10 @@ void Server::handle_frame(const std::shared_ptr<Connection>& c, uint8_t op_byte,
         case ipc::Op::generate_key: return handle_generate(c, id, body);
         case ipc::Op::delete_key: return handle_delete(c, id, body);
         case ipc::Op::import_key: return handle_import(c, id, body);
+        case ipc::Op::list_identities:
+        case ipc::Op::get_identity:
+        case ipc::Op::renew:
+        case ipc::Op::rollback: return handle_identity_op(c, *op, id, body);
     }
     send(c, std::move(out));
 }
@@ -506,6 +512,58 @@ void Server::handle_import(const std::shared_ptr<Connection>& c, uint32_t id, st
         answer_new_key(c, id, ipc::Op::import_key, token, request.name,
                        token->backend->import_key(request.name, request.blob));
     });
+}
+
+void Server::handle_identity_op(const std::shared_ptr<Connection>& c, ipc::Op op, uint32_t id,
+                                std::span<const uint8_t> body) {
+    const auto op_byte = static_cast<uint8_t>(op);
+    std::string name;
+    uint8_t flags = 0;
+    if (op == ipc::Op::renew) {
+        auto req = ipc::decode_renew_request(body);
+        if (!req.ok()) return reply_error(c, id, op_byte, req.status());
+        name = req->name;
+        flags = req->flags;
+    } else if (op != ipc::Op::list_identities) {
+        auto req = ipc::decode_key_name_request(body);
+        if (!req.ok()) return reply_error(c, id, op_byte, req.status());
+        name = req->name;
+    }
+    // Identity views name keys, subjects and files; changing them is management.
+    if (!policy_->may_manage(c->caller)) return deny(c, id, op_byte, {}, std::string(ipc::op_name(op)) + " on");
+    if (!lifecycle_)
+        return reply_error(c, id, op_byte,
+                           {ErrorCode::invalid_argument, "no identities are configured (see docs/lifecycle.md)"});
+    if (c->in_flight.load() >= kMaxInFlightPerConnection)
+        return reply_error(c, id, op_byte, {ErrorCode::busy, "too many requests in flight on one connection"});
+    c->in_flight.fetch_add(1);
+    bool queued = lifecycle_->submit([this, c, id, op, name, flags](lifecycle::Lifecycle& l) {
+        Result<std::string> view = Status{ErrorCode::internal, "unhandled"};
+        try {
+            switch (op) {
+                case ipc::Op::list_identities: view = l.list_json(); break;
+                case ipc::Op::get_identity: view = l.show_json(name); break;
+                case ipc::Op::renew:
+                    view = l.renew({name, (flags & ipc::kRenewNow) != 0, (flags & ipc::kRenewRekey) != 0});
+                    break;
+                default: view = l.rollback(name); break;
+            }
+        } catch (const std::exception& e) {
+            view = Status{ErrorCode::internal, std::string(ipc::op_name(op)) + " failed: " + e.what()};
+        }
+        std::vector<uint8_t> out;
+        if (!view.ok() || !ipc::encode_response(out, id, op, ipc::DocumentResponse{view.value()})) {
+            out.clear();
+            ipc::encode_error(out, id, static_cast<uint8_t>(op),
+                              view.ok() ? Status{ErrorCode::internal, "identity view too large"} : view.status());
+        }
+        c->in_flight.fetch_sub(1);
+        send(c, std::move(out));
+    });
+    if (!queued) {
+        c->in_flight.fetch_sub(1);
+        reply_error(c, id, op_byte, {ErrorCode::busy, "the certificate lifecycle is saturated; retry later"});
+    }
 }
 
 void Server::handle_delete(const std::shared_ptr<Connection>& c, uint32_t id, std::span<const uint8_t> body) {

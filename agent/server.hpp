@@ -15,6 +15,7 @@
 
 #include "agent/config.hpp"
 #include "agent/key_registry.hpp"
+#include "agent/lifecycle_runner.hpp"
 #include "agent/listener.hpp"
 #include "agent/policy.hpp"
 
@@ -38,6 +39,8 @@ public:
     Status run();
 
     void set_policy(std::shared_ptr<const AccessPolicy> policy);
+    // Identities; null when none are configured. Replace only from the event loop (reload).
+    void set_lifecycle(std::shared_ptr<LifecycleRunner> lifecycle);
     KeyRegistry& registry() { return *registry_; }
 
 private:
@@ -56,6 +59,8 @@ private:
     // Runs on an executor: registers a key the device just made (or adopted) and answers.
     void answer_new_key(const std::shared_ptr<Connection>& c, uint32_t id, ipc::Op op, Token* token,
                         const std::string& name, Result<BackendKey> made);
+    void handle_identity_op(const std::shared_ptr<Connection>& c, ipc::Op op, uint32_t id,
+                            std::span<const uint8_t> body);
     void handle_delete(const std::shared_ptr<Connection>& c, uint32_t id, std::span<const uint8_t> body);
     void reply_error(const std::shared_ptr<Connection>& c, uint32_t id, uint8_t op, const Status& status);
     void deny(const std::shared_ptr<Connection>& c, uint32_t id, uint8_t op, const std::string& key,
@@ -68,6 +73,7 @@ private:
     std::shared_ptr<KeyRegistry> registry_;
     std::shared_ptr<const AccessPolicy> policy_;
     ReloadFn reload_;
+    std::shared_ptr<LifecycleRunner> lifecycle_;
     int epoll_fd_ = -1;
     int signal_fd_ = -1;
     uint64_t next_conn_id_ = 1;

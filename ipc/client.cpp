@@ -418,4 +418,38 @@ Status Client::delete_key(std::string_view name) {
     return answer.status();
 }
 
+Result<std::string> Client::list_identities() {
+    auto r = impl_->call(
+        [](auto& out, uint32_t id) { return ipc::encode_request(out, id, ipc::Op::list_identities); }, true);
+    auto doc = impl_->answer<ipc::DocumentResponse>(std::move(r), ipc::decode_document_response);
+    if (!doc.ok()) return doc.status();
+    return std::move(doc.value().json);
+}
+
+Result<std::string> Client::get_identity(std::string_view name) {
+    ipc::KeyNameRequest req{std::string(name)};
+    auto r = impl_->call(
+        [&](auto& out, uint32_t id) { return ipc::encode_request(out, id, ipc::Op::get_identity, req); }, true);
+    auto doc = impl_->answer<ipc::DocumentResponse>(std::move(r), ipc::decode_document_response);
+    if (!doc.ok()) return doc.status();
+    return std::move(doc.value().json);
+}
+
+Result<std::string> Client::renew(std::string_view name, uint8_t flags) {
+    ipc::RenewRequest req{std::string(name), flags};
+    auto r = impl_->call([&](auto& out, uint32_t id) { return ipc::encode_request(out, id, req); }, false);
+    auto doc = impl_->answer<ipc::DocumentResponse>(std::move(r), ipc::decode_document_response);
+    if (!doc.ok()) return doc.status();
+    return std::move(doc.value().json);
+}
+
+Result<std::string> Client::rollback(std::string_view name) {
+    ipc::KeyNameRequest req{std::string(name)};
+    auto r = impl_->call(
+        [&](auto& out, uint32_t id) { return ipc::encode_request(out, id, ipc::Op::rollback, req); }, false);
+    auto doc = impl_->answer<ipc::DocumentResponse>(std::move(r), ipc::decode_document_response);
+    if (!doc.ok()) return doc.status();
+    return std::move(doc.value().json);
+}
+
 }  // namespace keyward

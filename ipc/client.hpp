@@ -58,6 +58,12 @@ public:
     Result<ipc::KeyInfo> import_key(const ipc::ImportKeyRequest& request);
     Status delete_key(std::string_view name);
 
+    // Certificate identities; answers are JSON views (docs/lifecycle.md).
+    Result<std::string> list_identities();
+    Result<std::string> get_identity(std::string_view name);
+    Result<std::string> renew(std::string_view name, uint8_t flags);  // ipc::kRenewNow | ipc::kRenewRekey
+    Result<std::string> rollback(std::string_view name);
+
 private:
     struct Impl;
     std::unique_ptr<Impl> impl_;

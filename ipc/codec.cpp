@@ -291,6 +291,13 @@ bool encode_request(std::vector<uint8_t>& out, uint32_t id, const ImportKeyReque
     });
 }
 
+bool encode_request(std::vector<uint8_t>& out, uint32_t id, const RenewRequest& m) {
+    return write_frame(out, request_header(id, Op::renew), [&](FrameWriter& w) {
+        w.put_string(Tag::name, m.name);
+        w.put_u8(Tag::flags, m.flags);
+    });
+}
+
 Result<HelloRequest> decode_hello_request(std::span<const uint8_t> body) {
     HelloRequest m;
     bool have_version = false;
@@ -370,6 +377,18 @@ Result<ImportKeyRequest> decode_import_key_request(std::span<const uint8_t> body
     return m;
 }
 
+Result<RenewRequest> decode_renew_request(std::span<const uint8_t> body) {
+    RenewRequest m;
+    Status s = walk(body, [&](const Tlv& t, std::string& why) {
+        if (is(t, Tag::name)) m.name = read_string(t);
+        else if (is(t, Tag::flags) && !read_as(t, m.flags)) return why = "flags is not a u8", false;
+        return true;
+    });
+    if (!s.ok()) return s;
+    if (m.name.empty()) return malformed("no identity name");
+    return m;
+}
+
 // ---- responses ------------------------------------------------------------
 
 bool encode_error(std::vector<uint8_t>& out, uint32_t id, uint8_t op, const Status& status) {
@@ -432,6 +451,28 @@ bool encode_response(std::vector<uint8_t>& out, uint32_t id, Op op, const KeyInf
 bool encode_response(std::vector<uint8_t>& out, uint32_t id, const SignResponse& m) {
     return write_frame(out, response_header(id, Op::sign),
                        [&](FrameWriter& w) { w.put_bytes(Tag::signature, m.signature); });
+}
+
+bool encode_response(std::vector<uint8_t>& out, uint32_t id, Op op, const DocumentResponse& m) {
+    // A view larger than one TLV value is split over repeated document elements.
+    return write_frame(out, response_header(id, op), [&](FrameWriter& w) {
+        std::string_view rest = m.json;
+        do {
+            std::string_view part = rest.substr(0, std::min<size_t>(rest.size(), kMaxTlvValue));
+            w.put_string(Tag::document, part);
+            rest.remove_prefix(part.size());
+        } while (!rest.empty());
+    });
+}
+
+Result<DocumentResponse> decode_document_response(std::span<const uint8_t> body) {
+    DocumentResponse m;
+    Status s = walk(body, [&](const Tlv& t, std::string&) {
+        if (is(t, Tag::document)) m.json += read_string(t);
+        return true;
+    });
+    if (!s.ok()) return s;
+    return m;
 }
 
 Result<HelloResponse> decode_hello_response(std::span<const uint8_t> body) {

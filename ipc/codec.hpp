@@ -97,6 +97,7 @@ bool encode_request(std::vector<uint8_t>& out, uint32_t id, Op op, const KeyName
 bool encode_request(std::vector<uint8_t>& out, uint32_t id, const SignRequest& m);
 bool encode_request(std::vector<uint8_t>& out, uint32_t id, const GenerateKeyRequest& m);
 bool encode_request(std::vector<uint8_t>& out, uint32_t id, const ImportKeyRequest& m);
+bool encode_request(std::vector<uint8_t>& out, uint32_t id, const RenewRequest& m);
 
 bool encode_error(std::vector<uint8_t>& out, uint32_t id, uint8_t op, const Status& status);
 bool encode_empty_response(std::vector<uint8_t>& out, uint32_t id, Op op);
@@ -105,18 +106,21 @@ bool encode_response(std::vector<uint8_t>& out, uint32_t id, const StatusRespons
 bool encode_response(std::vector<uint8_t>& out, uint32_t id, const ListKeysResponse& m);
 bool encode_response(std::vector<uint8_t>& out, uint32_t id, Op op, const KeyInfo& m);  // GET_KEY, GENERATE_KEY, IMPORT_KEY
 bool encode_response(std::vector<uint8_t>& out, uint32_t id, const SignResponse& m);
+bool encode_response(std::vector<uint8_t>& out, uint32_t id, Op op, const DocumentResponse& m);
 
 Result<HelloRequest> decode_hello_request(std::span<const uint8_t> body);
 Result<KeyNameRequest> decode_key_name_request(std::span<const uint8_t> body);
 Result<SignRequest> decode_sign_request(std::span<const uint8_t> body);
 Result<GenerateKeyRequest> decode_generate_key_request(std::span<const uint8_t> body);
 Result<ImportKeyRequest> decode_import_key_request(std::span<const uint8_t> body);
+Result<RenewRequest> decode_renew_request(std::span<const uint8_t> body);
 
 Result<HelloResponse> decode_hello_response(std::span<const uint8_t> body);
 Result<StatusResponse> decode_status_response(std::span<const uint8_t> body);
 Result<ListKeysResponse> decode_list_keys_response(std::span<const uint8_t> body);
 Result<KeyInfo> decode_key_response(std::span<const uint8_t> body);
 Result<SignResponse> decode_sign_response(std::span<const uint8_t> body);
+Result<DocumentResponse> decode_document_response(std::span<const uint8_t> body);
 // The message of a failed response (status != 0); empty when absent or malformed.
 std::string decode_error_message(std::span<const uint8_t> body);
 

@@ -3,7 +3,7 @@
 namespace keyward::ipc {
 
 std::optional<Op> op_from_byte(uint8_t b) noexcept {
-    if (b >= static_cast<uint8_t>(Op::hello) && b <= static_cast<uint8_t>(Op::import_key))
+    if (b >= static_cast<uint8_t>(Op::hello) && b <= static_cast<uint8_t>(Op::rollback))
         return static_cast<Op>(b);
     return std::nullopt;
 }
@@ -18,6 +18,10 @@ std::string_view op_name(Op op) noexcept {
         case Op::generate_key: return "generate_key";
         case Op::delete_key: return "delete_key";
         case Op::import_key: return "import_key";
+        case Op::list_identities: return "list_identities";
+        case Op::get_identity: return "get_identity";
+        case Op::renew: return "renew";
+        case Op::rollback: return "rollback";
     }
     return "unknown";
 }

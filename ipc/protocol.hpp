@@ -30,6 +30,10 @@ enum class Op : uint8_t {
     generate_key = 6,
     delete_key = 7,
     import_key = 8,
+    list_identities = 9,
+    get_identity = 10,
+    renew = 11,
+    rollback = 12,
 };
 
 std::optional<Op> op_from_byte(uint8_t b) noexcept;
@@ -63,6 +67,8 @@ enum class Tag : uint16_t {
     key_count = 23,       // u32
     uid = 24,             // u32: the caller as the agent sees it
     blob = 25,            // bytes: a device-specific key file (e.g. TSS2 PRIVATE KEY PEM)
+    document = 26,        // utf-8 JSON: an identity view, for people and scripts
+    flags = 27,           // u8: RENEW flags (kRenewNow, kRenewRekey)
 };
 
 // TLS 1.3 SignatureScheme code points (RFC 8446 §4.2.3): stable and well known.
@@ -164,6 +170,17 @@ struct GenerateKeyRequest {
     std::string type;
     std::string token;  // empty: the agent's default token
     bool operator==(const GenerateKeyRequest&) const = default;
+};
+inline constexpr uint8_t kRenewNow = 1;
+inline constexpr uint8_t kRenewRekey = 2;
+struct RenewRequest {
+    std::string name;  // identity
+    uint8_t flags = 0;
+    bool operator==(const RenewRequest&) const = default;
+};
+struct DocumentResponse {  // identity views (LIST_IDENTITIES, GET_IDENTITY, RENEW, ROLLBACK)
+    std::string json;
+    bool operator==(const DocumentResponse&) const = default;
 };
 struct ImportKeyRequest {  // a key made on the device by another tool (wrapped, still non-exportable)
     std::string name;

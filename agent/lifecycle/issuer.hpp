@@ -1,0 +1,53 @@
+// One interface for every way of getting a certificate: ACME, CMP, a certmonger-style
+// helper command. An issuer turns a CSR (signed on the device) into a certificate chain,
+// or says why not; it never decides whether the answer is good (validation does).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "agent/lifecycle/key_access.hpp"
+
+namespace keyward::lifecycle {
+
+struct IssueRequest {
+    std::string identity;            // the identity's name
+    std::string key;                 // name of the (new) device key the CSR is for
+    std::string csr_pem;             // PKCS#10, signed by `key`
+    std::string current_cert_pem;    // the certificate in force (empty on first enrollment)
+    std::string current_key;         // the key of the certificate in force (renewal authenticated by it)
+    std::string cookie;              // from an earlier `pending` answer, for polling
+    KeyAccess* keys = nullptr;       // device keys (e.g. for an ACME account key, CMP protection)
+};
+
+struct IssueResult {
+    enum class Kind {
+        issued,         // cert_pem (+ chain_pem) hold the answer
+        pending,        // ask again after retry_after with `cookie`
+        rejected,       // the CA said no: report, do not retry in a loop
+        unreachable,    // transient: retry with backoff
+        misconfigured,  // our side is wrong: report, retry only after a config change or long backoff
+    };
+    Kind kind = Kind::unreachable;
+    std::string cert_pem;    // the end-entity certificate
+    std::string chain_pem;   // intermediates (may be empty)
+    std::string cookie;
+    std::chrono::seconds retry_after{0};
+    std::string message;     // for people: what happened, what to do
+};
+
+std::string_view issue_kind_name(IssueResult::Kind kind) noexcept;
+
+class Issuer {
+public:
+    virtual ~Issuer() = default;
+    virtual std::string_view kind() const noexcept = 0;  // "acme", "cmp", "helper"
+    // Blocking; called from the lifecycle's worker thread, never the event loop.
+    virtual IssueResult submit(const IssueRequest& request) = 0;
+    // For a `pending` answer: ask again with request.cookie set.
+    virtual IssueResult poll(const IssueRequest& request) = 0;
+};
+
+}  // namespace keyward::lifecycle

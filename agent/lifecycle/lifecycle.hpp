@@ -1,0 +1,56 @@
+// Certificate lifecycle inside keywardd: identities (a key + its certificate chain + an
+// issuer + a renewal policy + hooks), enrollment, scheduled renewal, validation and the
+// crash-safe two-phase swap. See docs/lifecycle.md.
+//
+// Threading: the agent calls these from a dedicated lifecycle executor (one thread), never
+// from the event loop, so they may block on the network and on device keys.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <toml++/toml.h>
+
+#include "agent/lifecycle/key_access.hpp"
+#include "ipc/result.hpp"
+
+namespace keyward::lifecycle {
+
+// One [identities.NAME] table, validated. Fields are the lifecycle's own business; the
+// agent only stores and compares them (for reload) and passes them to make_lifecycle().
+struct IdentityConfig;
+bool same_identity_config(const IdentityConfig& a, const IdentityConfig& b);
+
+// Parses the [identities] section of a configuration file. Errors name the file, line and
+// key like every other config error ("keyward.toml:12: identities.web.issuer: ...").
+// Paths left empty here are resolved against the state directory by make_lifecycle().
+Result<std::vector<std::shared_ptr<const IdentityConfig>>> parse_identities(const toml::table& section,
+                                                                             const std::string& source);
+
+struct RenewRequest {
+    std::string identity;
+    bool now = false;    // ignore the schedule
+    bool rekey = false;  // new key on the device for this renewal
+};
+
+class Lifecycle {
+public:
+    virtual ~Lifecycle() = default;
+    // Views are JSON documents (the CLI prints them, or passes them through with --json).
+    virtual Result<std::string> list_json() = 0;
+    virtual Result<std::string> show_json(const std::string& identity) = 0;
+    // Enrolls when the identity has no certificate yet, renews otherwise; answers the
+    // identity's view afterwards. Failures keep the identity in force and are reported.
+    virtual Result<std::string> renew(const RenewRequest& request) = 0;
+    virtual Result<std::string> rollback(const std::string& identity) = 0;
+    // Runs due renewals (the agent calls it periodically from the lifecycle executor).
+    virtual void tick() = 0;
+    // Seconds until tick() should run again (bounded by the caller to [1, 3600]).
+    virtual long next_tick_seconds() = 0;
+};
+
+std::unique_ptr<Lifecycle> make_lifecycle(std::vector<std::shared_ptr<const IdentityConfig>> identities,
+                                          KeyAccess keys, const std::string& state_dir);
+
+}  // namespace keyward::lifecycle
