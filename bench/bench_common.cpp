@@ -1,5 +1,7 @@
 #include "bench/bench_common.hpp"
 
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -103,6 +105,13 @@ JsonLine& JsonLine::field(const std::string& k, int64_t v) {
     key(k);
     body_ += std::to_string(v);
     return *this;
+}
+
+double process_cpu_seconds() {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 std::optional<std::string> read_secret_file(const std::string& path) {

@@ -64,6 +64,9 @@ private:
     std::string body_;
 };
 
+// This process's user+system CPU time so far, in seconds (getrusage).
+double process_cpu_seconds();
+
 // Reads a whole small file (a PIN file); strips one trailing newline.
 std::optional<std::string> read_secret_file(const std::string& path);
 

@@ -230,14 +230,18 @@ int main(int argc, char** argv) {
                     std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count()));
         }
     });
-    const double window = clock.run(warmup, duration);
+    std::this_thread::sleep_for(std::chrono::duration<double>(warmup));
+    const double cpu0 = process_cpu_seconds();
+    const double window = clock.run(0, duration);
+    const double cpu = process_cpu_seconds() - cpu0;
     loop.join();
     if (!ok) return fail("a handshake failed during the run");
     const LatencySummary s = summarize(lat);
     JsonLine j;
     j.field("bench", std::string("handshake")).field("key", key).field("seconds", window)
         .field("ops", static_cast<int64_t>(s.count)).field("ops_per_s", static_cast<double>(s.count) / window)
-        .field("p50_us", s.p50_us).field("p99_us", s.p99_us);
+        .field("p50_us", s.p50_us).field("p99_us", s.p99_us)
+        .field("client_cpu_us_per_op", s.count ? cpu * 1e6 / static_cast<double>(s.count) : 0.0);
     std::printf("%s\n", j.str().c_str());
     return 0;
 }

@@ -92,7 +92,13 @@ int main(int argc, char** argv) {
             }
         });
     }
-    double window = total_ops ? 0 : clock.run(warmup, duration);
+    double window = 0, cpu0 = process_cpu_seconds();
+    if (!total_ops) {
+        std::this_thread::sleep_for(std::chrono::duration<double>(warmup));
+        cpu0 = process_cpu_seconds();
+        window = clock.run(0, duration);
+    }
+    const double cpu = process_cpu_seconds() - cpu0;
     for (auto& t : pool) t.join();
     if (total_ops) window = clock.seconds_since_begin();
 
@@ -113,7 +119,8 @@ int main(int argc, char** argv) {
     if (mode == "keyward") j.field("client", o.get("client", "shared"));
     j.field("seconds", window).field("ops", static_cast<int64_t>(s.count))
         .field("ops_per_s", window > 0 ? static_cast<double>(s.count) / window : 0.0)
-        .field("p50_us", s.p50_us).field("p99_us", s.p99_us);
+        .field("p50_us", s.p50_us).field("p99_us", s.p99_us)
+        .field("client_cpu_us_per_op", s.count ? cpu * 1e6 / static_cast<double>(s.count) : 0.0);
     std::printf("%s\n", j.str().c_str());
     return 0;
 }
