@@ -12,6 +12,7 @@ int run_keys_show(Context& ctx);
 int run_keys_pubkey(Context& ctx);
 int run_keys_create(Context& ctx);
 int run_keys_delete(Context& ctx);
+int run_keys_import(Context& ctx);
 int run_keys_ref(Context& ctx);
 int run_sign(Context& ctx);
 int run_csr(Context& ctx);

@@ -31,6 +31,7 @@ constexpr Command kCommands[] = {
     {"keys", "pubkey", "write a key's public key (PEM)", run_keys_pubkey},
     {"keys", "create", "generate a key on a device", run_keys_create},
     {"keys", "delete", "destroy a key", run_keys_delete},
+    {"keys", "import", "adopt a key file a TPM made (TSS2 PRIVATE KEY)", run_keys_import},
     {"keys", "ref", "write a key-reference file for the OpenSSL provider", run_keys_ref},
     {"", "sign", "sign a file or a digest", run_sign},
     {"", "csr", "make a certificate request signed by a device key", run_csr},
