@@ -144,6 +144,17 @@ class OpenSSLToolsTest(harness.AgentTestCase):
         self.assertNotEqual(done.rc, 0)
         self.assertIn("set a digest", done.stderr)
 
+    def test_damaged_key_reference_is_reported(self):
+        name, _ = self.keys["ec-p256"]
+        with open(self.tmp.join(name + ".keyref")) as f:
+            text = f.read()
+        truncated = self.tmp.write("truncated.keyref", text[:120] + "\n-----END KEYWARD KEY-----\n")
+        cnf = ph.write_openssl_cnf(self.tmp, self.agent.socket, name="damaged.cnf")
+        done = harness.run([harness.require_program("openssl"), "pkey", "-in", truncated, "-pubout"],
+                           env={"OPENSSL_CONF": cnf}, check=False)
+        self.assertNotEqual(done.rc, 0)
+        self.assertIn("keyward: invalid keyward key reference", done.stderr, done.describe())
+
     def test_unknown_key_is_named_in_the_error(self):
         done = self.ossl("pkey", "-in", "keyward:does-not-exist", "-pubout", check=False)
         self.assertNotEqual(done.rc, 0)
