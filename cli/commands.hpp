@@ -16,5 +16,10 @@ int run_keys_import(Context& ctx);
 int run_keys_ref(Context& ctx);
 int run_sign(Context& ctx);
 int run_csr(Context& ctx);
+int run_enroll(Context& ctx);
+int run_renew(Context& ctx);
+int run_identities_list(Context& ctx);
+int run_identities_show(Context& ctx);
+int run_identities_rollback(Context& ctx);
 
 }  // namespace keyward::cli

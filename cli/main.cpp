@@ -35,6 +35,11 @@ constexpr Command kCommands[] = {
     {"keys", "ref", "write a key-reference file for the OpenSSL provider", run_keys_ref},
     {"", "sign", "sign a file or a digest", run_sign},
     {"", "csr", "make a certificate request signed by a device key", run_csr},
+    {"", "enroll", "get the first certificate of an identity", run_enroll},
+    {"", "renew", "renew an identity's certificate (--now, --rekey)", run_renew},
+    {"identities", "list", "list certificate identities, renewals and failures", run_identities_list},
+    {"identities", "show", "show an identity: certificate, schedule, last attempt, files", run_identities_show},
+    {"identities", "rollback", "put an identity's previous generation back in force", run_identities_rollback},
 };
 
 void print_usage(FILE* out) {

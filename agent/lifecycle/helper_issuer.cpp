@@ -1,0 +1,168 @@
+#include "agent/lifecycle/helper_issuer.hpp"
+
+#include <cstdlib>
+
+#include "agent/lifecycle/durations.hpp"
+
+namespace keyward::lifecycle {
+namespace {
+
+// First line of a helper's message, trimmed and bounded, for status views.
+std::string first_text(const std::string& text) {
+    std::string out;
+    size_t start = text.find_first_not_of(" \t\r\n");
+    if (start == std::string::npos) return out;
+    size_t end = text.find_first_of("\r\n", start);
+    out = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (out.size() > 300) out = out.substr(0, 300) + "...";
+    return out;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+    std::vector<std::string> out;
+    size_t pos = 0;
+    while (pos <= text.size()) {
+        size_t nl = text.find('\n', pos);
+        std::string line = text.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+        while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+        out.push_back(line);
+        if (nl == std::string::npos) break;
+        pos = nl + 1;
+    }
+    while (!out.empty() && out.back().empty()) out.pop_back();
+    return out;
+}
+
+class HelperIssuer final : public Issuer {
+public:
+    explicit HelperIssuer(std::shared_ptr<const IdentityConfig> identity) : id_(std::move(identity)) {}
+
+    std::string_view kind() const noexcept override { return "helper"; }
+    IssueResult submit(const IssueRequest& request) override { return run("SUBMIT", request); }
+    IssueResult poll(const IssueRequest& request) override { return run("POLL", request); }
+
+private:
+    IssueResult run(const char* operation, const IssueRequest& request) {
+        std::vector<std::string> env;
+        for (const auto& [name, value] : id_->issuer.environment) env.push_back(name + "=" + value);
+        env.push_back(std::string("CERTMONGER_OPERATION=") + operation);
+        env.push_back("CERTMONGER_CSR=" + request.csr_pem);
+        if (!request.current_cert_pem.empty()) env.push_back("CERTMONGER_CERTIFICATE=" + request.current_cert_pem);
+        if (!request.cookie.empty()) env.push_back("CERTMONGER_CA_COOKIE=" + request.cookie);
+        env.push_back("CERTMONGER_CA_NICKNAME=keyward");
+        if (!id_->issuer.profile.empty()) env.push_back("CERTMONGER_CA_PROFILE=" + id_->issuer.profile);
+        env.push_back("CERTMONGER_REQ_SUBJECT=" + subject_for_certmonger());
+        add_sans(env);
+        env.push_back("CERTMONGER_KEY_TYPE=" + std::string(id_->key_type.rfind("rsa", 0) == 0 ? "RSA" : "EC"));
+        env.push_back("KEYWARD_IDENTITY=" + id_->name);
+        env.push_back("KEYWARD_KEY=" + request.key);
+        const CommandOutcome outcome = run_command(id_->issuer.command, env, id_->issuer.timeout);
+        return interpret_helper_answer(outcome, id_->issuer.timeout);
+    }
+
+    // certmonger passes the subject in RFC 4514-ish order "CN=x,O=y".
+    std::string subject_for_certmonger() const {
+        std::string out;
+        for (auto it = id_->subject_attributes.rbegin(); it != id_->subject_attributes.rend(); ++it) {
+            if (!out.empty()) out += ",";
+            out += it->type + "=" + it->value;
+        }
+        return out;
+    }
+
+    void add_sans(std::vector<std::string>& env) const {
+        std::string dns, ip, email, uri;
+        auto add = [](std::string& list, const std::string& v) { list += (list.empty() ? "" : ",") + v; };
+        for (const auto& san : id_->san_values) {
+            switch (san.kind) {
+                case csr::SanKind::dns: add(dns, san.value); break;
+                case csr::SanKind::ip: add(ip, san.value); break;
+                case csr::SanKind::email: add(email, san.value); break;
+                case csr::SanKind::uri: add(uri, san.value); break;
+            }
+        }
+        if (!dns.empty()) env.push_back("CERTMONGER_REQ_HOSTNAME=" + dns);
+        if (!ip.empty()) env.push_back("CERTMONGER_REQ_IP_ADDRESS=" + ip);
+        if (!email.empty()) env.push_back("CERTMONGER_REQ_EMAIL=" + email);
+        if (!uri.empty()) env.push_back("CERTMONGER_REQ_URI=" + uri);
+    }
+
+    std::shared_ptr<const IdentityConfig> id_;
+};
+
+}  // namespace
+
+IssueResult interpret_helper_answer(const CommandOutcome& outcome, int64_t timeout_seconds) {
+    IssueResult r;
+    const std::string how = describe_outcome(outcome, timeout_seconds);
+    const std::string said = first_text(outcome.out.empty() ? outcome.err : outcome.out);
+    auto with_said = [&](std::string text) { return said.empty() ? text : text + ": " + said; };
+    if (!outcome.started) {
+        r.kind = IssueResult::Kind::misconfigured;
+        r.message = "the CA helper " + how;
+        return r;
+    }
+    if (outcome.timed_out || outcome.truncated || outcome.signal) {
+        r.kind = IssueResult::Kind::unreachable;
+        r.message = "the CA helper " + how;
+        return r;
+    }
+    switch (outcome.exit_code) {
+        case 0:
+            r.kind = IssueResult::Kind::issued;
+            r.cert_pem = outcome.out;  // certificate, possibly followed by its chain
+            r.message = "issued";
+            break;
+        case 1: {
+            r.kind = IssueResult::Kind::pending;
+            auto lines = lines_of(outcome.out);
+            r.cookie = lines.empty() ? std::string() : lines.front();
+            r.message = "the CA asked to wait";
+            break;
+        }
+        case 5: {
+            r.kind = IssueResult::Kind::pending;
+            auto lines = lines_of(outcome.out);
+            if (!lines.empty()) {
+                char* end = nullptr;
+                const long delay = std::strtol(lines[0].c_str(), &end, 10);
+                if (end != lines[0].c_str() && delay >= 0) r.retry_after = std::chrono::seconds(delay);
+            }
+            if (lines.size() > 1) r.cookie = lines[1];
+            r.message = "the CA asked to wait " + format_duration(r.retry_after.count());
+            break;
+        }
+        case 2:
+            r.kind = IssueResult::Kind::rejected;
+            r.message = with_said("the CA rejected the request");
+            break;
+        case 3:
+            r.kind = IssueResult::Kind::unreachable;
+            r.message = with_said("the CA is unreachable");
+            break;
+        case 4:
+            r.kind = IssueResult::Kind::misconfigured;
+            r.message = with_said("the CA helper is not configured completely (exit code 4)");
+            break;
+        case 6:
+            r.kind = IssueResult::Kind::misconfigured;
+            r.message = with_said("the CA helper does not support this operation (exit code 6)");
+            break;
+        case 126:
+        case 127:
+            r.kind = IssueResult::Kind::misconfigured;
+            r.message = with_said("the CA helper could not run (" + how + ")");
+            break;
+        default:
+            r.kind = IssueResult::Kind::unreachable;
+            r.message = with_said("the CA helper failed with " + how);
+            break;
+    }
+    return r;
+}
+
+std::unique_ptr<Issuer> make_helper_issuer(std::shared_ptr<const IdentityConfig> identity) {
+    return std::make_unique<HelperIssuer>(std::move(identity));
+}
+
+}  // namespace keyward::lifecycle

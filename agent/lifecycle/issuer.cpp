@@ -1,0 +1,26 @@
+// The issuer factory and the names of issue outcomes.
+#include "agent/lifecycle/issuer.hpp"
+
+#include "agent/lifecycle/acme/acme_issuer.hpp"
+#include "agent/lifecycle/helper_issuer.hpp"
+
+namespace keyward::lifecycle {
+
+std::unique_ptr<Issuer> make_issuer(std::shared_ptr<const IdentityConfig> identity, const std::string& state_dir) {
+    if (identity->issuer.kind == "helper") return make_helper_issuer(std::move(identity));
+    if (identity->issuer.kind == "acme") return make_acme_issuer(identity->issuer.table, state_dir);
+    return nullptr;
+}
+
+std::string_view issue_kind_name(IssueResult::Kind kind) noexcept {
+    switch (kind) {
+        case IssueResult::Kind::issued: return "issued";
+        case IssueResult::Kind::pending: return "pending";
+        case IssueResult::Kind::rejected: return "rejected";
+        case IssueResult::Kind::unreachable: return "unreachable";
+        case IssueResult::Kind::misconfigured: return "misconfigured";
+    }
+    return "unknown";
+}
+
+}  // namespace keyward::lifecycle

@@ -1,0 +1,251 @@
+// keyward enroll NAME | renew NAME [--now] [--rekey] | identities list | identities show NAME
+// | identities rollback NAME — the certificate identities keywardd manages.
+#include <cstdio>
+#include <ctime>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/args.hpp"
+#include "cli/commands.hpp"
+#include "cli/exit_codes.hpp"
+#include "cli/identity_view.hpp"
+#include "cli/key_view.hpp"
+
+namespace po = boost::program_options;
+
+namespace keyward::cli {
+namespace {
+
+using Json = nlohmann::json;
+
+// Renewals talk to a CA and may make a key on a device: far longer than a signature.
+constexpr std::chrono::seconds kRenewTimeout{300};
+
+std::string str(const Json& v, const char* key) {
+    auto it = v.find(key);
+    if (it == v.end() || it->is_null()) return "-";
+    if (it->is_string()) return printable(it->get<std::string>());
+    return it->dump();
+}
+
+std::string relative(const Json& v, const char* unix_key) {
+    auto it = v.find(unix_key);
+    if (it == v.end() || !it->is_number()) return {};
+    const int64_t delta = it->get<int64_t>() - static_cast<int64_t>(std::time(nullptr));
+    const int64_t a = delta < 0 ? -delta : delta;
+    std::string amount = a >= 86400 ? std::to_string(a / 86400) + "d" : a >= 3600 ? std::to_string(a / 3600) + "h"
+                         : a >= 60  ? std::to_string(a / 60) + "m"
+                                    : std::to_string(a) + "s";
+    return delta >= 0 ? "in " + amount : amount + " ago";
+}
+
+bool is_alarming(const Json& v) {
+    const std::string status = v.value("status", "");
+    return status == "expired" || status == "renewal failing" || status == "not enrolled" || status == "unreadable" ||
+           v.contains("error");
+}
+
+Result<Json> parse_view(const Result<std::string>& answer) {
+    if (!answer.ok()) return answer.status();
+    try {
+        return Json::parse(answer.value());
+    } catch (const std::exception& e) {
+        return Status{ErrorCode::protocol_error, std::string("the agent's identity view is not JSON: ") + e.what()};
+    }
+}
+
+std::unique_ptr<keyward::Client> renew_client(const Context& ctx) {
+    keyward::ClientOptions options;
+    options.socket_path = ctx.socket_path();
+    options.client_name = "keyward-cli";
+    options.timeout = kRenewTimeout;
+    return std::make_unique<keyward::Client>(std::move(options));
+}
+
+// Prints the answer of a renew/enroll and chooses the exit code from its result.
+int report_renewal(Context& ctx, const Result<std::string>& answer, const std::string& action, bool enroll) {
+    auto view = parse_view(answer);
+    if (!view.ok()) return ctx.fail(view.status(), action);
+    const Json& v = view.value();
+    const Json result = v.value("result", Json::object());
+    const std::string what = result.value("action", "");
+    const std::string message = result.value("message", "");
+    if (ctx.global().json) {
+        std::fputs(answer.value().c_str(), stdout);
+    } else {
+        if (what == "issued") std::printf("%s: %s\n", str(v, "name").c_str(), printable(message).c_str());
+        else if (what == "pending")
+            std::printf("%s: pending — %s (the agent keeps polling; see `keyward identities show %s`)\n",
+                        str(v, "name").c_str(), printable(message).c_str(), str(v, "name").c_str());
+        else if (what == "not_due")
+            std::printf("%s: %s%s\n", str(v, "name").c_str(), enroll ? "already enrolled; " : "",
+                        printable(message).c_str());
+        std::fputs(identity_text(v).c_str(), stdout);
+    }
+    if (what == "failed") {
+        std::fprintf(stderr, "keyward: %s: %s — the current certificate (if any) stays in force\n", action.c_str(),
+                     printable(message).c_str());
+        return exit_failure;
+    }
+    return exit_ok;
+}
+
+int renew_or_enroll(Context& ctx, bool enroll) {
+    static const CommandSyntax enroll_syntax{
+        "enroll NAME",
+        "Gets the first certificate of identity NAME from its issuer: creates its device key if missing, has the "
+        "device sign a CSR, validates the answer and puts it in force. When the identity already has a "
+        "certificate, says so (use `keyward renew NAME --now`).",
+        {"identity NAME"}};
+    static const CommandSyntax renew_syntax{
+        "renew NAME [--now] [--rekey]",
+        "Renews identity NAME when its renewal is due (or enrolls it when it has no certificate). --now renews "
+        "regardless of the schedule and any backoff; --rekey makes a new key on the device for this renewal (the "
+        "old key is destroyed after the grace period). A failure keeps the current certificate in force.",
+        {"identity NAME"}};
+    po::options_description options("Options");
+    if (!enroll)
+        options.add_options()("now", "renew even if not due")("rekey", "generate a new device key for this renewal");
+    po::variables_map vm;
+    if (auto done = parse_command(ctx, enroll ? enroll_syntax : renew_syntax, options, vm)) return *done;
+    const std::string name = positional_arg(vm, 0);
+    uint8_t flags = 0;
+    if (!enroll && vm.count("now")) flags |= ipc::kRenewNow;
+    if (!enroll && vm.count("rekey")) flags |= ipc::kRenewRekey | ipc::kRenewNow;
+    auto client = renew_client(ctx);
+    return report_renewal(ctx, client->renew(name, flags), (enroll ? "enroll " : "renew ") + name, enroll);
+}
+
+}  // namespace
+
+std::string identity_summary_line(const Json& v) {
+    const std::string mark = is_alarming(v) ? "!" : " ";
+    std::string line = mark + " " + str(v, "name");
+    line.resize(std::max<size_t>(line.size() + 1, 18), ' ');
+    line += str(v, "status");
+    line.resize(std::max<size_t>(line.size() + 1, 36), ' ');
+    std::string expiry = v.contains("not_after") && !v["not_after"].is_null()
+                             ? "expires " + str(v, "not_after") + " (" + relative(v, "not_after_unix") + ")"
+                             : "no certificate";
+    line += expiry;
+    if (v.contains("next_renewal") && !v["next_renewal"].is_null())
+        line += "; next attempt " + relative(v, "next_renewal_unix");
+    const Json last = v.value("last_attempt", Json());
+    if (last.is_object() && v.value("failures", 0) > 0)
+        line += "\n    last attempt: " + printable(last.value("outcome", "")) + ": " + printable(last.value("message", ""));
+    if (v.contains("error")) line += "\n    error: " + str(v, "error");
+    return line + "\n";
+}
+
+std::string identity_text(const Json& v) {
+    std::string out;
+    auto row = [&](const char* label, const std::string& value) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "  %-14s ", label);
+        out += buf + value + "\n";
+    };
+    out += "identity " + str(v, "name") + (is_alarming(v) ? "  [" + str(v, "status") + "]" : "") + "\n";
+    row("status:", str(v, "status"));
+    row("key:", str(v, "key") + " (" + str(v, "key_type") + ")");
+    row("issuer:", str(v, "issuer"));
+    row("subject:", str(v, "subject"));
+    std::string sans;
+    for (const auto& s : v.value("sans", Json::array())) sans += (sans.empty() ? "" : ", ") + printable(s.get<std::string>());
+    row("SANs:", sans.empty() ? "-" : sans);
+    if (!v.value("serial", Json()).is_null()) {
+        row("serial:", str(v, "serial"));
+        row("not before:", str(v, "not_before"));
+        row("not after:", str(v, "not_after") + " (" + relative(v, "not_after_unix") + ")");
+    }
+    row("next renewal:", v.value("next_renewal", Json()).is_null()
+                             ? std::string("- (enroll with `keyward enroll ") + str(v, "name") + "`)"
+                             : str(v, "next_renewal") + " (" + relative(v, "next_renewal_unix") + ")");
+    const Json last = v.value("last_attempt", Json());
+    if (last.is_object())
+        row("last attempt:", printable(last.value("time", "")) + " " + printable(last.value("outcome", "")) + ": " +
+                                 printable(last.value("message", "")));
+    if (v.value("failures", 0) > 0) row("failures:", std::to_string(v.value("failures", 0)) + " in a row");
+    const Json pending = v.value("pending", Json());
+    if (pending.is_object()) row("pending:", "the CA asked to wait (since " + printable(pending.value("since", "")) + ")");
+    const Json hooks = v.value("hooks", Json());
+    if (hooks.is_object() && hooks.value("outcome", "") == "failed") row("hooks:", "FAILED: " + printable(hooks.value("message", "")));
+    const Json files = v.value("files", Json::object());
+    row("certificate:", str(files, "cert"));
+    row("chain:", str(files, "chain"));
+    row("full chain:", str(files, "fullchain"));
+    row("key ref:", str(files, "keyref"));
+    row("generation:", str(v, "generation"));
+    const Json prev = v.value("previous", Json());
+    row("previous:", prev.is_object() ? "generation " + str(prev, "generation") + " (key " + str(prev, "key") +
+                                            "; `keyward identities rollback " + str(v, "name") + "`)"
+                                      : "-");
+    for (const auto& d : v.value("keys_to_destroy", Json::array()))
+        row("destroy key:", str(d, "key") + " after " + str(d, "after"));
+    if (v.contains("error")) row("error:", str(v, "error"));
+    return out;
+}
+
+int run_enroll(Context& ctx) { return renew_or_enroll(ctx, true); }
+int run_renew(Context& ctx) { return renew_or_enroll(ctx, false); }
+
+int run_identities_list(Context& ctx) {
+    static const CommandSyntax syntax{
+        "identities list",
+        "Lists the certificate identities: status, expiry, next renewal. Lines marked '!' need attention "
+        "(expired, failing renewals, not enrolled).",
+        {}};
+    po::options_description options;
+    po::variables_map vm;
+    if (auto done = parse_command(ctx, syntax, options, vm)) return *done;
+    auto answer = ctx.client().list_identities();
+    auto view = parse_view(answer);
+    if (!view.ok()) return ctx.fail(view.status(), "identities list");
+    if (ctx.global().json) {
+        std::fputs(answer.value().c_str(), stdout);
+        return exit_ok;
+    }
+    const Json list = view->value("identities", Json::array());
+    if (list.empty()) std::printf("(no identities)\n");
+    for (const auto& v : list) std::fputs(identity_summary_line(v).c_str(), stdout);
+    return exit_ok;
+}
+
+int run_identities_show(Context& ctx) {
+    static const CommandSyntax syntax{
+        "identities show NAME",
+        "Shows identity NAME: key, subject, SANs, issuer, validity, next renewal, the last attempt and its outcome, "
+        "and the files (certificate, chain, key reference) programs can point at.",
+        {"identity NAME"}};
+    po::options_description options;
+    po::variables_map vm;
+    if (auto done = parse_command(ctx, syntax, options, vm)) return *done;
+    const std::string name = positional_arg(vm, 0);
+    auto answer = ctx.client().get_identity(name);
+    auto view = parse_view(answer);
+    if (!view.ok()) return ctx.fail(view.status(), "identities show " + name);
+    if (ctx.global().json) std::fputs(answer.value().c_str(), stdout);
+    else std::fputs(identity_text(view.value()).c_str(), stdout);
+    return exit_ok;
+}
+
+int run_identities_rollback(Context& ctx) {
+    static const CommandSyntax syntax{
+        "identities rollback NAME",
+        "Puts the previous generation of identity NAME (certificate and key) back in force in one atomic switch, "
+        "and runs the hooks. Possible while the previous key exists (its grace period) and its certificate is "
+        "valid. Automatic renewal then waits retry_max; `keyward renew NAME --now` renews at once.",
+        {"identity NAME"}};
+    po::options_description options;
+    po::variables_map vm;
+    if (auto done = parse_command(ctx, syntax, options, vm)) return *done;
+    const std::string name = positional_arg(vm, 0);
+    auto client = renew_client(ctx);
+    auto answer = client->rollback(name);
+    auto view = parse_view(answer);
+    if (!view.ok()) return ctx.fail(view.status(), "identities rollback " + name);
+    if (ctx.global().json) std::fputs(answer.value().c_str(), stdout);
+    else std::fputs(identity_text(view.value()).c_str(), stdout);
+    return exit_ok;
+}
+
+}  // namespace keyward::cli
