@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import provider_helpers as ph
@@ -132,6 +133,35 @@ class NginxTest(harness.AgentTestCase):
             self.assertEqual(len([l for l in lines if l[1] == "200"]), REQUESTS, "\n".join(map(" ".join, lines)))
             self.assertGreaterEqual(len(pids), 2, f"all requests went through one worker: {pids}")
             self.assertNotRegex(self.error_log(d), r"\[(crit|alert|emerg)\]")
+
+    def test_workers_recover_when_the_agent_restarts(self):
+        port = harness.free_port()
+        with ph.www_server(self.ca) as upstream:
+            d, conf = self.write_conf(upstream.port, port)
+            proc = self.start_nginx(d, conf, port)
+            try:
+                for path in ("engine", "keyref"):
+                    self.assertEqual(self.fetch(port, path)[0], 200, self.error_log(d))
+                self.agent.stop()
+                for path in ("engine", "keyref"):
+                    started = time.monotonic()
+                    with self.assertRaises(urllib.error.HTTPError) as failure:
+                        self.fetch(port, path)
+                    self.assertEqual(failure.exception.code, 502)
+                    self.assertLess(time.monotonic() - started, 10)
+                self.assertRegex(self.error_log(d), r"keyward( engine)?: agent not reachable at " + re.escape(self.agent.socket))
+                self.agent.start()
+                before = self.agent.signatures()
+                for _ in range(2 * WORKERS):
+                    for path, key in (("engine", self.ec), ("keyref", self.rsa)):
+                        status, body = self.fetch(port, path)
+                        self.assertEqual(status, 200, self.error_log(d))
+                        self.assertIn(f"Subject: CN={key.name}", body)
+                self.assertGreaterEqual(self.agent.signatures() - before, 4 * WORKERS)
+            finally:
+                self.stop_nginx(proc)
+                if not self.agent.alive():
+                    self.agent.start()
 
 
 if __name__ == "__main__":
