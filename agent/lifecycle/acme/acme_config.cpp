@@ -1,0 +1,123 @@
+#include "agent/lifecycle/acme/acme_config.hpp"
+
+#include <set>
+
+#include "agent/lifecycle/acme/http01_server.hpp"
+#include "agent/lifecycle/acme/http_message.hpp"
+
+namespace keyward::acme {
+
+namespace {
+
+const std::set<std::string> kKeys = {"kind",      "directory", "ca_file",       "account_key", "account_key_type",
+                                     "account_key_token", "contact", "agree_terms", "challenge",   "http01_listen",
+                                     "dns01_hook", "dns01_wait", "timeout", "request_timeout"};
+const std::set<std::string> kKeyTypes = {"ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096"};
+
+class Checker {
+public:
+    Checker(const std::string& source, const std::string& prefix) : source_(source), prefix_(prefix) {}
+
+    Status error(const toml::source_region& where, const std::string& key, const std::string& what) const {
+        std::string line = where.begin.line > 0 ? ":" + std::to_string(where.begin.line) : "";
+        return {ErrorCode::invalid_argument, source_ + line + ": " + prefix_ + (key.empty() ? "" : "." + key) + ": " + what};
+    }
+
+private:
+    std::string source_, prefix_;
+};
+
+}  // namespace
+
+Status check_acme_config(const toml::table& table, const std::string& source, const std::string& prefix) {
+    Checker c(source, prefix);
+    for (auto&& [k, v] : table) {
+        std::string key(k.str());
+        if (!kKeys.count(key)) return c.error(k.source(), key, "unknown key for an ACME issuer");
+        auto want_string = [&]() -> Status {
+            if (!v.is_string()) return c.error(v.source(), key, "must be a string");
+            if (v.value<std::string>()->empty()) return c.error(v.source(), key, "must not be empty");
+            return Status::success();
+        };
+        if (key == "kind") {
+            if (!v.is_string() || *v.value<std::string>() != "acme") return c.error(v.source(), key, "must be \"acme\"");
+        } else if (key == "directory") {
+            if (Status s = want_string(); !s.ok()) return s;
+            Result<Url> url = parse_url(*v.value<std::string>());
+            if (!url.ok()) return c.error(v.source(), key, url.status().message);
+        } else if (key == "ca_file" || key == "account_key" || key == "account_key_token" || key == "http01_listen") {
+            if (Status s = want_string(); !s.ok()) return s;
+            std::string text = *v.value<std::string>();
+            if (key == "ca_file" && text.front() != '/') return c.error(v.source(), key, "must be an absolute path");
+            if (key == "http01_listen") {
+                std::string host;
+                uint16_t port = 0;
+                if (!split_host_port(text, host, port))
+                    return c.error(v.source(), key, "expected \"address:port\", e.g. \"127.0.0.1:5002\" or \"[::1]:80\"");
+            }
+        } else if (key == "account_key_type") {
+            if (!v.is_string() || !kKeyTypes.count(*v.value<std::string>()))
+                return c.error(v.source(), key, "must be one of ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096");
+        } else if (key == "contact" || key == "dns01_hook") {
+            const toml::array* arr = v.as_array();
+            if (!arr) return c.error(v.source(), key, "must be a list of strings");
+            for (const toml::node& item : *arr)
+                if (!item.is_string() || item.value<std::string>()->empty())
+                    return c.error(item.source(), key, "must be a list of non-empty strings");
+            if (key == "dns01_hook") {
+                if (arr->empty()) return c.error(v.source(), key, "must name a command");
+                if ((*arr)[0].value<std::string>()->front() != '/')
+                    return c.error(v.source(), key, "the command must be an absolute path (no shell is used)");
+            } else {
+                for (const toml::node& item : *arr)
+                    if (item.value<std::string>()->rfind("mailto:", 0) != 0)
+                        return c.error(item.source(), key, "each contact must be a mailto: URL");
+            }
+        } else if (key == "agree_terms") {
+            if (!v.is_boolean()) return c.error(v.source(), key, "must be true or false");
+        } else if (key == "challenge") {
+            if (!v.is_string() || (*v.value<std::string>() != "http-01" && *v.value<std::string>() != "dns-01"))
+                return c.error(v.source(), key, "must be \"http-01\" or \"dns-01\"");
+        } else if (key == "timeout" || key == "request_timeout" || key == "dns01_wait") {
+            if (!v.is_integer()) return c.error(v.source(), key, "must be a whole number of seconds");
+            int64_t n = *v.value<int64_t>();
+            int64_t lo = key == "dns01_wait" ? 0 : 1;
+            if (n < lo || n > 3600) return c.error(v.source(), key, "must be between " + std::to_string(lo) + " and 3600 seconds");
+        }
+    }
+    if (!table.contains("kind")) return c.error(table.source(), "kind", "missing (must be \"acme\")");
+    if (!table.contains("directory"))
+        return c.error(table.source(), "directory", "missing (the ACME directory URL, e.g. https://acme.example/dir)");
+    std::string challenge = table["challenge"].value_or<std::string>("http-01");
+    if (challenge == "http-01" && !table.contains("http01_listen"))
+        return c.error(table.source(), "http01_listen", "missing (the address keyward serves http-01 answers on, e.g. \"0.0.0.0:80\")");
+    if (challenge == "dns-01" && !table.contains("dns01_hook"))
+        return c.error(table.source(), "dns01_hook", "missing (the command that publishes the TXT record)");
+    if (table.contains("timeout") && table.contains("request_timeout") &&
+        *table["request_timeout"].value<int64_t>() > *table["timeout"].value<int64_t>())
+        return c.error(table["request_timeout"].node()->source(), "request_timeout", "must not exceed timeout");
+    return Status::success();
+}
+
+AcmeConfig read_acme_config(const toml::table& table) {
+    AcmeConfig cfg;
+    cfg.directory = table["directory"].value_or<std::string>("");
+    cfg.ca_file = table["ca_file"].value_or<std::string>("");
+    cfg.account_key = table["account_key"].value_or<std::string>("acme-account");
+    cfg.account_key_type = table["account_key_type"].value_or<std::string>("ec-p256");
+    cfg.account_key_token = table["account_key_token"].value_or<std::string>("");
+    cfg.agree_terms = table["agree_terms"].value_or(true);
+    cfg.challenge = table["challenge"].value_or<std::string>("http-01");
+    cfg.http01_listen = table["http01_listen"].value_or<std::string>("");
+    if (const toml::array* a = table["contact"].as_array())
+        for (const toml::node& n : *a) cfg.contact.push_back(n.value_or<std::string>(""));
+    if (const toml::array* a = table["dns01_hook"].as_array())
+        for (const toml::node& n : *a) cfg.dns01_hook.push_back(n.value_or<std::string>(""));
+    cfg.dns01_wait = std::chrono::seconds(table["dns01_wait"].value_or<int64_t>(0));
+    cfg.timeout = std::chrono::seconds(table["timeout"].value_or<int64_t>(300));
+    cfg.request_timeout = std::chrono::seconds(table["request_timeout"].value_or<int64_t>(30));
+    if (cfg.request_timeout > cfg.timeout) cfg.request_timeout = cfg.timeout;
+    return cfg;
+}
+
+}  // namespace keyward::acme

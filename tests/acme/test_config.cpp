@@ -1,0 +1,82 @@
+// check_acme_issuer: strict, every error names file:line and the key.
+#include <catch2/catch.hpp>
+
+#include "agent/lifecycle/acme/acme_config.hpp"
+#include "agent/lifecycle/acme/acme_issuer.hpp"
+
+using keyward::lifecycle::check_acme_issuer;
+
+namespace {
+
+std::string check(const std::string& body) {
+    std::string text = "[identities.web.issuer]\n" + body;
+    toml::table root = toml::parse(std::string_view(text), std::string_view("keyward.toml"));
+    const toml::table* t = root["identities"]["web"]["issuer"].as_table();
+    keyward::Status s = check_acme_issuer(*t, "keyward.toml", "identities.web.issuer");
+    return s.ok() ? "ok" : s.message;
+}
+
+const std::string kGood = "kind = \"acme\"\ndirectory = \"https://127.0.0.1:14000/dir\"\nhttp01_listen = \"127.0.0.1:5002\"\n";
+
+}  // namespace
+
+TEST_CASE("a minimal and a full ACME issuer table are accepted", "[acme][config]") {
+    CHECK(check(kGood) == "ok");
+    CHECK(check(kGood + "ca_file = \"/etc/ssl/pebble.pem\"\naccount_key = \"acme-acct\"\naccount_key_type = \"ec-p384\"\n"
+                        "account_key_token = \"tpm\"\ncontact = [\"mailto:ops@example.com\"]\nagree_terms = true\n"
+                        "challenge = \"http-01\"\ntimeout = 120\nrequest_timeout = 20\n") == "ok");
+    CHECK(check("kind = \"acme\"\ndirectory = \"https://acme.example/dir\"\nchallenge = \"dns-01\"\n"
+                "dns01_hook = [\"/usr/local/bin/dns-hook\", \"--zone\", \"example\"]\ndns01_wait = 5\n") == "ok");
+    toml::table root = toml::parse(kGood + "timeout = 60\ncontact = [\"mailto:a@b\"]\n");
+    auto cfg = keyward::acme::read_acme_config(root);
+    CHECK(cfg.directory == "https://127.0.0.1:14000/dir");
+    CHECK(cfg.account_key == "acme-account");
+    CHECK(cfg.account_key_type == "ec-p256");
+    CHECK(cfg.challenge == "http-01");
+    CHECK(cfg.timeout == std::chrono::seconds(60));
+    CHECK(cfg.request_timeout == std::chrono::seconds(30));
+    CHECK(cfg.contact == std::vector<std::string>{"mailto:a@b"});
+}
+
+TEST_CASE("errors name the file, the line and the key", "[acme][config]") {
+    CHECK(check(kGood + "directroy = \"x\"\n") == "keyward.toml:5: identities.web.issuer.directroy: unknown key for an ACME issuer");
+    CHECK(check(kGood + "timeout = \"90s\"\n") == "keyward.toml:5: identities.web.issuer.timeout: must be a whole number of seconds");
+    CHECK(check("kind = \"acme\"\ndirectory = \"http://127.0.0.1/dir\"\nhttp01_listen = \"127.0.0.1:80\"\n") ==
+          "keyward.toml:3: identities.web.issuer.directory: URL \"http://127.0.0.1/dir\": only https is allowed");
+}
+
+TEST_CASE("wrong types and values are refused", "[acme][config]") {
+    const std::pair<std::string, std::string> cases[] = {
+        {"ca_file = \"relative.pem\"\n", "ca_file: must be an absolute path"},
+        {"ca_file = 5\n", "ca_file: must be a string"},
+        {"account_key = \"\"\n", "account_key: must not be empty"},
+        {"account_key_type = \"ed25519\"\n", "account_key_type: must be one of"},
+        {"contact = \"mailto:a@b\"\n", "contact: must be a list of strings"},
+        {"contact = [\"a@b\"]\n", "contact: each contact must be a mailto: URL"},
+        {"contact = [1]\n", "contact: must be a list of non-empty strings"},
+        {"agree_terms = \"yes\"\n", "agree_terms: must be true or false"},
+        {"challenge = \"tls-alpn-01\"\n", "challenge: must be \"http-01\" or \"dns-01\""},
+        {"timeout = 0\n", "timeout: must be between 1 and 3600 seconds"},
+        {"request_timeout = 99999\n", "request_timeout: must be between 1 and 3600 seconds"},
+        {"dns01_wait = -1\n", "dns01_wait: must be between 0 and 3600 seconds"},
+        {"dns01_hook = [\"hook.sh\"]\n", "dns01_hook: the command must be an absolute path"},
+        {"dns01_hook = []\n", "dns01_hook: must name a command"},
+        {"timeout = 10\nrequest_timeout = 20\n", "request_timeout: must not exceed timeout"},
+    };
+    for (const auto& [line, expected] : cases) {
+        INFO(line);
+        std::string got = check(kGood + line);
+        CHECK(got.rfind("keyward.toml:", 0) == 0);
+        CHECK(got.find("identities.web.issuer." + expected) != std::string::npos);
+    }
+    CHECK(check("kind = \"cmp\"\ndirectory = \"https://x/\"\nhttp01_listen = \"127.0.0.1:80\"\n").find("kind: must be \"acme\"") != std::string::npos);
+    CHECK(check("directory = \"https://x/\"\nhttp01_listen = \"127.0.0.1:80\"\n").find("kind: missing") != std::string::npos);
+    CHECK(check("kind = \"acme\"\nhttp01_listen = \"127.0.0.1:80\"\n").find("directory: missing") != std::string::npos);
+    CHECK(check("kind = \"acme\"\ndirectory = \"https://x/\"\n").find("http01_listen: missing") != std::string::npos);
+    CHECK(check("kind = \"acme\"\ndirectory = \"https://x/\"\nchallenge = \"dns-01\"\n").find("dns01_hook: missing") != std::string::npos);
+    for (const char* listen : {"127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000", ":80", "::1:80", "[::1]", "host:8x"}) {
+        INFO(listen);
+        CHECK(check(std::string("kind = \"acme\"\ndirectory = \"https://x/\"\nhttp01_listen = \"") + listen + "\"\n")
+                  .find("http01_listen: expected") != std::string::npos);
+    }
+}
