@@ -1,9 +1,13 @@
 // keyward status
 #include <cstdio>
+#include <optional>
+
+#include <nlohmann/json.hpp>
 
 #include "cli/args.hpp"
 #include "cli/commands.hpp"
 #include "cli/exit_codes.hpp"
+#include "cli/identity_view.hpp"
 #include "cli/json.hpp"
 #include "cli/key_view.hpp"
 
@@ -19,6 +23,26 @@ std::string duration_text(uint64_t seconds) {
     if (d || h) out += std::to_string(h) + "h ";
     if (d || h || m) out += std::to_string(m) + "m ";
     return out + std::to_string(s) + "s";
+}
+
+// The identities, when the agent manages any (an agent without them answers an error,
+// which is not a failure of `status`). Identity views come from the lifecycle thread, which
+// may be busy with a renewal for minutes: ask with a short timeout of our own.
+std::optional<nlohmann::json> identities_of(Context& ctx, bool& busy) {
+    keyward::ClientOptions options;
+    options.socket_path = ctx.socket_path();
+    options.client_name = "keyward-cli";
+    options.timeout = std::chrono::seconds(3);
+    keyward::Client client(std::move(options));
+    auto answer = client.list_identities();
+    busy = !answer.ok() && answer.status().code == ErrorCode::timeout;
+    if (!answer.ok()) return std::nullopt;
+    try {
+        auto doc = nlohmann::json::parse(answer.value());
+        return doc.value("identities", nlohmann::json::array());
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
 }
 
 }  // namespace
@@ -57,7 +81,15 @@ int run_status(Context& ctx) {
                 .member("description", t.description)
                 .end_object();
         json.end_array().end_object();
-        std::fputs(json.str().c_str(), stdout);
+        std::string text = json.str();
+        bool busy = false;
+        if (auto ids = identities_of(ctx, busy)) {
+            // Splice the agent's identity views in as they are.
+            auto doc = nlohmann::ordered_json::parse(text);
+            doc["identities"] = nlohmann::ordered_json::parse(ids->dump());
+            text = doc.dump(2) + "\n";
+        }
+        std::fputs(text.c_str(), stdout);
         return exit_ok;
     }
     std::printf("agent:       %s (protocol %u)\n", printable(st.server).c_str(), static_cast<unsigned>(hello->version));
@@ -72,6 +104,13 @@ int run_status(Context& ctx) {
         for (const auto& t : st.tokens)
             std::printf("  %-16s %-8s %-10s %s\n", printable(t.name).c_str(), printable(t.kind).c_str(),
                         printable(t.state).c_str(), printable(t.description).c_str());
+    }
+    bool busy = false;
+    if (auto ids = identities_of(ctx, busy); ids && !ids->empty()) {
+        std::printf("identities:  ('!' needs attention; keyward identities show NAME)\n");
+        for (const auto& v : *ids) std::fputs(identity_summary_line(v).c_str(), stdout);
+    } else if (busy) {
+        std::printf("identities:  (busy with a renewal; try again shortly)\n");
     }
     return exit_ok;
 }

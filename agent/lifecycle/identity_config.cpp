@@ -282,6 +282,7 @@ bool same_identity_config(const IdentityConfig& a, const IdentityConfig& b) { re
 Result<std::vector<std::shared_ptr<const IdentityConfig>>> parse_identities(const toml::table& section,
                                                                              const std::string& source) {
     std::vector<std::shared_ptr<const IdentityConfig>> out;
+    std::vector<toml::source_region> where;
     for (const auto& [k, v] : section) {
         const std::string name(k.str());
         const toml::table* table = v.as_table();
@@ -292,14 +293,14 @@ Result<std::vector<std::shared_ptr<const IdentityConfig>>> parse_identities(cons
         auto parsed = parse_identity(name, *table, source);
         if (!parsed.ok()) return parsed.status();
         out.push_back(std::move(parsed.value()));
+        where.push_back(table->source());
     }
     // Two identities on one key would renew it under each other's feet.
     for (size_t i = 0; i < out.size(); ++i)
         for (size_t j = i + 1; j < out.size(); ++j)
             if (out[i]->key == out[j]->key)
-                return Status{ErrorCode::invalid_argument,
-                              source + ": identities." + out[j]->name + ".key: key \"" + out[j]->key +
-                                  "\" already belongs to identity " + out[i]->name};
+                return Checker(source, "identities." + out[j]->name)
+                    .fail_at(where[j], "key", "key \"" + out[j]->key + "\" already belongs to identity " + out[i]->name);
     return out;
 }
 

@@ -1,0 +1,53 @@
+#!/bin/sh
+# A certmonger-style CA helper for the lifecycle tests: a software CA (openssl x509 -req)
+# whose behaviour the test chooses by writing one word to $HELPER_DIR/mode:
+#   issue          sign the CSR (clientAuth, SAN from CERTMONGER_REQ_HOSTNAME)  -> exit 0
+#   reject         exit 2 with a message          unreachable     exit 3
+#   underconfigured exit 4                        unsupported     exit 6
+#   wait1          SUBMIT: exit 1 + cookie; POLL: issue
+#   wait5          SUBMIT: exit 5 + "1\ncookie"; POLL: issue
+#   block          write its pid to blocked.pid, then block reading the fifo
+#   garbage        exit 0 with text that is not a certificate
+#   wrongkey       issue for a fresh software key instead of the CSR's key
+#   serverauth     issue with serverAuth only     otherca   issue from another CA
+# Every call is logged to helper.log and its environment saved to helper.env.
+D="$HELPER_DIR"
+mode=$(cat "$D/mode" 2>/dev/null || echo issue)
+renew=no
+[ -n "$CERTMONGER_CERTIFICATE" ] && renew=yes
+echo "op=$CERTMONGER_OPERATION mode=$mode cookie=$CERTMONGER_CA_COOKIE renew=$renew subject=$CERTMONGER_REQ_SUBJECT hostname=$CERTMONGER_REQ_HOSTNAME" >> "$D/helper.log"
+env > "$D/helper.env"
+
+case "$mode" in
+  reject) echo "rejected by test CA policy"; exit 2 ;;
+  unreachable) echo "connection refused"; exit 3 ;;
+  underconfigured) echo "no CA configured here"; exit 4 ;;
+  unsupported) exit 6 ;;
+  wait1) if [ "$CERTMONGER_OPERATION" = SUBMIT ]; then echo "cookie-$$"; exit 1; fi ;;
+  wait5) if [ "$CERTMONGER_OPERATION" = SUBMIT ]; then printf '1\ncookie-%s\n' $$; exit 5; fi ;;
+  block) echo $$ > "$D/blocked.pid"; cat "$D/fifo" > /dev/null ;;
+  garbage) echo "this is not a certificate"; exit 0 ;;
+esac
+
+csr="$D/req-$$.csr"
+printf '%s\n' "$CERTMONGER_CSR" > "$csr"
+ca_cert="$CA_CERT"
+ca_key="$CA_KEY"
+eku=clientAuth
+case "$mode" in
+  serverauth) eku=serverAuth ;;
+  otherca) ca_cert="$D/other-ca.crt"; ca_key="$D/other-ca.key" ;;
+  wrongkey)
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$D/wrong.key" \
+      -subj "/CN=$CERTMONGER_REQ_HOSTNAME" -out "$csr" 2>>"$D/helper.err" ;;
+esac
+ext="$D/ext-$$.cnf"
+{
+  echo "basicConstraints=critical,CA:FALSE"
+  echo "keyUsage=critical,digitalSignature"
+  echo "extendedKeyUsage=$eku"
+  [ -n "$CERTMONGER_REQ_HOSTNAME" ] && echo "subjectAltName=DNS:$CERTMONGER_REQ_HOSTNAME"
+} > "$ext"
+openssl x509 -req -in "$csr" -CA "$ca_cert" -CAkey "$ca_key" -CAcreateserial -days "${CERT_DAYS:-2}" \
+  -extfile "$ext" 2>>"$D/helper.err" || { echo "signing failed"; exit 2; }
+exit 0

@@ -1,0 +1,575 @@
+#!/usr/bin/env python3
+"""The certificate lifecycle end to end: a real keywardd on its embedded SoftHSM2 token, a
+certmonger-style CA helper (tests/lifecycle/ca_helper.sh, a software CA made with openssl)
+exercising every exit code, the keyward CLI, and TLS through the provider with the
+identity's files. Also Debian certmonger's own local-submit helper, offline."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+_src = os.environ.get("KEYWARD_SOURCE_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+sys.path.insert(0, os.path.join(_src, "tests", "integration"))
+sys.path.insert(0, os.path.join(_src, "tests", "provider"))
+
+import harness  # noqa: E402
+from harness import Agent, TempDir, TestCA, openssl, run, wait_until  # noqa: E402
+
+HELPER = os.path.join(_src, "tests", "lifecycle", "ca_helper.sh")
+LOCAL_SUBMIT = "/usr/lib/certmonger/local-submit"
+
+
+def toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
+    if isinstance(v, int):
+        return str(v)
+    return json.dumps(str(v))
+
+
+def identity_toml(name, options, issuer):
+    lines = [f"[identities.{name}]"] + [f"{k} = {toml_value(v)}" for k, v in options.items()]
+    lines += [f"[identities.{name}.issuer]"] + [f"{k} = {toml_value(v)}" for k, v in issuer.items()]
+    return "\n".join(lines) + "\n"
+
+
+class LifecycleCase(unittest.TestCase):
+    """One agent per test with identity `web` served by ca_helper.sh. Subclasses or tests
+    adjust `options` (identity keys) before start_agent()."""
+
+    auto_start = True
+
+    def setUp(self):
+        self.tmp = TempDir("keyward-lifecycle-")
+        self.ca = TestCA(self.tmp.join("ca"))
+        self.hdir = self.tmp.mkdir("helper")
+        other = TestCA(self.tmp.join("other-ca"), subject="/CN=other CA")
+        os.symlink(other.cert, os.path.join(self.hdir, "other-ca.crt"))
+        os.symlink(other.key, os.path.join(self.hdir, "other-ca.key"))
+        self.set_mode("issue")
+        self.options = {
+            "subject": "/CN=web.example",
+            "sans": ["dns:web.example"],
+            "trust_anchors": self.ca.cert,
+            "auto_enroll": False,
+            "retry_min": "1s",
+            "retry_max": "1h",
+        }
+        self.issuer = {"kind": "helper", "command": [HELPER],
+                       "environment": {"HELPER_DIR": self.hdir, "CA_CERT": self.ca.cert, "CA_KEY": self.ca.key}}
+        self.agent = None
+        if self.auto_start:
+            self.start_agent()
+
+    def tearDown(self):
+        self.unblock_helper()
+        if self.agent:
+            self.agent.kill()
+            self.agent.forget()
+        self.tmp.cleanup()
+
+    # -- the agent and its configuration --
+
+    def write_config(self):
+        return self.tmp.write("keyward.toml", identity_toml("web", self.options, self.issuer))
+
+    def start_agent(self):
+        self.agent = Agent(self.tmp, config=self.write_config())
+        self.agent.start()
+        return self.agent
+
+    def cli(self, *args, **kw):
+        kw.setdefault("timeout", 300)
+        return self.agent.cli(*args, **kw)
+
+    def view(self):
+        return self.cli("identities", "show", "web", json=True).data
+
+    def enroll(self):
+        done = self.cli("enroll", "web", json=True)
+        self.assertEqual(done.data["result"]["action"], "issued", done.stdout)
+        return done.data
+
+    # -- the helper --
+
+    def set_mode(self, mode):
+        with open(os.path.join(self.hdir, "mode"), "w") as f:
+            f.write(mode + "\n")
+
+    def helper_calls(self, op=None):
+        try:
+            with open(os.path.join(self.hdir, "helper.log")) as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            return []
+        return [line for line in lines if op is None or line.startswith(f"op={op} ")]
+
+    def helper_env(self):
+        env = {}
+        with open(os.path.join(self.hdir, "helper.env")) as f:
+            key = None
+            for line in f.read().splitlines():
+                if "=" in line and line.split("=", 1)[0].replace("_", "").isalnum() and line.split("=", 1)[0].isupper():
+                    key, value = line.split("=", 1)
+                    env[key] = value
+                elif key:
+                    env[key] += "\n" + line
+        return env
+
+    def unblock_helper(self):
+        pid_file = os.path.join(self.hdir, "blocked.pid")
+        if os.path.exists(pid_file):
+            try:
+                with open(pid_file) as f:
+                    os.killpg(int(f.read().strip()), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+            os.unlink(pid_file)
+
+    # -- checks --
+
+    def assert_consistent(self, view):
+        """The files in force form one generation: the certificate is for the key the key
+        reference names, chains to the CA, and the view agrees."""
+        files = view["files"]
+        cert, keyref = files["cert"], files["keyref"]
+        openssl("verify", "-CAfile", self.ca.cert, cert)
+        cert_pub = openssl("x509", "-in", cert, "-noout", "-pubkey").stdout
+        with open(keyref) as f:
+            ref = f.read()
+        self.assertIn("-----BEGIN KEYWARD KEY-----", ref)
+        self.assertEqual(cert_pub.strip(), self.agent.pubkey(view["key"]).strip(),
+                         "the certificate in force is not for the key in force")
+        serial = openssl("x509", "-in", cert, "-noout", "-serial").stdout.strip().split("=", 1)[1]
+        self.assertEqual(serial.lstrip("0"), view["serial"].lstrip("0"))
+        gen_dir = os.path.realpath(os.path.join(view["dir"], "current"))
+        self.assertEqual(os.path.basename(gen_dir), f"gen-{view['generation']}")
+        with open(os.path.join(gen_dir, "meta.json")) as f:
+            self.assertEqual(json.load(f)["key"], view["key"])
+
+
+class TestEnrollAndRenew(LifecycleCase):
+    def test_enroll_writes_files_and_the_view(self):
+        self.assertEqual(self.view()["status"], "not enrolled")
+        listing = self.cli("identities", "list").stdout
+        self.assertRegex(listing, r"!\s+web\s+not enrolled")
+        data = self.enroll()
+        self.assertEqual(data["status"], "valid")
+        self.assertEqual(data["generation"], 1)
+        self.assertEqual(data["key"], "web")
+        self.assertEqual(data["subject"], "/CN=web.example")
+        self.assertEqual(data["sans"], ["dns:web.example"])
+        self.assertEqual(data["issuer"], "helper")
+        self.assertEqual(data["certificate_issuer"], "/CN=keyward test CA")
+        self.assertEqual(data["last_attempt"]["outcome"], "issued")
+        self.assertIsNone(data["previous"])
+        for field in ("not_before", "not_after", "serial", "next_renewal"):
+            self.assertTrue(data[field], field)
+        for path in data["files"].values():
+            self.assertTrue(os.path.isfile(path), path)
+            self.assertTrue(path.startswith(os.path.join(data["dir"], "current") + os.sep), path)
+        self.assert_consistent(data)
+        eku = openssl("x509", "-in", data["files"]["cert"], "-noout", "-ext", "extendedKeyUsage").stdout
+        self.assertIn("TLS Web Client Authentication", eku)
+        # The helper got the certmonger variables, and nothing secret.
+        calls = self.helper_calls("SUBMIT")
+        self.assertEqual(len(calls), 1, calls)
+        self.assertIn("renew=no", calls[0])
+        self.assertIn("subject=CN=web.example", calls[0])
+        self.assertIn("hostname=web.example", calls[0])
+        env = self.helper_env()
+        self.assertIn("-----BEGIN CERTIFICATE REQUEST-----", env["CERTMONGER_CSR"])
+        self.assertNotIn("CERTMONGER_CERTIFICATE", env)
+        pin = self.agent.user_pin()
+        for k, v in env.items():
+            self.assertNotIn(pin, v, f"the PIN leaked into the helper's environment ({k})")
+            self.assertNotIn("SOFTHSM2_CONF", k)
+        # The text views name the files.
+        text = self.cli("identities", "show", "web").stdout
+        self.assertIn(data["files"]["cert"], text)
+        self.assertIn(data["files"]["keyref"], text)
+        listing = self.cli("identities", "list", json=True).data
+        self.assertEqual([i["name"] for i in listing["identities"]], ["web"])
+        # Enrolling again says so and changes nothing.
+        again = self.cli("enroll", "web", json=True).data
+        self.assertEqual(again["result"]["action"], "not_due")
+        self.assertEqual(again["generation"], 1)
+
+    def test_renew_keeps_the_key_rekey_makes_a_new_one(self):
+        first = self.enroll()
+        not_due = self.cli("renew", "web", json=True).data
+        self.assertEqual(not_due["result"]["action"], "not_due")
+        self.assertEqual(len(self.helper_calls("SUBMIT")), 1)
+
+        renewed = self.cli("renew", "web", "--now", json=True).data
+        self.assertEqual(renewed["result"]["action"], "issued", renewed)
+        self.assertEqual(renewed["generation"], 2)
+        self.assertEqual(renewed["key"], "web")
+        self.assertNotEqual(renewed["serial"], first["serial"])
+        self.assertEqual(renewed["previous"], {"generation": 1, "key": "web"})
+        self.assertIn("renew=yes", self.helper_calls("SUBMIT")[-1])
+        self.assertIn("-----BEGIN CERTIFICATE-----", self.helper_env()["CERTMONGER_CERTIFICATE"])
+        self.assert_consistent(renewed)
+        self.assertEqual(renewed["keys_to_destroy"], [])
+
+        old_pub = self.agent.pubkey("web")
+        rekeyed = self.cli("renew", "web", "--rekey", json=True).data
+        self.assertEqual(rekeyed["result"]["action"], "issued", rekeyed)
+        self.assertEqual(rekeyed["generation"], 3)
+        self.assertEqual(rekeyed["key"], "web.3")
+        self.assertNotEqual(self.agent.pubkey("web.3"), old_pub)
+        self.assertEqual(rekeyed["previous"], {"generation": 2, "key": "web"})
+        self.assertEqual([d["key"] for d in rekeyed["keys_to_destroy"]], ["web"])
+        self.assert_consistent(rekeyed)
+        # Only current and previous generations stay on disk.
+        gens = sorted(n for n in os.listdir(rekeyed["dir"]) if n.startswith("gen-"))
+        self.assertEqual(gens, ["gen-2", "gen-3"])
+
+    def test_rollback_puts_the_previous_generation_back(self):
+        self.enroll()
+        rekeyed = self.cli("renew", "web", "--rekey", json=True).data
+        self.assertEqual(rekeyed["key"], "web.2")
+        back = self.cli("identities", "rollback", "web", json=True).data
+        self.assertEqual(back["generation"], 1)
+        self.assertEqual(back["key"], "web")
+        self.assertEqual(back["previous"], {"generation": 2, "key": "web.2"})
+        self.assertEqual(back["last_attempt"]["outcome"], "rollback")
+        self.assertEqual([d["key"] for d in back["keys_to_destroy"]], ["web.2"])
+        self.assert_consistent(back)
+        # Automatic renewal does not undo it at once.
+        self.assertGreater(back["next_renewal_unix"], time.time() + 1800)
+        # And back again.
+        forth = self.cli("identities", "rollback", "web", json=True).data
+        self.assertEqual(forth["generation"], 2)
+        self.assert_consistent(forth)
+
+
+class TestGracePeriod(LifecycleCase):
+    auto_start = False
+
+    def test_old_key_destroyed_after_the_grace_period_only(self):
+        self.options["grace_period"] = "3s"
+        self.start_agent()
+        self.enroll()
+        self.cli("renew", "web", "--rekey")
+        self.assertIn("web", self.cli("keys", "list", json=True).stdout)
+        listed = lambda: [k["name"] for k in self.cli("keys", "list", json=True).data["keys"]]  # noqa: E731
+        self.assertIn("web", listed(), "the old key went before its grace period")
+        self.assertTrue(wait_until(lambda: "web" not in listed(), 20, 0.5),
+                        "the old key was not destroyed after its grace period\n" + self.agent.log_tail())
+        self.assertIn("web.2", listed())
+        done = self.cli("identities", "rollback", "web", check=False)
+        self.assertNotEqual(done.rc, 0)
+        self.assertIn("no longer exists", done.stderr)
+
+
+class TestFailures(LifecycleCase):
+    def test_rejection_is_reported_and_not_retried_in_a_loop(self):
+        self.enroll()
+        self.set_mode("reject")
+        done = self.cli("renew", "web", "--now", check=False)
+        self.assertEqual(done.rc, 1, done.stdout + done.stderr)
+        self.assertIn("rejected by test CA policy", done.stderr)
+        data = self.view()
+        self.assertEqual(data["last_attempt"]["outcome"], "rejected")
+        self.assertIn("rejected by test CA policy", data["last_attempt"]["message"])
+        self.assertEqual(data["generation"], 1, "a rejection must keep the certificate in force")
+        self.assertEqual(data["failures"], 1)
+        self.assertTrue(data["held"])
+        self.assertGreater(data["next_renewal_unix"], time.time() + 0.7 * 3600)
+        self.assertEqual(data["status"], "renewal failing")
+        self.assertRegex(self.cli("identities", "list").stdout, r"!\s+web\s+renewal failing")
+        time.sleep(4)  # retry_min is 1s: a loop would have called the helper again by now
+        self.assertEqual(len(self.helper_calls("SUBMIT")), 2)
+        # A restart remembers the hold: no storm.
+        self.agent.restart()
+        time.sleep(3)
+        self.assertEqual(len(self.helper_calls("SUBMIT")), 2)
+        self.assertEqual(self.view()["last_attempt"]["outcome"], "rejected")
+        # `renew` without --now respects the hold; --now overrides it.
+        self.assertEqual(self.cli("renew", "web", json=True).data["result"]["action"], "not_due")
+        self.set_mode("issue")
+        self.assertEqual(self.cli("renew", "web", "--now", json=True).data["result"]["action"], "issued")
+        data = self.view()
+        self.assertEqual(data["failures"], 0)
+        self.assertFalse(data["held"])
+
+    def test_misconfigured_and_unsupported_helpers(self):
+        for mode, text in (("underconfigured", "not configured completely"), ("unsupported", "does not support")):
+            with self.subTest(mode=mode):
+                self.set_mode(mode)
+                done = self.cli("enroll", "web", check=False)
+                self.assertEqual(done.rc, 1)
+                data = self.view()
+                self.assertEqual(data["last_attempt"]["outcome"], "misconfigured")
+                self.assertIn(text, data["last_attempt"]["message"])
+                self.assertTrue(data["held"])
+                self.assertIsNone(data["generation"])
+
+    def test_unreachable_backs_off_exponentially(self):
+        self.options.update({"auto_enroll": True, "retry_min": "1s", "retry_max": "4s"})
+        self.agent.kill()
+        self.set_mode("unreachable")
+        self.start_agent()
+        time.sleep(9)
+        calls = len(self.helper_calls("SUBMIT"))
+        # Attempts at ~1s, then +0.8-1s, +1.6-2s, +3.2-4s, +3.2-4s: 4 or 5 in 9 s, never a loop.
+        self.assertGreaterEqual(calls, 3, self.helper_calls())
+        self.assertLessEqual(calls, 6, self.helper_calls())
+        data = self.view()
+        self.assertEqual(data["last_attempt"]["outcome"], "unreachable")
+        self.assertIn("connection refused", data["last_attempt"]["message"])
+        self.assertEqual(data["failures"], calls)
+        self.assertFalse(data["held"])
+        # The CA comes back: the next attempt enrolls by itself.
+        self.set_mode("issue")
+        self.assertTrue(wait_until(lambda: self.view()["generation"] == 1, 15, 0.5), self.agent.log_tail())
+        self.assertEqual(self.view()["failures"], 0)
+
+    def test_invalid_answers_keep_the_old_certificate(self):
+        first = self.enroll()
+        cases = (("wrongkey", "for another key"), ("serverauth", "lacks clientAuth"),
+                 ("otherca", "fails verification"), ("garbage", "no PEM certificate"))
+        for mode, text in cases:
+            with self.subTest(mode=mode):
+                self.set_mode(mode)
+                done = self.cli("renew", "web", "--now", check=False)
+                self.assertEqual(done.rc, 1, done.stdout)
+                data = self.view()
+                self.assertEqual(data["last_attempt"]["outcome"], "invalid")
+                self.assertIn(text, data["last_attempt"]["message"])
+                self.assertEqual(data["generation"], 1)
+                self.assertEqual(data["serial"], first["serial"])
+                self.assert_consistent(data)
+
+    def test_rekey_failure_keeps_the_old_key_in_force_and_reuses_the_new_one(self):
+        self.enroll()
+        self.set_mode("reject")
+        self.cli("renew", "web", "--rekey", check=False)
+        data = self.view()
+        self.assertEqual(data["key"], "web")
+        self.assert_consistent(data)
+        self.set_mode("issue")
+        data = self.cli("renew", "web", "--rekey", json=True).data
+        self.assertEqual(data["key"], "web.2", "the key made for the failed attempt should be reused")
+        keys = [k["name"] for k in self.cli("keys", "list", json=True).data["keys"]]
+        self.assertEqual(sorted(keys), ["web", "web.2"])
+
+
+class TestPending(LifecycleCase):
+    def poll_flow(self, mode):
+        done = self.cli("enroll", "web", json=True).data
+        self.assertEqual(done["result"]["action"], "pending", done)
+        self.assertIsNotNone(done["pending"])
+        self.assertEqual(done["status"], "enrolling")
+        cookie = self.helper_calls("SUBMIT")[0]
+        self.assertTrue(wait_until(lambda: self.view()["generation"] == 1, 20, 0.3),
+                        "the agent did not poll to completion\n" + "\n".join(self.helper_calls()) + self.agent.log_tail())
+        polls = self.helper_calls("POLL")
+        self.assertEqual(len(polls), 1, polls)
+        self.assertRegex(polls[0], r"cookie=cookie-\d+")
+        self.assertEqual(len(self.helper_calls("SUBMIT")), 1, cookie)
+        data = self.view()
+        self.assertIsNone(data["pending"])
+        self.assert_consistent(data)
+
+    def test_wait_with_delay_then_poll_with_the_cookie(self):
+        self.set_mode("wait5")
+        self.poll_flow("wait5")
+
+    def test_wait_then_poll_with_the_cookie(self):
+        self.set_mode("wait1")
+        self.poll_flow("wait1")
+
+
+class TestHooks(LifecycleCase):
+    auto_start = False
+
+    def test_hooks_run_with_the_paths_and_a_failing_hook_does_not_undo(self):
+        hook_ok = self.tmp.write("hook-ok.sh", f"#!/bin/sh\nenv > {self.tmp.join('hook.env')}\n", mode=0o755)
+        hook_bad = self.tmp.write("hook-bad.sh", "#!/bin/sh\necho reload failed >&2\nexit 3\n", mode=0o755)
+        self.options["hooks"] = [hook_ok, [hook_bad, "--flag"]]
+        self.start_agent()
+        first = self.enroll()
+        with open(self.tmp.join("hook.env")) as f:
+            env = dict(line.split("=", 1) for line in f.read().splitlines() if "=" in line)
+        self.assertEqual(env["KEYWARD_IDENTITY"], "web")
+        self.assertEqual(env["KEYWARD_CERT"], first["files"]["cert"])
+        self.assertEqual(env["KEYWARD_CHAIN"], first["files"]["chain"])
+        self.assertEqual(env["KEYWARD_KEYREF"], first["files"]["keyref"])
+        self.assertEqual(env["KEYWARD_KEY"], "web")
+        self.assertNotIn(self.agent.user_pin(), "".join(env.values()))
+        self.assertEqual(first["hooks"]["outcome"], "failed")
+        self.assertIn("hook-bad.sh: exit code 3 (reload failed)", first["hooks"]["message"])
+        self.assertIn("hook-bad.sh", first["result"]["message"])
+        self.assert_consistent(first)
+        renewed = self.cli("renew", "web", "--now", json=True).data
+        self.assertEqual(renewed["result"]["action"], "issued")
+        self.assertEqual(renewed["generation"], 2, "a failing hook must not undo the renewal")
+        self.assertIn("hooks:", self.cli("identities", "show", "web").stdout)
+
+
+class TestCrashes(LifecycleCase):
+    def start_blocked_renewal(self, *flags):
+        fifo = os.path.join(self.hdir, "fifo")
+        if not os.path.exists(fifo):
+            os.mkfifo(fifo)
+        self.set_mode("block")
+        cli = subprocess.Popen([harness.cli_path(), "renew", "web", *flags],
+                               env=dict(os.environ, KEYWARD_SOCKET=self.agent.socket),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        pid_file = os.path.join(self.hdir, "blocked.pid")
+        self.assertTrue(wait_until(lambda: os.path.exists(pid_file) and os.path.getsize(pid_file) > 0, 60),
+                        self.agent.log_tail())
+        return cli
+
+    def crash_and_restart(self, cli):
+        self.agent.proc.send_signal(signal.SIGKILL)
+        self.agent.wait()
+        self.unblock_helper()
+        _, err = cli.communicate(timeout=60)
+        self.assertEqual(cli.returncode, harness.EXIT_UNREACHABLE, err)
+        self.set_mode("issue")
+        self.agent.start()
+
+    def test_sigkill_while_the_ca_works_keeps_the_old_generation(self):
+        first = self.enroll()
+        cli = self.start_blocked_renewal("--now")
+        self.crash_and_restart(cli)
+        data = self.view()
+        self.assertEqual(data["generation"], 1)
+        self.assertEqual(data["serial"], first["serial"])
+        self.assert_consistent(data)
+        renewed = self.cli("renew", "web", "--now", json=True).data
+        self.assertEqual(renewed["generation"], 2)
+        self.assert_consistent(renewed)
+
+    def test_sigkill_during_a_rekey_keeps_the_old_key_and_reuses_the_new(self):
+        self.enroll()
+        cli = self.start_blocked_renewal("--rekey")
+        self.crash_and_restart(cli)
+        data = self.view()
+        self.assertEqual((data["generation"], data["key"]), (1, "web"))
+        self.assert_consistent(data)
+        renewed = self.cli("renew", "web", "--rekey", json=True).data
+        self.assertEqual((renewed["generation"], renewed["key"]), (2, "web.2"))
+        self.assert_consistent(renewed)
+        keys = sorted(k["name"] for k in self.cli("keys", "list", json=True).data["keys"])
+        self.assertEqual(keys, ["web", "web.2"], "a crash must not leave orphan keys behind")
+
+    def test_sigkill_after_the_switch_runs_the_hooks_after_restart(self):
+        self.agent.kill()
+        marker = self.tmp.join("hook-ran")
+        gate = self.tmp.join("hook-gate")
+        os.mkfifo(gate)
+        hook = self.tmp.write("hook.sh", f"#!/bin/sh\necho $$ > {self.tmp.join('hook.pid')}\n"
+                                         f"[ -e {marker} ] || {{ touch {marker}; cat {gate} >/dev/null; }}\n"
+                                         f"echo again >> {marker}\n", mode=0o755)
+        self.options["hooks"] = [hook]
+        self.start_agent()
+        cli = subprocess.Popen([harness.cli_path(), "enroll", "web"], env=dict(os.environ, KEYWARD_SOCKET=self.agent.socket),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.assertTrue(wait_until(lambda: os.path.exists(marker), 60), self.agent.log_tail())
+        self.agent.proc.send_signal(signal.SIGKILL)
+        self.agent.wait()
+        with open(self.tmp.join("hook.pid")) as f:
+            try:
+                os.killpg(int(f.read()), signal.SIGKILL)
+            except OSError:
+                pass
+        cli.communicate(timeout=60)
+        self.agent.start()
+        # The new generation is in force, and its hooks run (again) by themselves.
+        self.assertTrue(wait_until(lambda: os.path.exists(marker) and "again" in open(marker).read(), 20, 0.3),
+                        self.agent.log_tail())
+        data = self.view()
+        self.assertEqual(data["generation"], 1)
+        self.assertEqual(data["hooks"]["outcome"], "ok")
+        self.assertEqual(data["last_attempt"]["outcome"], "issued")
+        self.assert_consistent(data)
+
+
+class TestAutomaticRenewal(LifecycleCase):
+    auto_start = False
+
+    def test_the_agent_enrolls_and_renews_by_itself(self):
+        # 2-day certificates renewed 5 s after they start: the agent renews without a command.
+        self.options.update({"auto_enroll": True, "renew_before": "47h59m55s", "jitter": "0s"})
+        self.start_agent()
+        self.assertTrue(wait_until(lambda: (self.view()["generation"] or 0) >= 2, 40, 0.5),
+                        "\n".join(self.helper_calls()) + self.agent.log_tail())
+        data = self.view()
+        self.assertEqual(data["last_attempt"]["outcome"], "issued")
+        self.assert_consistent(data)
+        status = self.cli("status").stdout
+        self.assertIn("identities:", status)
+        self.assertIn("web", status)
+
+
+class TestMutualTls(LifecycleCase):
+    def test_handshake_with_the_identity_files_through_the_provider(self):
+        import provider_helpers as ph
+        data = self.enroll()
+        cnf = ph.write_openssl_cnf(self.tmp, self.agent.socket)
+        with ph.www_server(self.ca) as server:
+            before = self.agent.signatures()
+            result = ph.s_client(server.port, self.ca.cert, data["files"]["cert"], data["files"]["keyref"],
+                                 env={"OPENSSL_CONF": cnf, "KEYWARD_SOCKET": None})
+            ph.assert_handshake_used_agent(self, self.agent, before, result, "web.example")
+        # After a rekey the same paths carry the new pair.
+        self.cli("renew", "web", "--rekey")
+        with ph.www_server(self.ca) as server:
+            before = self.agent.signatures()
+            result = ph.s_client(server.port, self.ca.cert, data["files"]["cert"], data["files"]["keyref"],
+                                 env={"OPENSSL_CONF": cnf, "KEYWARD_SOCKET": None})
+            ph.assert_handshake_used_agent(self, self.agent, before, result, "web.example")
+
+
+class TestConfig(unittest.TestCase):
+    def test_a_bad_identity_stops_the_agent_with_file_line_and_key(self):
+        with TempDir("keyward-lifecycle-") as tmp:
+            cfg = tmp.write("keyward.toml", "[identities.web]\nsubject = \"/CN=web\"\ntrust_anchors = \"/ca.pem\"\n"
+                                            "renew_at = \"5/3\"\n[identities.web.issuer]\nkind = \"helper\"\n"
+                                            "command = [\"/bin/true\"]\n")
+            agent = Agent(tmp, config=cfg)
+            try:
+                agent.spawn()
+                self.assertNotEqual(agent.wait(30), 0)
+                self.assertIn("keyward.toml:4: identities.web.renew_at: expected a fraction", agent.log_text())
+            finally:
+                agent.kill()
+                agent.forget()
+
+
+class TestCertmongerLocalSubmit(LifecycleCase):
+    auto_start = False
+
+    def test_debian_certmonger_local_submit_helper(self):
+        harness.require_program(LOCAL_SUBMIT)
+        ca_dir = self.tmp.mkdir("local-ca")
+        env = {"CERTMONGER_LOCAL_CA_DIR": ca_dir, "CERTMONGER_OPERATION": "FETCH-ROOTS"}
+        roots = run([LOCAL_SUBMIT], env=env).stdout
+        anchors = self.tmp.write("local-ca.pem", roots[roots.index("-----BEGIN CERTIFICATE-----"):])
+        self.options["trust_anchors"] = anchors
+        self.issuer = {"kind": "helper", "command": [LOCAL_SUBMIT], "environment": {"CERTMONGER_LOCAL_CA_DIR": ca_dir}}
+        self.start_agent()
+        data = self.enroll()
+        self.assertEqual(data["generation"], 1)
+        self.assertIn("Local Signing Authority", data["certificate_issuer"])
+        self.assertEqual(data["certificate_sans"], ["dns:web.example"])
+        openssl("verify", "-CAfile", anchors, data["files"]["cert"])
+        renewed = self.cli("renew", "web", "--rekey", json=True).data
+        self.assertEqual((renewed["generation"], renewed["key"]), (2, "web.2"))
+        openssl("verify", "-CAfile", anchors, renewed["files"]["cert"])
+
+
+if __name__ == "__main__":
+    harness.main()
