@@ -344,6 +344,7 @@ private:
         if (conn_ && srk_ != ESYS_TR_NONE) Esys_TR_Close(conn_->esys(), &srk_);
         srk_ = ESYS_TR_NONE;
         srk_checked_ = false;
+        primary_contexts_.clear();
         conn_.reset();
     }
 
@@ -441,6 +442,16 @@ private:
             case TPM2_RH_NULL: hierarchy = ESYS_TR_RH_NULL; break;
             default: call = "finding the key's parent"; return TPM2_RC_HANDLE | TPM2_RC_1;
         }
+        // A saved context of the primary reloads much faster than CreatePrimary derives it.
+        if (auto saved = primary_contexts_.find(parent); saved != primary_contexts_.end()) {
+            ESYS_TR t = ESYS_TR_NONE;
+            if (Esys_ContextLoad(ctx, &saved->second, &t) == TSS2_RC_SUCCESS) {
+                primary = Loaded(ctx, t);
+                tr = t;
+                return TSS2_RC_SUCCESS;
+            }
+            primary_contexts_.erase(saved);  // from before a TPM reset: derive it again
+        }
         const TPM2B_PUBLIC tmpl = storage_primary_template();
         TPM2B_SENSITIVE_CREATE sensitive{};
         TPM2B_DATA outside{};
@@ -452,6 +463,11 @@ private:
         if (rc != TSS2_RC_SUCCESS) return rc;
         primary = Loaded(ctx, t);
         tr = t;
+        TPMS_CONTEXT* saved = nullptr;
+        if (Esys_ContextSave(ctx, t, &saved) == TSS2_RC_SUCCESS) {
+            EsysPtr<TPMS_CONTEXT> owner(saved);
+            primary_contexts_[parent] = *saved;
+        }
         return TSS2_RC_SUCCESS;
     }
 
@@ -678,6 +694,7 @@ private:
     bool srk_checked_ = false;
     bool persistent_parent_ = false;
     Current current_;
+    std::map<TPM2_HANDLE, TPMS_CONTEXT> primary_contexts_;  // hierarchy -> its saved primary
     std::map<std::string, Described> described_;
     std::map<std::string, std::array<uint8_t, SHA256_DIGEST_LENGTH>> rejected_auth_;
 };
