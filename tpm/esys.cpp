@@ -30,7 +30,7 @@ Connection::~Connection() {
 
 void Loaded::flush() noexcept {
     if (handle_ == ESYS_TR_NONE || !ctx_) return;
-    if (Esys_FlushContext(ctx_, handle_) != TSS2_RC_SUCCESS) Esys_TR_Close(ctx_, &handle_);
+    if (close_only_ || Esys_FlushContext(ctx_, handle_) != TSS2_RC_SUCCESS) Esys_TR_Close(ctx_, &handle_);
     handle_ = ESYS_TR_NONE;
 }
 

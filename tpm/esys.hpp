@@ -40,13 +40,22 @@ class Loaded {
 public:
     Loaded() = default;
     Loaded(ESYS_CONTEXT* ctx, ESYS_TR handle) noexcept : ctx_(ctx), handle_(handle) {}
+    // A persistent object: only the ESYS_TR is closed at the end, the TPM keeps the object.
+    static Loaded persistent(ESYS_CONTEXT* ctx, ESYS_TR handle) noexcept {
+        Loaded l(ctx, handle);
+        l.close_only_ = true;
+        return l;
+    }
     ~Loaded() { flush(); }
-    Loaded(Loaded&& o) noexcept : ctx_(o.ctx_), handle_(o.handle_) { o.handle_ = ESYS_TR_NONE; }
+    Loaded(Loaded&& o) noexcept : ctx_(o.ctx_), handle_(o.handle_), close_only_(o.close_only_) {
+        o.handle_ = ESYS_TR_NONE;
+    }
     Loaded& operator=(Loaded&& o) noexcept {
         if (this != &o) {
             flush();
             ctx_ = o.ctx_;
             handle_ = o.handle_;
+            close_only_ = o.close_only_;
             o.handle_ = ESYS_TR_NONE;
         }
         return *this;
@@ -63,6 +72,7 @@ public:
 private:
     ESYS_CONTEXT* ctx_ = nullptr;
     ESYS_TR handle_ = ESYS_TR_NONE;
+    bool close_only_ = false;
 };
 
 }  // namespace keyward::tpm

@@ -7,6 +7,7 @@
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstring>
@@ -374,7 +375,11 @@ private:
             if (p.property == TPM2_PT_MANUFACTURER) manufacturer = chars(p.value);
             if (p.property >= TPM2_PT_VENDOR_STRING_1 && p.property <= TPM2_PT_VENDOR_STRING_4) vendor += chars(p.value);
         }
-        tpm_info_ = "TPM 2.0 " + manufacturer + (vendor.empty() ? "" : " " + vendor);
+        std::string text = "TPM 2.0 " + manufacturer + " " + vendor;
+        text.erase(std::unique(text.begin(), text.end(), [](char a, char b) { return a == ' ' && b == ' '; }),
+                   text.end());
+        while (!text.empty() && text.back() == ' ') text.pop_back();
+        tpm_info_ = text;
     }
 
     // The parent for new keys: the persistent SRK when the TPM has one, else the derived primary.
@@ -428,10 +433,8 @@ private:
             ESYS_TR t = ESYS_TR_NONE;
             TSS2_RC rc = Esys_TR_FromTPMPublic(ctx, parent, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &t);
             if (rc != TSS2_RC_SUCCESS) return rc;
-            primary = Loaded(ctx, t);
+            primary = Loaded::persistent(ctx, t);
             tr = t;
-            // A persistent object must not be flushed: close the ESYS_TR only.
-            persistent_parent_ = true;
             return TSS2_RC_SUCCESS;
         }
         ESYS_TR hierarchy;
@@ -493,13 +496,8 @@ private:
         drop_current();
         Loaded parent;
         ESYS_TR parent_tr = ESYS_TR_NONE;
-        persistent_parent_ = false;
         TSS2_RC rc = parent_of(ctx, file.parent, parent, parent_tr, call);
-        if (rc != TSS2_RC_SUCCESS) {
-            if (persistent_parent_) parent.abandon();
-            return rc;
-        }
-        const bool parent_is_persistent = persistent_parent_;
+        if (rc != TSS2_RC_SUCCESS) return rc;
         call = "Esys_Load";
         ESYS_TR key = ESYS_TR_NONE;
         rc = Esys_Load(ctx, parent_tr, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &file.priv, &file.pub, &key);
@@ -511,7 +509,6 @@ private:
                 rc = start_salted_session(ctx, parent_tr, next.session);
             }
         }
-        if (parent_is_persistent) parent.abandon();
         if (rc != TSS2_RC_SUCCESS) {
             // TPM_RC_INTEGRITY and friends on Load: this blob is not for this TPM / parent.
             if (classify(rc) == RcKind::other)
@@ -692,7 +689,6 @@ private:
     std::string tpm_info_;
     ESYS_TR srk_ = ESYS_TR_NONE;  // the persistent SRK, when present (occupies no slot)
     bool srk_checked_ = false;
-    bool persistent_parent_ = false;
     Current current_;
     std::map<TPM2_HANDLE, TPMS_CONTEXT> primary_contexts_;  // hierarchy -> its saved primary
     std::map<std::string, Described> described_;

@@ -297,3 +297,29 @@ TEST_CASE("tpm: keys made by tpm2-openssl and tpm2-tools import and sign", "[tpm
                   .status().code == ErrorCode::key_exists);
     }
 }
+
+TEST_CASE("tpm: with a persistent SRK at 0x81000001, new keys are made under it", "[tpm]") {
+    test::Swtpm tpm;
+    const std::string d = tpm.dir();
+    REQUIRE(tpm.shell("tpm2_createprimary -Q -C o -G ecc256:aes128cfb -g sha256 -c " + d +
+                      "/srk.ctx -a \"fixedtpm|fixedparent|sensitivedataorigin|userwithauth|restricted|decrypt|noda\""
+                      " && tpm2_evictcontrol -Q -C o -c " + d + "/srk.ctx 0x81000001 && tpm2_flushcontext -t") == 0);
+    auto backend = open(tpm);
+    auto key = backend->generate("under-srk", KeyType::ec_p256);
+    INFO(key.status().message);
+    REQUIRE(key.ok());
+    CHECK(attribute(key.value(), "parent") == "0x81000001 (SRK)");
+    check_signs(*backend, key.value());
+    auto parsed = tpm::parse_key_file([&] {
+        const std::string pem = read_text(tpm.key_dir() + "/under-srk.pem");
+        return std::vector<uint8_t>(pem.begin(), pem.end());
+    }());
+    REQUIRE(parsed.ok());
+    CHECK(parsed->parent == 0x81000001);
+    // No slot is taken by the parent: only the key itself stays loaded.
+    CHECK(transient_objects(tpm) <= 1);
+    std::string out;
+    CHECK(tpm.shell("openssl pkey -provider tpm2 -provider default -in " + tpm.key_dir() + "/under-srk.pem -pubout",
+                    &out) == 0);
+    CHECK(out.find("BEGIN PUBLIC KEY") != std::string::npos);
+}
