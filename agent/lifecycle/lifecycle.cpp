@@ -27,6 +27,8 @@ nlohmann::ordered_json identity_view(const IdentityConfig& cfg, const IdentitySt
 
 namespace {
 
+constexpr int64_t kMaxTickSeconds = 10;
+
 int64_t unix_now() { return static_cast<int64_t>(std::time(nullptr)); }
 
 std::string fingerprint_hash(const std::string& text) {
@@ -167,7 +169,10 @@ public:
             if (auto due = due_time(*id, id->store.current(), now)) next = std::min(next, *due);
             for (const auto& d : id->state.destroy) next = std::min(next, d.after);
         }
-        return static_cast<long>(std::clamp<int64_t>(next - now, 1, 3600));
+        // The agent sleeps this long even when a client request (enroll, renew, rollback)
+        // changes the plan in between: stay within kMaxTickSeconds so such a change is
+        // acted on soon (short-lived certificates, grace periods).
+        return static_cast<long>(std::clamp<int64_t>(next - now, 1, kMaxTickSeconds));
     }
 
 private:
@@ -260,11 +265,13 @@ private:
             if (!id.cfg->auto_enroll && st.next_attempt == 0) return std::nullopt;
             return st.next_attempt;
         }
-        if (st.next_attempt > 0) return st.next_attempt;
         auto info = describe_pem(current->cert_pem);
-        if (!info.ok()) return int64_t{0};  // unreadable certificate: replace it
+        if (!info.ok()) return std::max<int64_t>(st.next_attempt, 0);  // unreadable certificate: replace it
         const double spread = spread_from(info->serial.data(), info->serial.size());
-        return renewal_time(id.cfg->policy, info->not_before, info->not_after, spread);
+        const int64_t planned = renewal_time(id.cfg->policy, info->not_before, info->not_after, spread);
+        // A backoff or hold delays the plan; it never brings it forward (a failed early
+        // `renew --now` must not start automatic attempts before the schedule).
+        return std::max(planned, st.next_attempt);
     }
 
     std::optional<int64_t> current_not_after(const std::optional<Generation>& current) {

@@ -8,6 +8,7 @@
 #   wait5          SUBMIT: exit 5 + "1\ncookie"; POLL: issue
 #   block          write its pid to blocked.pid, then block reading the fifo
 #   garbage        exit 0 with text that is not a certificate
+#   hang           write its pid to hang.pid (and start a child), then sleep far beyond any timeout
 #   wrongkey       issue for a fresh software key instead of the CSR's key
 #   serverauth     issue with serverAuth only     otherca   issue from another CA
 # Every call is logged to helper.log and its environment saved to helper.env.
@@ -27,6 +28,7 @@ case "$mode" in
   wait5) if [ "$CERTMONGER_OPERATION" = SUBMIT ]; then printf '1\ncookie-%s\n' $$; exit 5; fi ;;
   block) echo $$ > "$D/blocked.pid"; cat "$D/fifo" > /dev/null ;;
   garbage) echo "this is not a certificate"; exit 0 ;;
+  hang) sleep 300 & echo "$$ $!" > "$D/hang.pid"; wait; exit 0 ;;
 esac
 
 csr="$D/req-$$.csr"

@@ -364,6 +364,62 @@ class TestFailures(LifecycleCase):
         self.assertEqual(sorted(keys), ["web", "web.2"])
 
 
+class TestHelperTimeout(LifecycleCase):
+    auto_start = False
+
+    def test_a_hanging_helper_is_killed_at_its_timeout(self):
+        self.issuer["timeout"] = "2s"
+        self.start_agent()
+        self.set_mode("hang")
+        started = time.monotonic()
+        done = self.cli("enroll", "web", check=False)
+        took = time.monotonic() - started
+        self.assertEqual(done.rc, 1, done.stdout)
+        self.assertLess(took, 15)
+        data = self.view()
+        self.assertEqual(data["last_attempt"]["outcome"], "unreachable")
+        self.assertIn("timed out after 2s", data["last_attempt"]["message"])
+        self.assertFalse(data["held"])
+        with open(os.path.join(self.hdir, "hang.pid")) as f:
+            pids = [int(p) for p in f.read().split()]
+        for pid in pids:  # the helper and its child, killed as a group
+            self.assertTrue(wait_until(lambda: not os.path.exists(f"/proc/{pid}") or
+                                       open(f"/proc/{pid}/stat").read().split()[2] == "Z", 5),
+                            f"helper process {pid} survived its timeout")
+        self.set_mode("issue")
+        self.assertEqual(self.cli("enroll", "web", json=True).data["generation"], 1)
+
+
+class TestExpired(LifecycleCase):
+    def test_an_expired_certificate_is_renewed_at_once(self):
+        first = self.enroll()
+        # A certificate for the same key that expired long ago, from the same CA (openssl ca
+        # can set the dates), put in force behind the agent's back.
+        cadir = self.tmp.mkdir("openssl-ca")
+        open(os.path.join(cadir, "index.txt"), "w").close()
+        with open(os.path.join(cadir, "serial"), "w") as f:
+            f.write("1000\n")
+        cnf = self.tmp.write("openssl-ca.cnf", f"[ca]\ndefault_ca = d\n[d]\ndatabase = {cadir}/index.txt\n"
+                                               f"new_certs_dir = {cadir}\nserial = {cadir}/serial\ndefault_md = sha256\n"
+                                               "policy = p\ncopy_extensions = copy\nunique_subject = no\n"
+                                               "[p]\ncommonName = supplied\n")
+        csr = self.agent.csr("web", self.tmp.join("web.csr"), "/CN=web.example", ["dns:web.example"])
+        expired = self.tmp.join("expired.pem")
+        openssl("ca", "-batch", "-config", cnf, "-in", csr, "-out", expired, "-cert", self.ca.cert, "-keyfile",
+                self.ca.key, "-startdate", "20200101000000Z", "-enddate", "20200201000000Z", "-notext")
+        self.agent.stop()
+        gen = os.path.realpath(os.path.join(first["dir"], "current"))
+        with open(expired) as src, open(os.path.join(gen, "cert.pem"), "w") as dst:
+            dst.write(src.read())
+        self.agent.start()
+        self.assertTrue(wait_until(lambda: self.view()["generation"] == 2, 20, 0.3),
+                        "the expired certificate was not renewed at once\n" + self.agent.log_tail())
+        data = self.view()
+        self.assertEqual(data["status"], "valid")
+        self.assertIn("renew=yes", self.helper_calls("SUBMIT")[-1])
+        self.assert_consistent(data)
+
+
 class TestPending(LifecycleCase):
     def poll_flow(self, mode):
         done = self.cli("enroll", "web", json=True).data
