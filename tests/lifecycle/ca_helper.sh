@@ -5,7 +5,7 @@
 #   reject         exit 2 with a message          unreachable     exit 3
 #   underconfigured exit 4                        unsupported     exit 6
 #   wait1          SUBMIT: exit 1 + cookie; POLL: issue
-#   wait5          SUBMIT: exit 5 + "1\ncookie"; POLL: issue
+#   wait5          SUBMIT: exit 5 + "DELAY\ncookie" (DELAY from $HELPER_DIR/delay, default 1); POLL: issue
 #   block          write its pid to blocked.pid, then block reading the fifo
 #   garbage        exit 0 with text that is not a certificate
 #   hang           write its pid to hang.pid (and start a child), then sleep far beyond any timeout
@@ -25,7 +25,7 @@ case "$mode" in
   underconfigured) echo "no CA configured here"; exit 4 ;;
   unsupported) exit 6 ;;
   wait1) if [ "$CERTMONGER_OPERATION" = SUBMIT ]; then echo "cookie-$$"; exit 1; fi ;;
-  wait5) if [ "$CERTMONGER_OPERATION" = SUBMIT ]; then printf '1\ncookie-%s\n' $$; exit 5; fi ;;
+  wait5) if [ "$CERTMONGER_OPERATION" = SUBMIT ]; then printf '%s\ncookie-%s\n' "$(cat "$D/delay" 2>/dev/null || echo 1)" $$; exit 5; fi ;;
   block) echo $$ > "$D/blocked.pid"; cat "$D/fifo" > /dev/null ;;
   garbage) echo "this is not a certificate"; exit 0 ;;
   hang) sleep 300 & echo "$$ $!" > "$D/hang.pid"; wait; exit 0 ;;

@@ -364,6 +364,34 @@ class TestFailures(LifecycleCase):
         self.assertEqual(sorted(keys), ["web", "web.2"])
 
 
+class TestReload(LifecycleCase):
+    def test_a_reload_keeps_the_state_and_a_changed_identity_lifts_a_hold(self):
+        self.enroll()
+        self.set_mode("reject")
+        self.cli("renew", "web", "--now", check=False)
+        self.assertTrue(self.view()["held"])
+        # Same configuration: the hold stays.
+        self.assertTrue(self.agent.reload())
+        data = self.view()
+        self.assertTrue(data["held"])
+        self.assertEqual(data["generation"], 1)
+        # A changed identity may be the fix: the hold is lifted.
+        self.set_mode("issue")
+        self.options["retry_max"] = "2h"
+        self.write_config()
+        self.assertTrue(self.agent.reload())
+        data = self.view()
+        self.assertFalse(data["held"])
+        self.assertEqual(data["failures"], 0)
+        self.assertEqual(data["generation"], 1)
+        self.assert_consistent(data)
+        # A broken identity is refused by the reload; the running one stays.
+        self.options["renew_at"] = "7/3"
+        self.write_config()
+        self.assertFalse(self.agent.reload())
+        self.assertEqual(self.view()["generation"], 1)
+
+
 class TestHelperTimeout(LifecycleCase):
     auto_start = False
 
@@ -444,6 +472,22 @@ class TestPending(LifecycleCase):
     def test_wait_then_poll_with_the_cookie(self):
         self.set_mode("wait1")
         self.poll_flow("wait1")
+
+    def test_a_restart_keeps_the_pending_request_and_polls_it(self):
+        self.set_mode("wait5")
+        with open(os.path.join(self.hdir, "delay"), "w") as f:
+            f.write("4\n")
+        done = self.cli("enroll", "web", json=True).data
+        self.assertEqual(done["result"]["action"], "pending", done)
+        self.agent.restart()
+        self.assertEqual(self.view()["status"], "enrolling")
+        self.assertTrue(wait_until(lambda: self.view()["generation"] == 1, 25, 0.3), self.agent.log_tail())
+        self.assertEqual(len(self.helper_calls("SUBMIT")), 1, "the request was submitted again after a restart")
+        polls = self.helper_calls("POLL")
+        self.assertEqual(len(polls), 1, polls)
+        cookie = "cookie=cookie-"
+        self.assertIn(cookie, polls[0])
+        self.assert_consistent(self.view())
 
 
 class TestHooks(LifecycleCase):
