@@ -321,6 +321,11 @@ private:
             make = true;
         }
         const bool new_key = make || (reuse && st.pending->new_key);
+        // A key made for an earlier attempt that this one does not use never came into
+        // force: destroy it rather than leave it on the device.
+        if (st.pending && st.pending->new_key && !st.pending->key.empty() && st.pending->key != key &&
+            (!current || st.pending->key != current->meta.key))
+            st.destroy.push_back({st.pending->key, now});
         st.pending = PendingRequest{random_id(), key, new_key, "", "", now};
         if (make) {
             save(id);  // remember the key before it exists, so a crash cannot orphan it
