@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -34,6 +36,39 @@ public:
     int release() { int fd = fd_; fd_ = -1; return fd; }
 private:
     int fd_;
+};
+
+// OpenSSL writes to the socket with write(2): a peer that closed early would raise SIGPIPE
+// in whatever process hosts this code. Block it on this thread for the exchange and
+// swallow one raised meanwhile (keywardd ignores SIGPIPE anyway; a CLI may not).
+class SigpipeGuard {
+public:
+    SigpipeGuard() {
+        sigset_t pipe_only;
+        sigemptyset(&pipe_only);
+        sigaddset(&pipe_only, SIGPIPE);
+        sigset_t pending;
+        sigpending(&pending);
+        was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+        pthread_sigmask(SIG_BLOCK, &pipe_only, &old_);
+    }
+    ~SigpipeGuard() {
+        if (!was_pending_) {
+            sigset_t pipe_only;
+            sigemptyset(&pipe_only);
+            sigaddset(&pipe_only, SIGPIPE);
+            timespec zero{0, 0};
+            while (sigtimedwait(&pipe_only, nullptr, &zero) == SIGPIPE) {
+            }
+        }
+        pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+    }
+    SigpipeGuard(const SigpipeGuard&) = delete;
+    SigpipeGuard& operator=(const SigpipeGuard&) = delete;
+
+private:
+    sigset_t old_;
+    bool was_pending_ = false;
 };
 
 int remaining_ms(Clock::time_point deadline) {
@@ -102,6 +137,7 @@ Result<HttpResponse> https_request(const HttpRequest& request, const HttpsOption
     if (!parsed.ok()) return parsed.status();
     const Url& url = parsed.value();
     Clock::time_point deadline = Clock::now() + options.timeout;
+    SigpipeGuard no_sigpipe;
 
     std::unique_ptr<SSL_CTX, CtxFree> ctx(SSL_CTX_new(TLS_client_method()));
     if (!ctx) return Status{ErrorCode::internal, "TLS context: " + ssl_error_text()};
