@@ -232,7 +232,8 @@ public:
         if (auto why = unusable_reason(parsed->pub.publicArea); !why.empty())
             return Status{ErrorCode::invalid_argument, "cannot use that key: " + why};
         if (store_.read(label).ok()) return Status{ErrorCode::key_exists, "a key named " + label + " exists already"};
-        // Prove this TPM can load it (right TPM, parent present) before adopting it.
+        // Prove this TPM can load it (right TPM, parent present) before adopting it. It is
+        // loaded under a name no key can have, so it never passes for a loaded key of that name.
         Status problem;
         Status s = run("loading the imported key", [&](ESYS_CONTEXT* ctx, const char*& call) -> TSS2_RC {
             return load(ctx, "\n" + label, parsed.value(), call, problem);

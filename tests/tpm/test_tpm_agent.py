@@ -204,5 +204,37 @@ class TpmAgentTest(harness.AgentTestCase):
         self.assertLessEqual(out.count("0x80"), 1, out)
 
 
+class TpmLateTest(harness.AgentTestCase):
+    """The agent starts while its TPM is not there yet, and uses it once it appears."""
+
+    @classmethod
+    def make_agent(cls):
+        cls.swtpm = Swtpm(cls.tmp.mkdir("swtpm"))
+        cls.swtpm.kill()
+        config = cls.tmp.write("keyward.toml", f'[tokens.tpm]\nkind = "tpm"\ntcti = "{cls.swtpm.tcti}"\n')
+        return harness.Agent(cls.tmp, config=config, env={"TSS2_LOG": "all+NONE"})
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.swtpm.kill()
+
+    def token_state(self):
+        tokens = self.agent.cli("status", json=True).data["tokens"]
+        return {t["name"]: t["state"] for t in tokens}.get("tpm")
+
+    def test_tpm_appears_after_the_agent(self):
+        failed = self.agent.cli("keys", "create", "late", "--type", "ec-p256", "--token", "tpm", check=False)
+        self.assertEqual(failed.rc, harness.EXIT_DEVICE, failed.describe())
+        self.assertAgentAlive()
+        self.swtpm.start()
+        key = self.agent.cli("keys", "create", "late", "--type", "ec-p256", "--token", "tpm", json=True).data
+        self.assertEqual(key["token"], "tpm")
+        self.agent.cli("sign", "late", "--scheme", "ecdsa_secp256r1_sha256", "--digest", "cd" * 32)
+        self.assertEqual(self.token_state(), "present")
+
+
 if __name__ == "__main__":
     harness.main()
