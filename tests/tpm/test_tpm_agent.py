@@ -236,5 +236,45 @@ class TpmLateTest(harness.AgentTestCase):
         self.assertEqual(self.token_state(), "present")
 
 
+class TpmAuthTest(harness.AgentTestCase):
+    """A TPM token with auth_file: keys get that auth value; a wrong one is refused clearly."""
+
+    @classmethod
+    def make_agent(cls):
+        cls.swtpm = Swtpm(cls.tmp.mkdir("swtpm"))
+        cls.auth = cls.tmp.write("tpm.auth", "s3cret value\n", mode=0o600)
+        config = cls.tmp.write("keyward.toml", f'[tokens.tpm]\nkind = "tpm"\ntcti = "{cls.swtpm.tcti}"\n'
+                                               f'auth_file = "{cls.auth}"\n')
+        return harness.Agent(cls.tmp, config=config, env={"TSS2_LOG": "all+NONE"})
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.swtpm.kill()
+
+    def sign(self, check=True):
+        return self.agent.cli("sign", "guarded", "--scheme", "ecdsa_secp256r1_sha256", "--digest", "ef" * 32,
+                              check=check)
+
+    def test_right_and_wrong_auth(self):
+        key = self.agent.cli("keys", "create", "guarded", "--type", "ec-p256", "--token", "tpm", json=True).data
+        attrs = {a["name"]: a["value"] for a in key["attributes"]}
+        self.assertEqual(attrs["emptyAuth"], "false")
+        self.sign()
+        with open(self.auth, "w") as f:
+            f.write("not the value\n")
+        for _ in range(3):
+            refused = self.sign(check=False)
+            self.assertEqual(refused.rc, harness.EXIT_DEVICE, refused.describe())
+            self.assertIn("TPM_RC_AUTH_FAIL", refused.stderr)
+            self.assertNotIn("not the value", refused.stderr + self.agent.log_text())
+        self.assertAgentAlive()
+        with open(self.auth, "w") as f:
+            f.write("s3cret value\n")
+        self.sign()
+
+
 if __name__ == "__main__":
     harness.main()
