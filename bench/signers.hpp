@@ -32,6 +32,9 @@ std::unique_ptr<Signer> make_agent_signer(const Options& o, KeyKind kind, std::s
 // software: an in-process OpenSSL key, the ceiling.
 std::unique_ptr<Signer> make_software_signer(const Options& o, KeyKind kind, std::string& error);
 
+// tpm: keyward's TPM backend in this process (ESAPI), --tcti T --key-dir DIR --key NAME.
+std::unique_ptr<Signer> make_tpm_signer(const Options& o, KeyKind kind, std::string& error);
+
 // The digest every signer signs: 32 fixed bytes standing in for a SHA-256 hash.
 inline constexpr unsigned char kDigest[32] = {
     0x3a, 0x91, 0x5c, 0x07, 0xee, 0x12, 0x48, 0xb3, 0x6d, 0x20, 0x9f, 0x41, 0xc8, 0x75, 0x0b, 0xd6,
