@@ -296,9 +296,13 @@ private:
         return {"failed", message};
     }
 
-    std::string new_key_name(const std::string& base, int generation) {
+    // "web.3", or "web.3-2"... when taken (known to the agent, or refused by the token).
+    std::string new_key_name(const std::string& base, int generation, const std::vector<std::string>& refused = {}) {
         std::string name = base + "." + std::to_string(generation);
-        for (int k = 2; keys_.describe(name).ok(); ++k) name = base + "." + std::to_string(generation) + "-" + std::to_string(k);
+        auto taken = [&](const std::string& n) {
+            return keys_.describe(n).ok() || std::find(refused.begin(), refused.end(), n) != refused.end();
+        };
+        for (int k = 2; taken(name); ++k) name = base + "." + std::to_string(generation) + "-" + std::to_string(k);
         return name;
     }
 
@@ -327,11 +331,22 @@ private:
             (!current || st.pending->key != current->meta.key))
             st.destroy.push_back({st.pending->key, now});
         st.pending = PendingRequest{random_id(), key, new_key, "", "", now};
-        if (make) {
+        std::vector<std::string> refused;
+        while (make) {
             save(id);  // remember the key before it exists, so a crash cannot orphan it
             log::notice("identity " + id.cfg->name + ": generating key " + key + " (" + id.cfg->key_type + ")");
             auto made = keys_.generate(key, id.cfg->key_type, id.cfg->token);
-            if (!made.ok()) return Status{made.status().code, "cannot generate key " + key + ": " + made.status().message};
+            if (made.ok()) break;
+            // The token has an object by that name the agent does not list (e.g. a generation
+            // cut short by a crash): a renewal key can take another name.
+            if (made.status().code == ErrorCode::key_exists && current && refused.size() < 5) {
+                log::warning("identity " + id.cfg->name + ": " + made.status().message + "; using another name");
+                refused.push_back(key);
+                key = new_key_name(id.cfg->key, id.store.next_number(), refused);
+                st.pending->key = key;
+                continue;
+            }
+            return Status{made.status().code, "cannot generate key " + key + ": " + made.status().message};
         }
         return key;
     }

@@ -565,6 +565,39 @@ class TestCrashes(LifecycleCase):
         keys = sorted(k["name"] for k in self.cli("keys", "list", json=True).data["keys"])
         self.assertEqual(keys, ["web", "web.2"], "a crash must not leave orphan keys behind")
 
+    def test_sigkill_at_random_points_leaves_one_consistent_generation(self):
+        """Rekey renewals killed at random moments (key generation, CSR, CA, write, switch,
+        state): after each restart exactly one complete generation is in force, and no key
+        is left on the device that the identity does not account for."""
+        import random
+        rng = random.Random(20261122)
+        self.enroll()
+        generations = set()
+        for i in range(14):
+            cli = subprocess.Popen([harness.cli_path(), "renew", "web", "--rekey"],
+                                   env=dict(os.environ, KEYWARD_SOCKET=self.agent.socket),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(rng.uniform(0.0, 0.7))
+            self.agent.proc.send_signal(signal.SIGKILL)
+            self.agent.wait()
+            cli.wait(60)
+            self.agent.start()
+            with self.subTest(round=i):
+                data = self.view()
+                self.assert_consistent(data)
+                generations.add(data["generation"])
+        renewed = self.cli("renew", "web", "--rekey", json=True).data
+        self.assertEqual(renewed["result"]["action"], "issued")
+        self.assert_consistent(renewed)
+        with open(os.path.join(renewed["dir"], "state.json")) as f:
+            state = json.load(f)
+        accounted = {renewed["key"], renewed["previous"]["key"]} | {d["key"] for d in state["destroy"]}
+        if state.get("pending"):
+            accounted.add(state["pending"]["key"])
+        keys = {k["name"] for k in self.cli("keys", "list", json=True).data["keys"]}
+        self.assertLessEqual(keys, accounted, f"orphan keys on the device: {sorted(keys - accounted)}")
+        self.assertGreater(len(generations), 1, "no kill landed after a switch; the test did not exercise much")
+
     def test_sigkill_after_the_switch_runs_the_hooks_after_restart(self):
         self.agent.kill()
         marker = self.tmp.join("hook-ran")
