@@ -203,6 +203,19 @@ class TestEnrollAndRenew(LifecycleCase):
         self.assertEqual(again["result"]["action"], "not_due")
         self.assertEqual(again["generation"], 1)
 
+    def test_cli_errors(self):
+        for args in (("identities", "show", "nope"), ("renew", "nope"), ("enroll", "nope"),
+                     ("identities", "rollback", "nope")):
+            with self.subTest(args=args):
+                done = self.cli(*args, check=False)
+                self.assertEqual(done.rc, harness.EXIT_FAILURE, done.stderr)
+                self.assertIn('no identity named "nope"', done.stderr)
+        done = self.cli("identities", "rollback", "web", check=False)
+        self.assertEqual(done.rc, harness.EXIT_FAILURE)
+        self.assertIn("no previous generation", done.stderr)
+        self.assertEqual(self.cli("renew", check=False).rc, harness.EXIT_USAGE)
+        self.assertEqual(self.cli("identities", "frobnicate", check=False).rc, harness.EXIT_USAGE)
+
     def test_renew_keeps_the_key_rekey_makes_a_new_one(self):
         first = self.enroll()
         not_due = self.cli("renew", "web", json=True).data
