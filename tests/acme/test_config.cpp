@@ -27,20 +27,27 @@ TEST_CASE("a minimal and a full ACME issuer table are accepted", "[acme][config]
                         "challenge = \"http-01\"\ntimeout = 120\nrequest_timeout = 20\n") == "ok");
     CHECK(check("kind = \"acme\"\ndirectory = \"https://acme.example/dir\"\nchallenge = \"dns-01\"\n"
                 "dns01_hook = [\"/usr/local/bin/dns-hook\", \"--zone\", \"example\"]\ndns01_wait = 5\n") == "ok");
-    toml::table root = toml::parse(kGood + "timeout = 60\ncontact = [\"mailto:a@b\"]\n");
+    toml::table root = toml::parse(kGood + "timeout = \"1m30s\"\nrequest_timeout = 20\ncontact = [\"mailto:a@b\"]\n");
     auto cfg = keyward::acme::read_acme_config(root);
     CHECK(cfg.directory == "https://127.0.0.1:14000/dir");
     CHECK(cfg.account_key == "acme-account");
     CHECK(cfg.account_key_type == "ec-p256");
     CHECK(cfg.challenge == "http-01");
-    CHECK(cfg.timeout == std::chrono::seconds(60));
-    CHECK(cfg.request_timeout == std::chrono::seconds(30));
+    CHECK(cfg.timeout == std::chrono::seconds(90));
+    CHECK(cfg.request_timeout == std::chrono::seconds(20));
+    for (const char* bad : {"\"90\"", "\"5x\"", "\"m\"", "\"-5s\"", "\"\"", "1.5", "true"}) {
+        INFO(bad);
+        CHECK(check(kGood + "timeout = " + bad + "\n").find("timeout: must be a duration") != std::string::npos);
+    }
+    CHECK(check(kGood + "timeout = \"2h\"\n").find("between 1 and 3600") != std::string::npos);
+    CHECK(check(kGood + "timeout = \"1m\"\nrequest_timeout = \"61s\"\n").find("must not exceed timeout") != std::string::npos);
     CHECK(cfg.contact == std::vector<std::string>{"mailto:a@b"});
 }
 
 TEST_CASE("errors name the file, the line and the key", "[acme][config]") {
     CHECK(check(kGood + "directroy = \"x\"\n") == "keyward.toml:5: identities.web.issuer.directroy: unknown key for an ACME issuer");
-    CHECK(check(kGood + "timeout = \"90s\"\n") == "keyward.toml:5: identities.web.issuer.timeout: must be a whole number of seconds");
+    CHECK(check(kGood + "timeout = \"soon\"\n") ==
+          "keyward.toml:5: identities.web.issuer.timeout: must be a duration (\"90s\", \"5m\", \"1h\") or whole seconds");
     CHECK(check("kind = \"acme\"\ndirectory = \"http://127.0.0.1/dir\"\nhttp01_listen = \"127.0.0.1:80\"\n") ==
           "keyward.toml:3: identities.web.issuer.directory: URL \"http://127.0.0.1/dir\": only https is allowed");
 }

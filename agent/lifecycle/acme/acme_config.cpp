@@ -1,5 +1,6 @@
 #include "agent/lifecycle/acme/acme_config.hpp"
 
+#include <optional>
 #include <set>
 
 #include "agent/lifecycle/acme/http01_server.hpp"
@@ -13,6 +14,34 @@ const std::set<std::string> kKeys = {"kind",      "directory", "ca_file",       
                                      "account_key_token", "contact", "agree_terms", "challenge",   "http01_listen",
                                      "dns01_hook", "dns01_wait", "timeout", "request_timeout"};
 const std::set<std::string> kKeyTypes = {"ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096"};
+
+// "90s", "5m", "1h30m", or an integer number of seconds: the duration syntax of the rest of
+// the identity table.
+std::optional<int64_t> seconds_of(const toml::node& node) {
+    if (node.is_integer()) return *node.value<int64_t>();
+    if (!node.is_string()) return std::nullopt;
+    std::string text = *node.value<std::string>();
+    if (text.empty() || text.size() > 32) return std::nullopt;
+    int64_t total = 0;
+    size_t i = 0;
+    while (i < text.size()) {
+        if (text[i] < '0' || text[i] > '9') return std::nullopt;
+        int64_t n = 0;
+        while (i < text.size() && text[i] >= '0' && text[i] <= '9') {
+            n = n * 10 + (text[i++] - '0');
+            if (n > 1000000) return std::nullopt;
+        }
+        if (i == text.size()) return std::nullopt;  // "90" as a string: unit required
+        switch (text[i++]) {
+            case 's': total += n; break;
+            case 'm': total += n * 60; break;
+            case 'h': total += n * 3600; break;
+            case 'd': total += n * 86400; break;
+            default: return std::nullopt;
+        }
+    }
+    return total;
+}
 
 class Checker {
 public:
@@ -79,8 +108,9 @@ Status check_acme_config(const toml::table& table, const std::string& source, co
             if (!v.is_string() || (*v.value<std::string>() != "http-01" && *v.value<std::string>() != "dns-01"))
                 return c.error(v.source(), key, "must be \"http-01\" or \"dns-01\"");
         } else if (key == "timeout" || key == "request_timeout" || key == "dns01_wait") {
-            if (!v.is_integer()) return c.error(v.source(), key, "must be a whole number of seconds");
-            int64_t n = *v.value<int64_t>();
+            std::optional<int64_t> secs = seconds_of(v);
+            if (!secs) return c.error(v.source(), key, "must be a duration (\"90s\", \"5m\", \"1h\") or whole seconds");
+            int64_t n = *secs;
             int64_t lo = key == "dns01_wait" ? 0 : 1;
             if (n < lo || n > 3600) return c.error(v.source(), key, "must be between " + std::to_string(lo) + " and 3600 seconds");
         }
@@ -94,7 +124,7 @@ Status check_acme_config(const toml::table& table, const std::string& source, co
     if (challenge == "dns-01" && !table.contains("dns01_hook"))
         return c.error(table.source(), "dns01_hook", "missing (the command that publishes the TXT record)");
     if (table.contains("timeout") && table.contains("request_timeout") &&
-        *table["request_timeout"].value<int64_t>() > *table["timeout"].value<int64_t>())
+        seconds_of(*table["request_timeout"].node()) > seconds_of(*table["timeout"].node()))
         return c.error(table["request_timeout"].node()->source(), "request_timeout", "must not exceed timeout");
     return Status::success();
 }
@@ -113,9 +143,13 @@ AcmeConfig read_acme_config(const toml::table& table) {
         for (const toml::node& n : *a) cfg.contact.push_back(n.value_or<std::string>(""));
     if (const toml::array* a = table["dns01_hook"].as_array())
         for (const toml::node& n : *a) cfg.dns01_hook.push_back(n.value_or<std::string>(""));
-    cfg.dns01_wait = std::chrono::seconds(table["dns01_wait"].value_or<int64_t>(0));
-    cfg.timeout = std::chrono::seconds(table["timeout"].value_or<int64_t>(300));
-    cfg.request_timeout = std::chrono::seconds(table["request_timeout"].value_or<int64_t>(30));
+    auto seconds = [&](const char* key, int64_t fallback) {
+        const toml::node* n = table.get(key);
+        return std::chrono::seconds(n ? seconds_of(*n).value_or(fallback) : fallback);
+    };
+    cfg.dns01_wait = seconds("dns01_wait", 0);
+    cfg.timeout = seconds("timeout", 300);
+    cfg.request_timeout = seconds("request_timeout", 30);
     if (cfg.request_timeout > cfg.timeout) cfg.request_timeout = cfg.timeout;
     return cfg;
 }
