@@ -290,7 +290,7 @@ class AlwaysValidTest(AcmeTestBase):
     def test_6b_ip_identifier(self):
         # RFC 8738 "ip" identifiers from the CSR's iPAddress SANs (this pebble accepts them).
         ip = self.agent.csr("client", self.tmp.join("ip.csr"), subject="/CN=127.0.0.1",
-                            sans=["ip:127.0.0.1", f"dns:{NAME}"])
+                            sans=["ip:127.0.0.1", f"dns:{NAME}", f"dns:{NAME}"])  # a duplicate is sent once
         done, cert, chain = self.issue("ip", self.issuer_config("ip"), csr=ip)
         self.assertIssued(done, cert, chain, self.pebble.root_path)
         self.assertIn("IP Address:127.0.0.1", harness.openssl("x509", "-in", cert, "-noout", "-text").stdout)

@@ -107,8 +107,13 @@ public:
 private:
     // ---- identifiers ---------------------------------------------------------
     Fail check_identifiers() {
-        for (const std::string& d : csr_.dns_names) identifiers_.push_back({{"type", "dns"}, {"value", d}});
-        for (const std::string& ip : csr_.ip_addresses) identifiers_.push_back({{"type", "ip"}, {"value", ip}});
+        // A CA refuses an order that names an identifier twice.
+        auto add = [&](const char* type, const std::string& value) {
+            nlohmann::json id = {{"type", type}, {"value", value}};
+            if (std::find(identifiers_.begin(), identifiers_.end(), id) == identifiers_.end()) identifiers_.push_back(id);
+        };
+        for (const std::string& d : csr_.dns_names) add("dns", d);
+        for (const std::string& ip : csr_.ip_addresses) add("ip", ip);
         if (identifiers_.empty())
             return answer(Kind::misconfigured, "the CSR names no DNS or IP subjectAltName; ACME orders need one");
         if (!csr_.common_name.empty() &&
