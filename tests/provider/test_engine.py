@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""The keyward ENGINE: openssl s_client -engine keyward -keyform engine (TLS 1.3, TLS 1.2
-with ECDSA, RSA-PSS and RSA PKCS#1 v1.5), curl 7.88 --engine keyward --key-type ENG, and
-curl --key FILE.keyref with OPENSSL_CONF activating the provider. Every handshake is
-proven by the server page and the agent's signature counter."""
+"""The keyward ENGINE with openssl s_client -engine keyward -keyform engine: TLS 1.3, and
+TLS 1.2 with ECDSA, RSA-PSS and RSA PKCS#1 v1.5 (SHA-256 and SHA-384); the SOCKET command
+from openssl.cnf; clear errors. Every handshake is proven by the server page and the
+agent's signature counter. (curl: test_curl.py; nginx: test_nginx.py.)"""
 
 import provider_helpers as ph
 from provider_helpers import harness
@@ -62,34 +62,6 @@ class EngineTest(harness.AgentTestCase):
                             "engine", "-sign", self.keys[0].name, msg], env=env, check=False)
         self.assertNotEqual(done.rc, 0)
         self.assertIn(f"keyward engine: agent not reachable at {env['KEYWARD_SOCKET']}", done.stderr, done.describe())
-
-    def curl(self, port, key, extra, env):
-        argv = [harness.require_program("curl"), "-sS", "--fail", "--cacert", self.ca.cert, "--cert", key.cert,
-                "--resolve", f"localhost:{port}:127.0.0.1", *extra, f"https://localhost:{port}/"]
-        return harness.run(argv, env=env, check=False, timeout=60)
-
-    def test_curl_engine(self):
-        for key in self.keys:
-            for version in ("--tlsv1.3", "--tls-max"):
-                with self.subTest(key=key.key_type, version=version):
-                    tls = ["--tlsv1.3"] if version == "--tlsv1.3" else ["--tlsv1.2", "--tls-max", "1.2"]
-                    with ph.www_server(self.ca) as server:
-                        before = self.agent.signatures()
-                        done = self.curl(server.port, key, ["--engine", "keyward", "--key-type", "ENG",
-                                                            "--key", key.name, *tls],
-                                         ph.engine_env(self.agent.socket))
-                        ph.assert_handshake_used_agent(self, self.agent, before, done, key.name,
-                                                       "TLSv1.3" if version == "--tlsv1.3" else "TLSv1.2")
-
-    def test_curl_key_reference_with_openssl_conf(self):
-        cnf = ph.write_openssl_cnf(self.tmp, self.agent.socket)
-        for key in self.keys:
-            with self.subTest(key=key.key_type):
-                with ph.www_server(self.ca) as server:
-                    before = self.agent.signatures()
-                    done = self.curl(server.port, key, ["--key", key.keyref],
-                                     {"OPENSSL_CONF": cnf, "KEYWARD_SOCKET": None})
-                    ph.assert_handshake_used_agent(self, self.agent, before, done, key.name, None)
 
 
 if __name__ == "__main__":
