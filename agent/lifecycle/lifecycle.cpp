@@ -1,7 +1,12 @@
 // The lifecycle: per identity, decide when to renew, run one attempt (key, CSR on the
 // device, issuer, validation), install the result with the two-phase swap, run hooks,
 // destroy replaced keys after their grace period, and remember all of it in state.json.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <ctime>
 #include <filesystem>
 #include <random>
@@ -48,7 +53,28 @@ struct Identity {
     std::string state_path;
     IdentityState state;
     std::unique_ptr<Issuer> issuer;
-    std::string setup_error;  // why this identity cannot renew (reported in its view)
+    std::string setup_error;  // why this identity cannot renew at all (reported in its view)
+    std::string state_error;  // why its state.json cannot be read (retried at each use)
+    bool recovered = false;   // crash reconciliation done by this instance
+};
+
+// Serialises the work on one identity directory across lifecycle instances (a reload builds
+// the new one while the old may still finish a renewal) and processes.
+class DirLock {
+public:
+    explicit DirLock(const std::string& dir) : fd_(::open((dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600)) {
+        if (fd_ >= 0)
+            while (::flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
+            }
+    }
+    ~DirLock() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    DirLock(const DirLock&) = delete;
+    DirLock& operator=(const DirLock&) = delete;
+
+private:
+    int fd_;
 };
 
 // What one attempt did, for the renew answer.
@@ -64,7 +90,7 @@ public:
         const int64_t now = unix_now();
         for (auto& cfg : configs) {
             const std::string dir = cfg->dir.empty() ? state_dir + "/identities/" + cfg->name : cfg->dir;
-            auto id = std::make_unique<Identity>(Identity{cfg, IdentityStore(dir), dir + "/state.json", {}, nullptr, {}});
+            auto id = std::make_unique<Identity>(Identity{cfg, IdentityStore(dir), dir + "/state.json", {}, nullptr, {}, {}, false});
             setup(*id, now);
             ids_.push_back(std::move(id));
         }
@@ -89,8 +115,9 @@ public:
         if (!id) return unknown(request.identity);
         const int64_t now = unix_now();
         AttemptReport report;
-        if (!id->setup_error.empty()) {
-            report = {"failed", id->setup_error};
+        DirLock lock(id->store.dir());
+        if (!enter(*id, now)) {
+            report = {"failed", error_of(*id)};
         } else {
             const auto current = id->store.current();
             const auto due = due_time(*id, current, now);
@@ -110,6 +137,8 @@ public:
         Identity* id = find(name);
         if (!id) return unknown(name);
         const int64_t now = unix_now();
+        DirLock lock(id->store.dir());
+        if (!enter(*id, now)) return Status{ErrorCode::internal, error_of(*id)};
         const auto current = id->store.current();
         const auto previous = id->store.previous();
         if (!current || !previous || previous->meta.number == current->meta.number)
@@ -152,9 +181,10 @@ public:
     void tick() override {
         for (auto& id : ids_) {
             const int64_t now = unix_now();
+            DirLock lock(id->store.dir());
+            if (!enter(*id, now)) continue;
             run_due_hooks(*id, now);
             destroy_due_keys(*id, now);
-            if (!id->setup_error.empty()) continue;
             const auto current = id->store.current();
             const auto due = due_time(*id, current, now);
             if (due && *due <= now) attempt(*id, current, id->cfg->rekey && current.has_value(), now, "scheduled");
@@ -165,7 +195,7 @@ public:
         const int64_t now = unix_now();
         int64_t next = now + 3600;
         for (auto& id : ids_) {
-            if (!id->setup_error.empty()) continue;
+            if (!error_of(*id).empty()) continue;
             if (auto due = due_time(*id, id->store.current(), now)) next = std::min(next, *due);
             for (const auto& d : id->state.destroy) next = std::min(next, d.after);
         }
@@ -201,34 +231,59 @@ private:
     }
 
     nlohmann::ordered_json view(Identity& id, int64_t now) {
+        // The state as on disk (another instance may have written it); no lock: files are
+        // replaced atomically, and a view must not wait for a renewal.
+        if (id.setup_error.empty()) {
+            auto loaded = load_state(id.state_path);
+            if (loaded.ok()) id.state = std::move(loaded.value());
+        }
         std::optional<int64_t> next;
-        if (id.setup_error.empty()) next = due_time(id, id.store.current(), now);
+        if (error_of(id).empty()) next = due_time(id, id.store.current(), now);
         auto v = identity_view(*id.cfg, id.store, id.state, id.issuer ? id.issuer->kind() : id.cfg->issuer.kind, next, now);
-        if (!id.setup_error.empty()) v["error"] = id.setup_error;
+        if (!error_of(id).empty()) v["error"] = error_of(id);
         return v;
     }
 
-    // Loads the state, finishes what a crash interrupted, and cleans up torn writes.
+    static std::string error_of(const Identity& id) { return id.setup_error.empty() ? id.state_error : id.setup_error; }
+
+    // The directory and the issuer; nothing that touches state another instance may own.
     void setup(Identity& id, int64_t now) {
+        (void)now;
         const std::string& name = id.cfg->name;
         if (Status s = id.store.prepare(); !s.ok()) {
             id.setup_error = s.message;
             log::error("identity " + name + ": " + s.message);
             return;
         }
-        auto loaded = load_state(id.state_path);
-        if (loaded.ok()) {
-            id.state = std::move(loaded.value());
-        } else {
-            log::error("identity " + name + ": " + loaded.status().message);
-            id.setup_error = loaded.status().message;
-            return;
-        }
+        auto loaded = load_state(id.state_path);  // for views until the first locked use
+        if (loaded.ok()) id.state = std::move(loaded.value());
         const std::string issuer_dir = id.store.dir() + "/issuer";
         files_make_private(issuer_dir);
         id.issuer = make_issuer(id.cfg, issuer_dir);
         if (!id.issuer) id.setup_error = "issuer kind \"" + id.cfg->issuer.kind + "\" is not available in this build";
+    }
 
+    // Under the identity's lock: the state as on disk and, the first time, reconciliation
+    // after a crash. False (with the reason in state_error) when the state is unreadable.
+    bool enter(Identity& id, int64_t now) {
+        if (!id.setup_error.empty()) return false;
+        auto loaded = load_state(id.state_path);
+        if (!loaded.ok()) {
+            if (id.state_error != loaded.status().message) log::error("identity " + id.cfg->name + ": " + loaded.status().message);
+            id.state_error = loaded.status().message;
+            return false;
+        }
+        id.state_error.clear();
+        id.state = std::move(loaded.value());
+        if (!id.recovered) {
+            recover(id, now);
+            id.recovered = true;
+        }
+        return true;
+    }
+
+    // Finishes what a crash interrupted and cleans up torn writes.
+    void recover(Identity& id, int64_t now) {
         IdentityState& st = id.state;
         const auto current = id.store.current();
         if (st.pending && current && !st.pending->id.empty() && current->meta.request_id == st.pending->id) {

@@ -393,8 +393,9 @@ class TestReload(LifecycleCase):
         self.options["retry_max"] = "2h"
         self.write_config()
         self.assertTrue(self.agent.reload())
+        # (at the new lifecycle's first check, within seconds)
+        self.assertTrue(wait_until(lambda: not self.view()["held"], 15, 0.3), self.agent.log_tail())
         data = self.view()
-        self.assertFalse(data["held"])
         self.assertEqual(data["failures"], 0)
         self.assertEqual(data["generation"], 1)
         self.assert_consistent(data)
@@ -577,6 +578,29 @@ class TestCrashes(LifecycleCase):
         self.assert_consistent(renewed)
         keys = sorted(k["name"] for k in self.cli("keys", "list", json=True).data["keys"])
         self.assertEqual(keys, ["web", "web.2"], "a crash must not leave orphan keys behind")
+
+    def test_reload_during_a_renewal(self):
+        """SIGHUP while the CA works: the renewal in flight completes, the new lifecycle takes
+        over the identity without undoing or duplicating it."""
+        self.enroll()
+        cli = self.start_blocked_renewal("--now")
+        self.agent.signal(signal.SIGHUP)
+        time.sleep(1)
+        with open(os.path.join(self.hdir, "fifo"), "w") as f:  # the CA answers
+            f.write("go\n")
+        os.unlink(os.path.join(self.hdir, "blocked.pid"))
+        self.set_mode("issue")
+        out, err = cli.communicate(timeout=120)
+        self.assertEqual(cli.returncode, 0, err)
+        self.agent.wait_for_log(r"configuration reloaded|reload failed", timeout=60)
+        data = self.view()
+        self.assertEqual(data["generation"], 2)
+        self.assert_consistent(data)
+        time.sleep(2)  # the new lifecycle's first check must leave generation 2 alone
+        data = self.view()
+        self.assertEqual((data["generation"], data["last_attempt"]["outcome"]), (2, "issued"))
+        self.assertEqual(len(self.helper_calls("SUBMIT")), 2)
+        self.assert_consistent(data)
 
     def test_sigkill_at_random_points_leaves_one_consistent_generation(self):
         """Rekey renewals killed at random moments (key generation, CSR, CA, write, switch,
