@@ -36,11 +36,17 @@ struct Connection {
     bool want_write = false;
 
     std::atomic<uint32_t> in_flight{0};
+    // out.size() - out_off, kept beside the buffer so that the event loop can apply
+    // back-pressure without taking out_mu (which executor threads hold while they send).
+    std::atomic<size_t> queued_output{0};
 };
 
 namespace {
 
 constexpr size_t kReadChunk = 64 * 1024;
+// A connection keeps at most this much input capacity while idle: idle clients must not
+// each pin a 64 KiB read buffer (1,000 of them would be 64 MiB).
+constexpr size_t kIdleInputCapacity = 512;
 // Stop reading from a client that does not read its answers once this much is queued.
 constexpr size_t kMaxQueuedOutput = 1024 * 1024;
 constexpr uint64_t kListenerId = 0;
@@ -169,18 +175,18 @@ void Server::close_connection(const std::shared_ptr<Connection>& c) {
 }
 
 void Server::on_readable(const std::shared_ptr<Connection>& c) {
+    // One scratch buffer for the event loop (it is single-threaded): a connection only keeps
+    // the bytes of a frame not yet complete, and a read no longer zero-fills 64 KiB.
+    static thread_local std::vector<uint8_t> scratch(kReadChunk);
     size_t total = 0;
     for (;;) {
-        size_t old = c->in.size();
-        c->in.resize(old + kReadChunk);
-        ssize_t n = ::recv(c->fd, c->in.data() + old, kReadChunk, 0);
+        ssize_t n = ::recv(c->fd, scratch.data(), scratch.size(), 0);
         if (n > 0) {
-            c->in.resize(old + static_cast<size_t>(n));
+            c->in.insert(c->in.end(), scratch.data(), scratch.data() + n);
             total += static_cast<size_t>(n);
             if (static_cast<size_t>(n) < kReadChunk || total >= 4 * kReadChunk) break;  // be fair to others
             continue;
         }
-        c->in.resize(old);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
         // EOF or error: answers still in flight are dropped with the connection.
@@ -193,8 +199,8 @@ void Server::on_readable(const std::shared_ptr<Connection>& c) {
 void Server::process_input(const std::shared_ptr<Connection>& c) {
     size_t off = 0;
     while (!c->close_when_flushed) {
-        {
-            std::lock_guard lock(c->out_mu);
+        if (c->queued_output.load(std::memory_order_relaxed) > kMaxQueuedOutput) {
+            std::lock_guard lock(c->out_mu);  // rare: re-check and switch to write-only under the lock
             if (c->out.size() - c->out_off > kMaxQueuedOutput) {
                 c->reading_paused = true;
                 epoll_set(epoll_fd_, EPOLL_CTL_MOD, c->fd, EPOLLOUT, c->id);
@@ -225,6 +231,7 @@ void Server::process_input(const std::shared_ptr<Connection>& c) {
         off += parsed.consumed;
     }
     c->in.erase(c->in.begin(), c->in.begin() + static_cast<long>(off));
+    if (c->in.empty() && c->in.capacity() > kIdleInputCapacity) std::vector<uint8_t>().swap(c->in);
     if (c->close_when_flushed) {
         std::lock_guard lock(c->out_mu);
         if (c->out_off == c->out.size()) {
@@ -248,6 +255,7 @@ void Server::on_writable(const std::shared_ptr<Connection>& c) {
                                MSG_NOSIGNAL | MSG_DONTWAIT);
             if (n > 0) {
                 c->out_off += static_cast<size_t>(n);
+                c->queued_output.store(c->out.size() - c->out_off, std::memory_order_relaxed);
                 continue;
             }
             if (n < 0 && errno == EINTR) continue;
@@ -256,8 +264,9 @@ void Server::on_writable(const std::shared_ptr<Connection>& c) {
             break;
         }
         if (c->out_off == c->out.size()) {
-            c->out.clear();
+            std::vector<uint8_t>().swap(c->out);  // drained: give the memory back
             c->out_off = 0;
+            c->queued_output.store(0, std::memory_order_relaxed);
             c->want_write = false;
             resume = c->reading_paused;
             done = c->close_when_flushed;
@@ -295,6 +304,7 @@ void Server::send(const std::shared_ptr<Connection>& c, std::vector<uint8_t>&& f
         c->out_off = 0;
     }
     c->out.insert(c->out.end(), frame.begin() + static_cast<long>(off), frame.end());
+    c->queued_output.store(c->out.size() - c->out_off, std::memory_order_relaxed);
     if (!c->want_write) {
         c->want_write = true;
         epoll_set(epoll_fd_, EPOLL_CTL_MOD, c->fd, c->reading_paused ? EPOLLOUT : (EPOLLIN | EPOLLOUT), c->id);

@@ -137,14 +137,13 @@ struct Client::Impl {
             rbuf.clear();
             rbuf_start = 0;
         }
-        size_t old = rbuf.size();
-        rbuf.resize(old + 65536);
-        ssize_t n = ::recv(sock, rbuf.data() + old, 65536, MSG_DONTWAIT);
+        // A stack chunk, appended: resizing rbuf by 64 KiB zero-filled 64 KiB on every answer.
+        uint8_t chunk[16384];
+        ssize_t n = ::recv(sock, chunk, sizeof chunk, MSG_DONTWAIT);
         if (n > 0) {
-            rbuf.resize(old + static_cast<size_t>(n));
+            rbuf.insert(rbuf.end(), chunk, chunk + n);
             return true;
         }
-        rbuf.resize(old);
         if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) return true;
         why = {ErrorCode::connection_lost,
                n == 0 ? "the agent at " + path + " closed the connection"
