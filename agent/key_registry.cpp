@@ -109,6 +109,19 @@ size_t KeyRegistry::key_count() const {
     return keys_.size();
 }
 
+Result<std::shared_ptr<Token>> KeyRegistry::target_for_new_key(const std::string& name,
+                                                               const std::string& token_name) const {
+    if (!is_valid_key_name(name))
+        return Status{ErrorCode::invalid_argument,
+                      "invalid key name '" + name + "': use letters, digits, '.', '_', '-' (at most 64)"};
+    if (find(name)) return Status{ErrorCode::key_exists, "a key named " + name + " already exists"};
+    auto t = token(token_name);
+    if (!t)
+        return Status{ErrorCode::no_such_token,
+                      token_name.empty() ? "no token is configured" : "no such token: " + token_name};
+    return t;
+}
+
 bool KeyRegistry::add(const std::shared_ptr<Token>& token, ipc::KeyInfo info) {
     std::unique_lock lock(mu_);
     std::string name = info.name;

@@ -49,6 +49,9 @@ public:
     std::vector<std::shared_ptr<Token>> tokens() const;
     std::shared_ptr<Token> token(const std::string& name) const;  // empty name: the default token
     size_t key_count() const;
+    // The token a new key named `name` goes to, after the checks every new key passes
+    // (usable name, not taken, token known), whoever asks for it.
+    Result<std::shared_ptr<Token>> target_for_new_key(const std::string& name, const std::string& token_name) const;
 
     // After device work: false if the name is already taken.
     bool add(const std::shared_ptr<Token>& token, ipc::KeyInfo info);

@@ -11,13 +11,12 @@ namespace {
 // Runs `work` on the key's token executor and waits for it: the lifecycle thread may block,
 // device access still goes through the one place that serialises each device.
 template <typename T, typename Work>
-Result<T> on_token(KeyRegistry& registry, const std::shared_ptr<Token>& token, Work work) {
+Result<T> on_token(const std::shared_ptr<Token>& token, Work work) {
     auto done = std::make_shared<std::promise<Result<T>>>();
     auto answer = done->get_future();
     Token* t = token.get();
     if (!t->executor->try_submit([done, t, work]() { done->set_value(work(*t)); }))
         return Status{ErrorCode::busy, "token " + t->name + " is saturated"};
-    (void)registry;
     return answer.get();
 }
 
@@ -35,7 +34,7 @@ lifecycle::KeyAccess make_key_access(std::shared_ptr<KeyRegistry> registry) {
         auto entry = registry->find(key);
         if (!entry) return Status{ErrorCode::no_such_key, "no such key: " + key};
         std::vector<uint8_t> copy(digest.begin(), digest.end());
-        return on_token<std::vector<uint8_t>>(*registry, entry->token, [key, scheme, copy](Token& t) {
+        return on_token<std::vector<uint8_t>>(entry->token, [key, scheme, copy](Token& t) {
             return t.backend->sign(key, scheme, copy);
         });
     };
@@ -43,10 +42,10 @@ lifecycle::KeyAccess make_key_access(std::shared_ptr<KeyRegistry> registry) {
                                  const std::string& token_name) -> Result<ipc::KeyInfo> {
         auto kt = key_type_from_name(type);
         if (!kt) return Status{ErrorCode::invalid_argument, "unknown key type " + type};
-        if (registry->find(key)) return Status{ErrorCode::key_exists, "a key named " + key + " already exists"};
-        auto token = registry->token(token_name);
-        if (!token) return Status{ErrorCode::no_such_token, "no such token: " + token_name};
-        auto made = on_token<BackendKey>(*registry, token, [key, kt](Token& t) { return t.backend->generate(key, *kt); });
+        auto target = registry->target_for_new_key(key, token_name);
+        if (!target.ok()) return target.status();
+        auto token = std::move(target).value();
+        auto made = on_token<BackendKey>(token, [key, kt](Token& t) { return t.backend->generate(key, *kt); });
         if (!made.ok()) return made.status();
         ipc::KeyInfo info = to_key_info(made.value(), token->name);
         registry->add(token, info);
@@ -55,7 +54,7 @@ lifecycle::KeyAccess make_key_access(std::shared_ptr<KeyRegistry> registry) {
     access.destroy = [registry](const std::string& key) -> Status {
         auto entry = registry->find(key);
         if (!entry) return {ErrorCode::no_such_key, "no such key: " + key};
-        auto done = on_token<bool>(*registry, entry->token, [key](Token& t) -> Result<bool> {
+        auto done = on_token<bool>(entry->token, [key](Token& t) -> Result<bool> {
             Status s = t.backend->destroy(key);
             if (!s.ok()) return s;
             return true;

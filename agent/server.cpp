@@ -232,15 +232,10 @@ void Server::process_input(const std::shared_ptr<Connection>& c) {
     }
     c->in.erase(c->in.begin(), c->in.begin() + static_cast<long>(off));
     if (c->in.empty() && c->in.capacity() > kIdleInputCapacity) std::vector<uint8_t>().swap(c->in);
-    if (c->close_when_flushed) {
-        std::lock_guard lock(c->out_mu);
-        if (c->out_off == c->out.size()) {
-            c->closed = true;
-        }
-    }
     bool closed;
     {
         std::lock_guard lock(c->out_mu);
+        if (c->close_when_flushed && c->out_off == c->out.size()) c->closed = true;
         closed = c->closed;
     }
     if (closed) close_connection(c);
@@ -458,24 +453,12 @@ Token* Server::new_key_target(const std::shared_ptr<Connection>& c, uint32_t id,
         deny(c, id, op, name, action);
         return nullptr;
     }
-    if (!is_valid_key_name(name)) {
-        reply_error(c, id, op,
-                    {ErrorCode::invalid_argument,
-                     "invalid key name '" + name + "': use letters, digits, '.', '_', '-' (at most 64)"});
+    auto token = registry_->target_for_new_key(name, token_name);
+    if (!token.ok()) {
+        reply_error(c, id, op, token.status());
         return nullptr;
     }
-    if (registry_->find(name)) {
-        reply_error(c, id, op, {ErrorCode::key_exists, "a key named " + name + " already exists"});
-        return nullptr;
-    }
-    auto token = registry_->token(token_name);
-    if (!token) {
-        reply_error(c, id, op,
-                    {ErrorCode::no_such_token,
-                     token_name.empty() ? "no token is configured" : "no such token: " + token_name});
-        return nullptr;
-    }
-    return token.get();
+    return token.value().get();
 }
 
 void Server::answer_new_key(const std::shared_ptr<Connection>& c, uint32_t id, ipc::Op op, Token* token,

@@ -336,6 +336,13 @@ struct Client::Impl {
         return slot;
     }
 
+    // The JSON view carried by an identity operation's answer.
+    Result<std::string> document(Result<Slot>&& r) {
+        auto doc = answer<ipc::DocumentResponse>(std::move(r), ipc::decode_document_response);
+        if (!doc.ok()) return doc.status();
+        return std::move(doc.value().json);
+    }
+
     // Turns an answer into the caller's value, or the agent's error into a Status.
     template <typename T, typename Decode>
     Result<T> answer(Result<Slot>&& r, Decode&& decode) {
@@ -420,35 +427,27 @@ Status Client::delete_key(std::string_view name) {
 Result<std::string> Client::list_identities() {
     auto r = impl_->call(
         [](auto& out, uint32_t id) { return ipc::encode_request(out, id, ipc::Op::list_identities); }, true);
-    auto doc = impl_->answer<ipc::DocumentResponse>(std::move(r), ipc::decode_document_response);
-    if (!doc.ok()) return doc.status();
-    return std::move(doc.value().json);
+    return impl_->document(std::move(r));
 }
 
 Result<std::string> Client::get_identity(std::string_view name) {
     ipc::KeyNameRequest req{std::string(name)};
     auto r = impl_->call(
         [&](auto& out, uint32_t id) { return ipc::encode_request(out, id, ipc::Op::get_identity, req); }, true);
-    auto doc = impl_->answer<ipc::DocumentResponse>(std::move(r), ipc::decode_document_response);
-    if (!doc.ok()) return doc.status();
-    return std::move(doc.value().json);
+    return impl_->document(std::move(r));
 }
 
 Result<std::string> Client::renew(std::string_view name, uint8_t flags) {
     ipc::RenewRequest req{std::string(name), flags};
     auto r = impl_->call([&](auto& out, uint32_t id) { return ipc::encode_request(out, id, req); }, false);
-    auto doc = impl_->answer<ipc::DocumentResponse>(std::move(r), ipc::decode_document_response);
-    if (!doc.ok()) return doc.status();
-    return std::move(doc.value().json);
+    return impl_->document(std::move(r));
 }
 
 Result<std::string> Client::rollback(std::string_view name) {
     ipc::KeyNameRequest req{std::string(name)};
     auto r = impl_->call(
         [&](auto& out, uint32_t id) { return ipc::encode_request(out, id, ipc::Op::rollback, req); }, false);
-    auto doc = impl_->answer<ipc::DocumentResponse>(std::move(r), ipc::decode_document_response);
-    if (!doc.ok()) return doc.status();
-    return std::move(doc.value().json);
+    return impl_->document(std::move(r));
 }
 
 }  // namespace keyward
