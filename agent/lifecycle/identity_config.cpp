@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "agent/lifecycle/acme/acme_issuer.hpp"
+#include "agent/lifecycle/cmp/cmp_issuer.hpp"
 #include "agent/lifecycle/durations.hpp"
 
 namespace keyward::lifecycle {
@@ -86,12 +87,13 @@ Status parse_issuer(const Checker& id, const toml::node& node, IssuerConfig& out
     if (!table) return id.fail(node, "issuer", "expected a table ([identities.NAME.issuer])");
     Checker c(id.source(), id.prefix() + ".issuer");
     const toml::node* kind = table->get("kind");
-    if (!kind) return c.fail_at(table->source(), "", "missing kind (\"helper\" or \"acme\")");
+    if (!kind) return c.fail_at(table->source(), "", "missing kind (\"helper\", \"acme\" or \"cmp\")");
     if (auto s = c.string(*kind, "kind", out.kind); !s.ok()) return s;
     out.table = *table;
     if (out.kind == "acme") return check_acme_issuer(*table, id.source(), c.prefix());
-    if (out.kind == "cmp") return c.fail(*kind, "kind", "CMP is not supported by this build yet");
-    if (out.kind != "helper") return c.fail(*kind, "kind", "unknown issuer kind \"" + out.kind + "\" (expected helper or acme)");
+    if (out.kind == "cmp") return check_cmp_issuer(*table, id.source(), c.prefix());
+    if (out.kind != "helper")
+        return c.fail(*kind, "kind", "unknown issuer kind \"" + out.kind + "\" (expected helper, acme or cmp)");
 
     bool have_command = false;
     for (const auto& [k, v] : *table) {

@@ -1,4 +1,4 @@
-// The validated form of one [identities.NAME] table (docs/lifecycle.md has the reference).
+// The validated form of one [identities.NAME] table (docs/renewal.md has the reference).
 #pragma once
 
 #include <cstdint>
@@ -15,13 +15,13 @@
 namespace keyward::lifecycle {
 
 struct IssuerConfig {
-    std::string kind;                              // "helper", "acme"
+    std::string kind;                              // "helper", "acme", "cmp"
     // helper
     std::vector<std::string> command;              // argv, run without a shell
     int64_t timeout = 300;                         // seconds per helper run
     std::string profile;                           // CERTMONGER_CA_PROFILE, when set
     std::map<std::string, std::string> environment;  // extra variables for the helper (no secrets)
-    // acme (and later cmp): the table itself, handed to the issuer's own factory
+    // acme, cmp: the table itself, handed to the issuer's own factory
     toml::table table;
 };
 

@@ -2,6 +2,7 @@
 #include "agent/lifecycle/issuer.hpp"
 
 #include "agent/lifecycle/acme/acme_issuer.hpp"
+#include "agent/lifecycle/cmp/cmp_issuer.hpp"
 #include "agent/lifecycle/helper_issuer.hpp"
 
 namespace keyward::lifecycle {
@@ -9,6 +10,7 @@ namespace keyward::lifecycle {
 std::unique_ptr<Issuer> make_issuer(std::shared_ptr<const IdentityConfig> identity, const std::string& state_dir) {
     if (identity->issuer.kind == "helper") return make_helper_issuer(std::move(identity));
     if (identity->issuer.kind == "acme") return make_acme_issuer(identity->issuer.table, state_dir);
+    if (identity->issuer.kind == "cmp") return make_cmp_issuer(identity->issuer.table);
     return nullptr;
 }
 
