@@ -1,4 +1,4 @@
-// Text forms of the agent's identity views (JSON documents, docs/lifecycle.md), shared by
+// Text forms of the agent's identity views (JSON documents, docs/renewal.md), shared by
 // `keyward identities ...`, `enroll`, `renew` and `status`.
 #pragma once
 

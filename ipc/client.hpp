@@ -58,7 +58,7 @@ public:
     Result<ipc::KeyInfo> import_key(const ipc::ImportKeyRequest& request);
     Status delete_key(std::string_view name);
 
-    // Certificate identities; answers are JSON views (docs/lifecycle.md).
+    // Certificate identities; answers are JSON views (docs/renewal.md).
     Result<std::string> list_identities();
     Result<std::string> get_identity(std::string_view name);
     Result<std::string> renew(std::string_view name, uint8_t flags);  // ipc::kRenewNow | ipc::kRenewRekey

@@ -1,6 +1,6 @@
 // Certificate lifecycle inside keywardd: identities (a key + its certificate chain + an
 // issuer + a renewal policy + hooks), enrollment, scheduled renewal, validation and the
-// crash-safe two-phase swap. See docs/lifecycle.md.
+// crash-safe two-phase swap. See docs/renewal.md.
 //
 // Threading: the agent calls these from a dedicated lifecycle executor (one thread), never
 // from the event loop, so they may block on the network and on device keys.

@@ -1,5 +1,5 @@
 // The identity view: what `keyward identities show` prints and --json passes through
-// (docs/lifecycle.md lists the fields).
+// (docs/renewal.md lists the fields).
 #include <optional>
 
 #include <nlohmann/json.hpp>
