@@ -741,5 +741,84 @@ class TestCertmongerLocalSubmit(LifecycleCase):
         openssl("verify", "-CAfile", anchors, renewed["files"]["cert"])
 
 
+class TestMissingPinFile(LifecycleCase):
+    """A configured PKCS#11 token (SoftHSM2) whose PIN file is missing when the agent needs to
+    log in: the attempt reports the file, nothing is lost, and the identity recovers once the
+    file is there, without a restart."""
+
+    auto_start = False
+    TOKEN_PIN = "482913"
+
+    def setUp(self):
+        super().setUp()
+        tokens = self.tmp.mkdir("softhsm-tokens")
+        self.softhsm_conf = self.tmp.write("softhsm2.conf", f"directories.tokendir = {tokens}\n"
+                                                           "objectstore.backend = file\nlog.level = ERROR\n")
+        # A throw-away token for this test; its PIN on this command line is the fixture's, not keyward's.
+        run(["softhsm2-util", "--init-token", "--free", "--label", "lifecycle", "--so-pin", "31415926",
+             "--pin", self.TOKEN_PIN], env={"SOFTHSM2_CONF": self.softhsm_conf})
+        self.pin_file = self.tmp.join("hsm.pin")
+        self.options["token"] = "hsm"
+
+    def write_config(self):
+        tokens = ("[tokens.hsm]\nkind = \"pkcs11\"\nmodule = \"/usr/lib/softhsm/libsofthsm2.so\"\n"
+                  f"uri = \"pkcs11:token=lifecycle\"\npin_file = \"{self.pin_file}\"\n\n")
+        return self.tmp.write("keyward.toml", tokens + identity_toml("web", self.options, self.issuer))
+
+    def start_agent(self):
+        self.agent = Agent(self.tmp, config=self.write_config(), env={"SOFTHSM2_CONF": self.softhsm_conf})
+        self.agent.start()
+        return self.agent
+
+    def put_pin_file(self):
+        with open(self.pin_file + ".tmp", "w") as f:
+            f.write(self.TOKEN_PIN + "\n")
+        os.chmod(self.pin_file + ".tmp", 0o600)
+        os.rename(self.pin_file + ".tmp", self.pin_file)
+
+    def test_enrollment_waits_for_the_pin_file_and_then_happens_by_itself(self):
+        self.options.update({"auto_enroll": True, "retry_min": "1s", "retry_max": "2s"})
+        self.start_agent()  # no PIN file yet
+        self.assertTrue(wait_until(lambda: self.view()["last_attempt"] is not None, 30, 0.3), self.agent.log_tail())
+        view = self.view()
+        self.assertFalse(view["generation"])
+        self.assertIn(self.pin_file, view["last_attempt"]["message"], view["last_attempt"])
+        status = self.cli("status", json=True).data
+        self.assertIn("needs-pin", json.dumps(status), status)
+        self.assertEqual(self.helper_calls(), [], "the CA was asked although no key could be made")
+        self.assertNotIn(self.TOKEN_PIN, self.agent.log_text())
+
+        self.put_pin_file()
+        self.assertTrue(wait_until(lambda: self.view()["generation"] == 1, 30, 0.3),
+                        "no enrollment after the PIN file appeared\n" + self.agent.log_tail())
+        self.assert_consistent(self.view())
+        self.assertNotIn(self.TOKEN_PIN, self.agent.log_text())
+
+    def test_a_renewal_without_the_pin_file_keeps_the_certificate_in_force(self):
+        self.put_pin_file()
+        self.start_agent()
+        first = self.enroll()
+        with open(first["files"]["cert"]) as f:
+            cert_text = f.read()
+        self.agent.stop()
+        os.rename(self.pin_file, self.pin_file + ".away")
+        self.agent.start()  # the token cannot log in now
+        done = self.cli("renew", "web", "--now", "--rekey", json=True, check=False)
+        self.assertNotEqual(done.rc, 0, done.stdout)
+        view = self.view()
+        self.assertEqual(view["generation"], 1)
+        self.assertEqual(view["status"], "renewal failing")  # shown prominently; the certificate still serves
+        self.assertIn(self.pin_file, view["last_attempt"]["message"], view["last_attempt"])
+        with open(first["files"]["cert"]) as f:
+            self.assertEqual(f.read(), cert_text)
+        self.assertEqual(len(self.helper_calls("SUBMIT")), 1, "the CA was asked without a device signature")
+
+        os.rename(self.pin_file + ".away", self.pin_file)
+        renewed = self.cli("renew", "web", "--now", "--rekey", json=True).data
+        self.assertEqual(renewed["result"]["action"], "issued", renewed)
+        self.assertEqual(renewed["generation"], 2)
+        self.assert_consistent(renewed)
+
+
 if __name__ == "__main__":
     harness.main()
