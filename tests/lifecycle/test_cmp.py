@@ -239,23 +239,7 @@ class TestFailures(CmpCase):
 
     def test_an_expired_certificate_is_replaced_through_an_initial_request(self):
         first = self.enrolled()
-        cadir = self.tmp.mkdir("openssl-ca")
-        open(os.path.join(cadir, "index.txt"), "w").close()
-        with open(os.path.join(cadir, "serial"), "w") as f:
-            f.write("1000\n")
-        cnf = self.tmp.write("openssl-ca.cnf", f"[ca]\ndefault_ca = d\n[d]\ndatabase = {cadir}/index.txt\n"
-                                               f"new_certs_dir = {cadir}\nserial = {cadir}/serial\ndefault_md = sha256\n"
-                                               "policy = p\ncopy_extensions = copy\nunique_subject = no\n"
-                                               "[p]\ncommonName = supplied\n")
-        csr = self.agent.csr("web", self.tmp.join("web.csr"), "/CN=web.example", ["dns:web.example"])
-        expired = self.tmp.join("expired.pem")
-        openssl("ca", "-batch", "-config", cnf, "-in", csr, "-out", expired, "-cert", self.ca.cert, "-keyfile",
-                self.ca.key, "-startdate", "20200101000000Z", "-enddate", "20200201000000Z", "-notext")
-        self.agent.stop()
-        gen = os.path.realpath(os.path.join(first["dir"], "current"))
-        with open(expired) as src, open(os.path.join(gen, "cert.pem"), "w") as dst:
-            dst.write(src.read())
-        self.agent.start()
+        self.put_expired_certificate_in_force(first)
         self.assertTrue(wait_until(lambda: self.view()["generation"] == 2, 30, 0.3),
                         "the expired certificate was not renewed at once\n" + self.agent.log_tail())
         self.assertEqual(self.cmp.names().count("ir"), 2, self.cmp.names())

@@ -134,6 +134,27 @@ class LifecycleCase(unittest.TestCase):
                 pass
             os.unlink(pid_file)
 
+    def put_expired_certificate_in_force(self, view):
+        """With the agent stopped meanwhile: the certificate in force becomes one for the same
+        key from the same CA that expired long ago (openssl ca can set the dates)."""
+        cadir = self.tmp.mkdir("openssl-ca")
+        open(os.path.join(cadir, "index.txt"), "w").close()
+        with open(os.path.join(cadir, "serial"), "w") as f:
+            f.write("1000\n")
+        cnf = self.tmp.write("openssl-ca.cnf", f"[ca]\ndefault_ca = d\n[d]\ndatabase = {cadir}/index.txt\n"
+                                               f"new_certs_dir = {cadir}\nserial = {cadir}/serial\ndefault_md = sha256\n"
+                                               "policy = p\ncopy_extensions = copy\nunique_subject = no\n"
+                                               "[p]\ncommonName = supplied\n")
+        csr = self.agent.csr(view["key"], self.tmp.join("expired.csr"), "/CN=web.example", ["dns:web.example"])
+        expired = self.tmp.join("expired.pem")
+        openssl("ca", "-batch", "-config", cnf, "-in", csr, "-out", expired, "-cert", self.ca.cert, "-keyfile",
+                self.ca.key, "-startdate", "20200101000000Z", "-enddate", "20200201000000Z", "-notext")
+        self.agent.stop()
+        gen = os.path.realpath(os.path.join(view["dir"], "current"))
+        with open(expired) as src, open(os.path.join(gen, "cert.pem"), "w") as dst:
+            dst.write(src.read())
+        self.agent.start()
+
     # -- checks --
 
     def assert_consistent(self, view):
@@ -435,25 +456,7 @@ class TestHelperTimeout(LifecycleCase):
 class TestExpired(LifecycleCase):
     def test_an_expired_certificate_is_renewed_at_once(self):
         first = self.enroll()
-        # A certificate for the same key that expired long ago, from the same CA (openssl ca
-        # can set the dates), put in force behind the agent's back.
-        cadir = self.tmp.mkdir("openssl-ca")
-        open(os.path.join(cadir, "index.txt"), "w").close()
-        with open(os.path.join(cadir, "serial"), "w") as f:
-            f.write("1000\n")
-        cnf = self.tmp.write("openssl-ca.cnf", f"[ca]\ndefault_ca = d\n[d]\ndatabase = {cadir}/index.txt\n"
-                                               f"new_certs_dir = {cadir}\nserial = {cadir}/serial\ndefault_md = sha256\n"
-                                               "policy = p\ncopy_extensions = copy\nunique_subject = no\n"
-                                               "[p]\ncommonName = supplied\n")
-        csr = self.agent.csr("web", self.tmp.join("web.csr"), "/CN=web.example", ["dns:web.example"])
-        expired = self.tmp.join("expired.pem")
-        openssl("ca", "-batch", "-config", cnf, "-in", csr, "-out", expired, "-cert", self.ca.cert, "-keyfile",
-                self.ca.key, "-startdate", "20200101000000Z", "-enddate", "20200201000000Z", "-notext")
-        self.agent.stop()
-        gen = os.path.realpath(os.path.join(first["dir"], "current"))
-        with open(expired) as src, open(os.path.join(gen, "cert.pem"), "w") as dst:
-            dst.write(src.read())
-        self.agent.start()
+        self.put_expired_certificate_in_force(first)
         self.assertTrue(wait_until(lambda: self.view()["generation"] == 2, 20, 0.3),
                         "the expired certificate was not renewed at once\n" + self.agent.log_tail())
         data = self.view()

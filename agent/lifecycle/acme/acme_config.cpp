@@ -5,6 +5,7 @@
 
 #include "agent/lifecycle/acme/http01_server.hpp"
 #include "agent/lifecycle/acme/http_message.hpp"
+#include "agent/lifecycle/table_errors.hpp"
 
 namespace keyward::acme {
 
@@ -43,18 +44,7 @@ std::optional<int64_t> seconds_of(const toml::node& node) {
     return total;
 }
 
-class Checker {
-public:
-    Checker(const std::string& source, const std::string& prefix) : source_(source), prefix_(prefix) {}
-
-    Status error(const toml::source_region& where, const std::string& key, const std::string& what) const {
-        std::string line = where.begin.line > 0 ? ":" + std::to_string(where.begin.line) : "";
-        return {ErrorCode::invalid_argument, source_ + line + ": " + prefix_ + (key.empty() ? "" : "." + key) + ": " + what};
-    }
-
-private:
-    std::string source_, prefix_;
-};
+using Checker = lifecycle::TableErrors;
 
 }  // namespace
 

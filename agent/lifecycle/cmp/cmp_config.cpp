@@ -7,6 +7,7 @@
 #include <set>
 
 #include "agent/lifecycle/durations.hpp"
+#include "agent/lifecycle/table_errors.hpp"
 #include "cli/csr.hpp"
 
 namespace keyward::cmp {
@@ -17,18 +18,7 @@ const std::set<std::string> kKeys = {"kind",           "server",        "trusted
                                      "reference",      "secret_file",   "bootstrap_cert", "bootstrap_key", "digest",
                                      "implicit_confirm", "timeout",     "total_timeout",  "poll_inline_max"};
 
-class Checker {
-public:
-    Checker(const std::string& source, const std::string& prefix) : source_(source), prefix_(prefix) {}
-
-    Status error(const toml::source_region& where, const std::string& key, const std::string& what) const {
-        std::string line = where.begin.line > 0 ? ":" + std::to_string(where.begin.line) : "";
-        return {ErrorCode::invalid_argument, source_ + line + ": " + prefix_ + (key.empty() ? "" : "." + key) + ": " + what};
-    }
-
-private:
-    std::string source_, prefix_;
-};
+using Checker = lifecycle::TableErrors;
 
 bool valid_key_name(const std::string& name) {
     if (name.empty() || name.size() > 64 || name[0] == '.') return false;

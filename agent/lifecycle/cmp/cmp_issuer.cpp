@@ -22,6 +22,7 @@
 #include "agent/lifecycle/durations.hpp"
 #include "agent/log.hpp"
 #include "cli/csr.hpp"
+#include "cli/ossl_ptr.hpp"
 
 namespace keyward::lifecycle {
 
@@ -30,26 +31,12 @@ namespace {
 using cmp::CmpConfig;
 using Clock = std::chrono::steady_clock;
 
-struct CtxFree {
-    void operator()(OSSL_CMP_CTX* c) const noexcept { OSSL_CMP_CTX_free(c); }
-};
-using CtxPtr = std::unique_ptr<OSSL_CMP_CTX, CtxFree>;
-struct StoreFree {
-    void operator()(X509_STORE* s) const noexcept { X509_STORE_free(s); }
-};
-using StorePtr = std::unique_ptr<X509_STORE, StoreFree>;
-struct ReqFree {
-    void operator()(X509_REQ* r) const noexcept { X509_REQ_free(r); }
-};
-using ReqPtr = std::unique_ptr<X509_REQ, ReqFree>;
-struct NameFree {
-    void operator()(X509_NAME* n) const noexcept { X509_NAME_free(n); }
-};
-using NamePtr = std::unique_ptr<X509_NAME, NameFree>;
-struct CertStackFree {
-    void operator()(STACK_OF(X509)* s) const noexcept { sk_X509_pop_free(s, X509_free); }
-};
-using CertStackPtr = std::unique_ptr<STACK_OF(X509), CertStackFree>;
+using CtxPtr = std::unique_ptr<OSSL_CMP_CTX, ossl::Free<OSSL_CMP_CTX_free>>;
+using StorePtr = std::unique_ptr<X509_STORE, ossl::Free<X509_STORE_free>>;
+using ReqPtr = ossl::Req;
+using NamePtr = ossl::Name;
+inline void free_cert_stack(STACK_OF(X509)* s) { sk_X509_pop_free(s, X509_free); }
+using CertStackPtr = std::unique_ptr<STACK_OF(X509), ossl::Free<free_cert_stack>>;
 
 // OpenSSL's error queue, emptied: one line for people ("a; b; c") and the codes.
 struct DrainedErrors {

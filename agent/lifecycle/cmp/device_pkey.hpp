@@ -14,14 +14,12 @@
 #include <openssl/evp.h>
 
 #include "agent/lifecycle/key_access.hpp"
+#include "cli/ossl_ptr.hpp"
 #include "ipc/result.hpp"
 
 namespace keyward::lifecycle {
 
-struct PkeyFree {
-    void operator()(EVP_PKEY* p) const noexcept { EVP_PKEY_free(p); }
-};
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
+using PkeyPtr = ossl::PKey;
 
 // `keys` is copied into the key object: the EVP_PKEY may outlive the caller's KeyAccess.
 Result<PkeyPtr> make_device_pkey(const KeyAccess& keys, const std::string& key_name);
