@@ -1,7 +1,12 @@
 #include "agent/lifecycle_runner.hpp"
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <future>
+#include <mutex>
+#include <thread>
+#include <vector>
 
 #include "agent/log.hpp"
 
@@ -65,29 +70,103 @@ lifecycle::KeyAccess make_key_access(std::shared_ptr<KeyRegistry> registry) {
     return access;
 }
 
+// The lifecycle, its thread (an executor of one) and the timer that asks it to check
+// renewals; the LifecycleRunner handle only owns a reference.
+struct LifecycleRunner::Core {
+    std::unique_ptr<lifecycle::Lifecycle> lifecycle;
+    Executor executor{"lifecycle", 1, 256};  // after `lifecycle`: drained and joined before it goes
+    std::mutex mu;
+    std::condition_variable cv;
+    bool stopping = false;
+    std::thread timer;
+
+    explicit Core(std::unique_ptr<lifecycle::Lifecycle> l) : lifecycle(std::move(l)) {}
+
+    ~Core() {
+        {
+            std::lock_guard lock(mu);
+            stopping = true;
+        }
+        cv.notify_all();
+        if (timer.joinable()) timer.join();
+        // executor (a member) drains and joins before lifecycle is destroyed.
+    }
+
+    bool submit(std::function<void(lifecycle::Lifecycle&)> job) {
+        return executor.try_submit([this, job = std::move(job)]() { job(*lifecycle); });
+    }
+
+    void timer_loop();
+};
+
+namespace {
+
+// A retired core, finished (stopped, drained, destroyed) by a thread of its own.
+struct RetiredCore {
+    std::weak_ptr<LifecycleRunner::Core> core;  // to cancel it while it finishes
+    std::shared_ptr<std::atomic<bool>> done;
+    std::thread thread;
+};
+
+struct Retired {
+    std::mutex mu;
+    std::vector<RetiredCore> cores;
+};
+
+Retired& retired() {
+    static Retired* r = new Retired;  // never destroyed: its threads may outlive static destruction
+    return *r;
+}
+
+}  // namespace
+
 LifecycleRunner::LifecycleRunner(std::unique_ptr<lifecycle::Lifecycle> lifecycle)
-    : lifecycle_(std::move(lifecycle)), executor_("lifecycle", 1, 256), timer_([this] { timer_loop(); }) {}
+    : core_(std::make_shared<Core>(std::move(lifecycle))) {
+    Core* core = core_.get();
+    core_->timer = std::thread([core] { core->timer_loop(); });
+}
 
 LifecycleRunner::~LifecycleRunner() {
-    {
-        std::lock_guard lock(mu_);
-        stopping_ = true;
+    Retired& r = retired();
+    std::lock_guard lock(r.mu);
+    // Reap the threads that are done (one per earlier reload).
+    for (auto it = r.cores.begin(); it != r.cores.end();) {
+        if (it->done->load()) {
+            it->thread.join();
+            it = r.cores.erase(it);
+        } else {
+            ++it;
+        }
     }
-    cv_.notify_all();
-    timer_.join();
-    // executor_ (a member) drains and joins before lifecycle_ is destroyed: declared after it.
+    auto done = std::make_shared<std::atomic<bool>>(false);
+    std::weak_ptr<Core> weak = core_;
+    std::thread finisher([core = std::move(core_), done]() mutable {
+        core.reset();
+        done->store(true);
+    });
+    r.cores.push_back({std::move(weak), std::move(done), std::move(finisher)});
 }
 
-bool LifecycleRunner::submit(std::function<void(lifecycle::Lifecycle&)> job) {
-    return executor_.try_submit([this, job = std::move(job)]() { job(*lifecycle_); });
+void LifecycleRunner::stop_retired() {
+    Retired& r = retired();
+    std::vector<RetiredCore> cores;
+    {
+        std::lock_guard lock(r.mu);
+        cores.swap(r.cores);
+    }
+    for (auto& c : cores)
+        if (auto core = c.core.lock()) core->lifecycle->cancel();  // may make this thread the one that destroys it
+    for (auto& c : cores) c.thread.join();
 }
 
-void LifecycleRunner::timer_loop() {
+bool LifecycleRunner::submit(std::function<void(lifecycle::Lifecycle&)> job) { return core_->submit(std::move(job)); }
+
+void LifecycleRunner::Core::timer_loop() {
     long wait_seconds = 1;  // first check soon after start: expired identities renew at once
     for (;;) {
         {
-            std::unique_lock lock(mu_);
-            if (cv_.wait_for(lock, std::chrono::seconds(wait_seconds), [this] { return stopping_; })) return;
+            std::unique_lock lock(mu);
+            if (cv.wait_for(lock, std::chrono::seconds(wait_seconds), [this] { return stopping; })) return;
         }
         auto next = std::make_shared<std::promise<long>>();
         auto answer = next->get_future();
@@ -106,8 +185,8 @@ void LifecycleRunner::timer_loop() {
         }
         // Wait for the check, but stay responsive to shutdown.
         while (answer.wait_for(std::chrono::milliseconds(200)) != std::future_status::ready) {
-            std::lock_guard lock(mu_);
-            if (stopping_) return;
+            std::lock_guard lock(mu);
+            if (stopping) return;
         }
         wait_seconds = std::clamp(answer.get(), 1L, 3600L);
     }

@@ -3,11 +3,8 @@
 // on devices without ever stalling the event loop.
 #pragma once
 
-#include <condition_variable>
 #include <functional>
 #include <memory>
-#include <mutex>
-#include <thread>
 
 #include "agent/executor.hpp"
 #include "agent/key_registry.hpp"
@@ -21,20 +18,22 @@ lifecycle::KeyAccess make_key_access(std::shared_ptr<KeyRegistry> registry);
 class LifecycleRunner {
 public:
     explicit LifecycleRunner(std::unique_ptr<lifecycle::Lifecycle> lifecycle);
-    ~LifecycleRunner();  // stops the timer, finishes the job in progress
+    // Returns at once: a reload replaces the runner on the event loop, which must not wait
+    // for a renewal in flight. The retired lifecycle finishes its work on a thread of its
+    // own (the next lifecycle waits for it on the identity locks).
+    ~LifecycleRunner();
 
     // Runs `job` on the lifecycle thread; false when the queue is full.
     bool submit(std::function<void(lifecycle::Lifecycle&)> job);
 
-private:
-    void timer_loop();
+    // When the agent stops, after the last runner was retired: asks every retired
+    // lifecycle to give up its work in progress (Lifecycle::cancel) and waits for them.
+    static void stop_retired();
 
-    std::unique_ptr<lifecycle::Lifecycle> lifecycle_;
-    Executor executor_;
-    std::mutex mu_;
-    std::condition_variable cv_;
-    bool stopping_ = false;
-    std::thread timer_;
+    struct Core;  // defined in the .cpp
+
+private:
+    std::shared_ptr<Core> core_;
 };
 
 }  // namespace keyward

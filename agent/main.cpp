@@ -171,8 +171,10 @@ int run(const Options& options) {
                     (config->source.empty() ? " (embedded token in " + config->state_dir + ")"
                                             : " (configuration " + config->source + ")"));
         result = server.run();
-        // Finish the work in flight before the server (which the jobs answer through) goes.
+        // Finish the work in flight before the server (which the jobs answer through) goes;
+        // renewals in progress give up at their next safe point rather than hold up the stop.
         server.set_lifecycle(nullptr);
+        LifecycleRunner::stop_retired();
         registry->reset({}, {});
     }
     if (!result.ok()) {

@@ -87,6 +87,11 @@ int report_renewal(Context& ctx, const Result<std::string>& answer, const std::s
                      printable(message).c_str());
         return exit_failure;
     }
+    if (what == "interrupted") {  // the agent stopped meanwhile: like a lost connection
+        std::fprintf(stderr, "keyward: %s: interrupted, %s — the current certificate (if any) stays in force\n",
+                     action.c_str(), printable(message).c_str());
+        return exit_unreachable;
+    }
     return exit_ok;
 }
 

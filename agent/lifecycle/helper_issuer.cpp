@@ -56,7 +56,7 @@ private:
         env.push_back("CERTMONGER_KEY_TYPE=" + std::string(id_->key_type.rfind("rsa", 0) == 0 ? "RSA" : "EC"));
         env.push_back("KEYWARD_IDENTITY=" + id_->name);
         env.push_back("KEYWARD_KEY=" + request.key);
-        const CommandOutcome outcome = run_command(id_->issuer.command, env, id_->issuer.timeout);
+        const CommandOutcome outcome = run_command(id_->issuer.command, env, id_->issuer.timeout, 1 << 20, request.cancel);
         return interpret_helper_answer(outcome, id_->issuer.timeout);
     }
 
@@ -102,7 +102,7 @@ IssueResult interpret_helper_answer(const CommandOutcome& outcome, int64_t timeo
         r.message = "the CA helper " + how;
         return r;
     }
-    if (outcome.timed_out || outcome.truncated || outcome.signal) {
+    if (outcome.timed_out || outcome.truncated || outcome.signal || outcome.cancelled) {
         r.kind = IssueResult::Kind::unreachable;
         r.message = "the CA helper " + how;
         return r;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/lifecycle/cancel.hpp"
 #include "agent/lifecycle/key_access.hpp"
 
 namespace keyward::lifecycle {
@@ -20,6 +21,7 @@ struct IssueRequest {
     std::string current_key;         // the key of the certificate in force (renewal authenticated by it)
     std::string cookie;              // from an earlier `pending` answer, for polling
     KeyAccess* keys = nullptr;       // device keys (e.g. for an ACME account key, CMP protection)
+    const CancelFlag* cancel = nullptr;  // raised when the agent stops: give up at the next safe point
 };
 
 struct IssueResult {

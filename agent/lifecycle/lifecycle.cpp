@@ -121,7 +121,9 @@ public:
         } else {
             const auto current = id->store.current();
             const auto due = due_time(*id, current, now);
-            if (current && !request.now && (!due || *due > now)) {
+            if (cancelled_.load()) {
+                report = {"interrupted", "the agent is stopping"};
+            } else if (current && !request.now && (!due || *due > now)) {
                 report = {"not_due", due ? "not due until " + format_time(*due) + "; use --now to renew anyway"
                                          : "not due; use --now to renew anyway"};
             } else {
@@ -178,8 +180,11 @@ public:
         return view(*id, unix_now()).dump(2) + "\n";
     }
 
+    void cancel() noexcept override { cancelled_.store(true); }
+
     void tick() override {
         for (auto& id : ids_) {
+            if (cancelled_.load()) return;
             const int64_t now = unix_now();
             DirLock lock(id->store.dir());
             if (!enter(*id, now)) continue;
@@ -412,6 +417,7 @@ private:
         IssueRequest request;
         request.identity = id.cfg->name;
         request.keys = &keys_;
+        request.cancel = &cancelled_;
         if (current) {
             request.current_cert_pem = current->cert_pem;
             request.current_key = current->meta.key;
@@ -446,6 +452,11 @@ private:
             request.key = key_name;
             request.csr_pem = csr.value();
             result = id.issuer->submit(request);
+        }
+        if (cancelled_.load() && result.kind != IssueResult::Kind::issued) {
+            // Not a failure of the CA's: record nothing, exactly as if the agent had died here.
+            log::notice("identity " + id.cfg->name + ": attempt interrupted, the agent is stopping");
+            return {"interrupted", "the agent is stopping"};
         }
         return handle(id, current, request, std::move(result), now);
     }
@@ -587,6 +598,7 @@ private:
     KeyAccess keys_;
     std::vector<std::unique_ptr<Identity>> ids_;
     std::mt19937_64 rng_;
+    CancelFlag cancelled_{false};
 };
 
 void LifecycleImpl::files_make_private(const std::string& dir) {

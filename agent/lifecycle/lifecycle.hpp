@@ -48,6 +48,10 @@ public:
     virtual void tick() = 0;
     // Seconds until tick() should run again (bounded by the caller to [1, 3600]).
     virtual long next_tick_seconds() = 0;
+    // From any thread, when the agent stops: the attempt in progress gives up at its next
+    // safe point and no new one starts. What is cut short is left as a crash there would
+    // leave it (docs/renewal.md, the two-phase swap), so the next start finishes it alike.
+    virtual void cancel() noexcept = 0;
 };
 
 std::unique_ptr<Lifecycle> make_lifecycle(std::vector<std::shared_ptr<const IdentityConfig>> identities,

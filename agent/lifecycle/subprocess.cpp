@@ -38,7 +38,7 @@ bool has_var(const std::vector<std::string>& env, const char* name) {
 }  // namespace
 
 CommandOutcome run_command(const std::vector<std::string>& argv, const std::vector<std::string>& env_in,
-                           int64_t timeout_seconds, size_t stdout_cap) {
+                           int64_t timeout_seconds, size_t stdout_cap, const std::atomic<bool>* cancel) {
     CommandOutcome outcome;
     if (argv.empty() || argv.front().empty() || argv.front().front() != '/') {
         outcome.error = "the program must be given by its absolute path";
@@ -116,8 +116,12 @@ CommandOutcome run_command(const std::vector<std::string>& argv, const std::vect
             outcome.timed_out = true;
             break;
         }
+        if (cancel != nullptr && cancel->load(std::memory_order_relaxed)) {
+            outcome.cancelled = true;
+            break;
+        }
         pollfd fds[2] = {{out_r.fd, POLLIN, 0}, {err_r.fd, POLLIN, 0}};
-        const int n = ::poll(fds, 2, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
+        const int n = ::poll(fds, 2, static_cast<int>(std::min<int64_t>(left.count(), 200)));
         if (n < 0 && errno != EINTR) break;
         for (int i = 0; i < 2; ++i) {
             if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
@@ -134,17 +138,20 @@ CommandOutcome run_command(const std::vector<std::string>& argv, const std::vect
         }
         if (outcome.truncated) break;  // a runaway helper: stop it rather than buffer it
     }
-    if (outcome.timed_out || outcome.truncated) ::kill(-pid, SIGKILL);
+    const bool kill_now = outcome.timed_out || outcome.truncated || outcome.cancelled;
+    if (kill_now) ::kill(-pid, SIGKILL);
 
     int status = 0;
     for (;;) {
-        const pid_t r = ::waitpid(pid, &status, outcome.timed_out || outcome.truncated ? 0 : WNOHANG);
+        const pid_t r = ::waitpid(pid, &status, kill_now ? 0 : WNOHANG);
         if (r == pid) break;
         if (r < 0 && errno != EINTR) break;
         if (r == 0) {
             // Pipes closed but still running (it closed its stdout): give it the rest of the time.
-            if (std::chrono::steady_clock::now() >= deadline) {
-                outcome.timed_out = true;
+            const bool stop = cancel != nullptr && cancel->load(std::memory_order_relaxed);
+            if (stop) outcome.cancelled = true;
+            if (stop || std::chrono::steady_clock::now() >= deadline) {
+                if (!stop) outcome.timed_out = true;
                 ::kill(-pid, SIGKILL);
                 continue;
             }
@@ -154,13 +161,14 @@ CommandOutcome run_command(const std::vector<std::string>& argv, const std::vect
     if (WIFEXITED(status)) outcome.exit_code = WEXITSTATUS(status);
     else if (WIFSIGNALED(status)) outcome.signal = WTERMSIG(status);
     // A helper's own children must not outlive it holding our pipes or the CA's resources.
-    if (outcome.timed_out) ::kill(-pid, SIGKILL);
+    if (outcome.timed_out || outcome.cancelled) ::kill(-pid, SIGKILL);
     return outcome;
 }
 
 std::string describe_outcome(const CommandOutcome& outcome, int64_t timeout_seconds) {
     if (!outcome.started) return "could not start: " + outcome.error;
     if (outcome.timed_out) return "timed out after " + format_duration(timeout_seconds) + " (killed)";
+    if (outcome.cancelled) return "stopped: the agent is shutting down";
     if (outcome.truncated) return "printed more than the size limit (killed)";
     if (outcome.signal) return "killed by signal " + std::to_string(outcome.signal);
     return "exit code " + std::to_string(outcome.exit_code);

@@ -190,6 +190,20 @@ class TestPolling(CmpCase):
         self.assert_consistent(self.view())
 
 
+    def test_sigterm_while_polling_stops_at_once(self):
+        self.cmp.mock_args = ["-poll_count", "20", "-check_after", "3"]
+        self.issuer["poll_inline_max"] = "10s"
+        self.start_agent()
+        env = dict(os.environ, KEYWARD_SOCKET=self.agent.socket)
+        cli = subprocess.Popen([harness.cli_path(), "enroll", "web"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.assertTrue(wait_until(lambda: "pollReq" in self.cmp.names(), 30), self.agent.log_tail())
+        self.agent.stop(timeout=10)  # polling would go on for a minute
+        _, err = cli.communicate(timeout=30)
+        self.assertEqual(cli.returncode, harness.EXIT_UNREACHABLE, err)
+        self.assertIn("attempt interrupted", self.agent.log_text())
+
+
 class TestFailures(CmpCase):
     def enrolled(self):
         self.start_agent()

@@ -583,12 +583,17 @@ class TestCrashes(LifecycleCase):
         self.assertEqual(keys, ["web", "web.2"], "a crash must not leave orphan keys behind")
 
     def test_reload_during_a_renewal(self):
-        """SIGHUP while the CA works: the renewal in flight completes, the new lifecycle takes
-        over the identity without undoing or duplicating it."""
+        """SIGHUP while the CA works: signing goes on meanwhile (the old lifecycle finishes
+        off the event loop), the renewal in flight completes, and the new lifecycle takes over
+        the identity without undoing or duplicating it."""
         self.enroll()
         cli = self.start_blocked_renewal("--now")
+        mark = self.agent.log_size()
         self.agent.signal(signal.SIGHUP)
-        time.sleep(1)
+        self.agent.wait_for_log(r"configuration reloaded", timeout=20, since=mark)
+        # The helper is still blocked: the agent must answer anyway.
+        signed = self.cli("sign", "web", "--scheme", "ecdsa_secp256r1_sha256", "--digest", "ab" * 32, timeout=20)
+        self.assertEqual(signed.rc, 0)
         with open(os.path.join(self.hdir, "fifo"), "w") as f:  # the CA answers
             f.write("go\n")
         os.unlink(os.path.join(self.hdir, "blocked.pid"))
@@ -604,6 +609,37 @@ class TestCrashes(LifecycleCase):
         self.assertEqual((data["generation"], data["last_attempt"]["outcome"]), (2, "issued"))
         self.assertEqual(len(self.helper_calls("SUBMIT")), 2)
         self.assert_consistent(data)
+
+    def test_sigterm_during_a_renewal_stops_at_once_and_keeps_the_old_generation(self):
+        """A stop must not wait for a CA that takes its time: the helper is killed with its
+        group, nothing is recorded for the cut-short attempt, and the next renewal works."""
+        first = self.enroll()
+        cli = self.start_blocked_renewal("--now")
+        pid_file = os.path.join(self.hdir, "blocked.pid")
+        with open(pid_file) as f:
+            helper_group = int(f.read().strip())
+        self.agent.stop(timeout=30)  # SIGTERM; the helper itself would block for minutes
+        _, err = cli.communicate(timeout=60)
+        self.assertEqual(cli.returncode, harness.EXIT_UNREACHABLE, err)
+
+        def group_gone():
+            try:
+                os.killpg(helper_group, 0)
+                return False
+            except ProcessLookupError:
+                return True
+        self.assertTrue(wait_until(group_gone, 10), "the helper outlived the agent")
+        os.unlink(pid_file)
+        self.assertIn("attempt interrupted, the agent is stopping", self.agent.log_text())
+        self.set_mode("issue")
+        self.agent.start()
+        data = self.view()
+        self.assertEqual((data["generation"], data["serial"]), (1, first["serial"]))
+        self.assertEqual(data["last_attempt"]["outcome"], "issued", "the interrupted attempt was recorded")
+        self.assert_consistent(data)
+        renewed = self.cli("renew", "web", "--now", json=True).data
+        self.assertEqual(renewed["generation"], 2)
+        self.assert_consistent(renewed)
 
     def test_sigkill_at_random_points_leaves_one_consistent_generation(self):
         """Rekey renewals killed at random moments (key generation, CSR, CA, write, switch,

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
+#include <thread>
 #include <fstream>
 
 #include "agent/lifecycle/files.hpp"
@@ -113,6 +115,24 @@ TEST_CASE("a hanging program is killed with its children at the timeout", "[subp
     const auto took = std::chrono::steady_clock::now() - start;
     CHECK(o.timed_out);
     CHECK(took < std::chrono::seconds(5));
+    ::sleep(3);
+    CHECK_FALSE(fs::exists(marker));
+}
+
+TEST_CASE("a raised cancel flag kills the program and its children", "[subprocess]") {
+    TempDir tmp;
+    const std::string marker = tmp.path + "/child-survived";
+    std::atomic<bool> cancel{false};
+    std::thread raiser([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        cancel.store(true);
+    });
+    auto o = run_command({"/bin/sh", "-c", "(sleep 2; touch " + marker + ") & sleep 60"}, {}, 120, 1 << 20, &cancel);
+    raiser.join();
+    CHECK(o.cancelled);
+    CHECK_FALSE(o.timed_out);
+    CHECK(describe_outcome(o, 120) == "stopped: the agent is shutting down");
+    CHECK(interpret_helper_answer(o, 120).kind == IssueResult::Kind::unreachable);
     ::sleep(3);
     CHECK_FALSE(fs::exists(marker));
 }

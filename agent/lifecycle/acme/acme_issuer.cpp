@@ -80,6 +80,7 @@ public:
     }
 
     IssueResult run(const IssueRequest& request, bool polling) {
+        cancel_ = request.cancel;
         Result<CsrFacts> csr = read_csr(request.csr_pem);
         if (!csr.ok()) return answer(Kind::misconfigured, csr.status().message);
         csr_ = std::move(csr.value());
@@ -293,7 +294,7 @@ private:
             p.cookie = order_url;
             return p;
         }
-        std::this_thread::sleep_for(pause);
+        if (!lifecycle::sleep_unless_cancelled(pause, cancel_)) return answer(Kind::unreachable, "interrupted: the agent is stopping");
         return std::nullopt;
     }
 
@@ -400,7 +401,9 @@ private:
         Status s = run_dns01_hook(cfg_.dns01_hook, "present", domain, txt, std::min<std::chrono::milliseconds>(60s, left()));
         if (!s.ok()) return answer(s.code == ErrorCode::timeout ? Kind::unreachable : Kind::misconfigured, s.message);
         dns_published_.emplace_back(domain, txt);
-        if (cfg_.dns01_wait > 0s && cfg_.dns01_wait < left()) std::this_thread::sleep_for(cfg_.dns01_wait);
+        if (cfg_.dns01_wait > 0s && cfg_.dns01_wait < left() &&
+            !lifecycle::sleep_unless_cancelled(std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.dns01_wait), cancel_))
+            return answer(Kind::unreachable, "interrupted: the agent is stopping");
         return std::nullopt;
     }
 
@@ -435,6 +438,7 @@ private:
     std::set<std::string> responded_;
     std::unique_ptr<Http01Server> http01_;
     std::vector<std::pair<std::string, std::string>> dns_published_;
+    const lifecycle::CancelFlag* cancel_ = nullptr;
 };
 
 class AcmeIssuer final : public Issuer {

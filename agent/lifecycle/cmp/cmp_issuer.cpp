@@ -13,7 +13,6 @@
 #include <fstream>
 #include <iterator>
 #include <optional>
-#include <thread>
 #include <vector>
 
 #include "agent/lifecycle/certificates.hpp"
@@ -189,6 +188,7 @@ public:
     std::string_view kind() const noexcept override { return "cmp"; }
 
     IssueResult submit(const IssueRequest& request) override {
+        cancel_ = request.cancel;
         open_.reset();
         ERR_clear_error();
         auto started = start(request);
@@ -209,6 +209,7 @@ public:
             log::info("identity " + request.identity + ": the CMP transaction to poll is gone; requesting again");
             return submit(request);
         }
+        cancel_ = request.cancel;
         ERR_clear_error();
         Transaction t = std::move(*open_);
         open_.reset();
@@ -357,13 +358,14 @@ private:
     IssueResult drive(Transaction t) {
         const auto deadline = Clock::now() + cfg_.total_timeout;
         for (;;) {
+            if (is_cancelled(cancel_)) return result_of(IssueResult::Kind::unreachable, "interrupted: the agent is stopping");
             int check_after = 0;
             const int rv = OSSL_CMP_try_certreq(t.ctx.get(), t.request_type, nullptr, &check_after);
             if (rv == 1) return issued(t);
             if (rv != -1) return failure(t);
             const auto wait = std::chrono::seconds(std::max(check_after, 1));
             if (wait <= cfg_.poll_inline_max && Clock::now() + wait < deadline) {
-                std::this_thread::sleep_for(wait);
+                sleep_unless_cancelled(wait, cancel_);
                 continue;
             }
             IssueResult r = result_of(IssueResult::Kind::pending, "the CMP server asks to poll in " +
@@ -420,6 +422,7 @@ private:
 
     CmpConfig cfg_;
     std::optional<Transaction> open_;  // a transaction the CA made us wait for
+    const CancelFlag* cancel_ = nullptr;  // of the call in progress
 };
 
 }  // namespace
