@@ -34,17 +34,31 @@ void Executor::run() {
         std::function<void()> job;
         {
             std::unique_lock lock(mu_);
-            cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+            // A free share of the device, not just a free worker: a caller may hold one.
+            cv_.wait(lock, [&] { return (stopping_ && queue_.empty()) || (!queue_.empty() && running_ < threads_.size()); });
             if (queue_.empty()) return;  // stopping and drained
             job = std::move(queue_.front());
             queue_.pop_front();
+            ++running_;
         }
         try {
             job();
         } catch (const std::exception& e) {
             log::error("executor " + name_ + ": job failed: " + e.what());
         }
+        job = nullptr;
+        finished_running();
     }
+}
+
+void Executor::finished_running() {
+    bool wake;
+    {
+        std::lock_guard lock(mu_);
+        --running_;
+        wake = !queue_.empty();
+    }
+    if (wake) cv_.notify_one();
 }
 
 }  // namespace keyward

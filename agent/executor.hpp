@@ -23,15 +23,36 @@ public:
 
     // False when the queue is full or the executor is stopping: answer "busy".
     bool try_submit(std::function<void()> job);
+    // Runs `job` on the calling thread when a worker's share of the device is free right now
+    // and nothing is queued (queued work goes first); false (job untouched) otherwise, and
+    // the caller submits it. Workers and callers together never make more concurrent
+    // device calls than there are workers. The event loop uses it to spare a fast
+    // signature the hand-off to a worker.
+    template <typename Job>
+    bool try_run_here(Job& job) {
+        {
+            std::lock_guard lock(mu_);
+            if (stopping_ || !queue_.empty() || running_ >= threads_.size()) return false;
+            ++running_;
+        }
+        struct Release {
+            Executor* e;
+            ~Release() { e->finished_running(); }
+        } release{this};
+        job();
+        return true;
+    }
 
 private:
     void run();
+    void finished_running();
 
     std::string name_;
     size_t max_queued_;
     std::mutex mu_;
     std::condition_variable cv_;
     std::deque<std::function<void()>> queue_;
+    size_t running_ = 0;  // jobs running, on workers or on callers' threads
     bool stopping_ = false;
     std::vector<std::thread> threads_;
 };

@@ -63,7 +63,7 @@ void KeyRegistry::reset(std::vector<std::shared_ptr<Token>> tokens, std::string 
                 continue;
             }
             auto [it, inserted] =
-                keys.try_emplace(key.label, std::make_shared<const KeyEntry>(KeyEntry{token, to_key_info(key, token->name)}));
+                keys.try_emplace(key.label, std::make_shared<const KeyEntry>(token, to_key_info(key, token->name)));
             if (!inserted)
                 log::warning("key " + key.label + " exists on tokens " + it->second->token->name + " and " +
                              token->name + "; using the one on " + it->second->token->name);
@@ -125,7 +125,7 @@ Result<std::shared_ptr<Token>> KeyRegistry::target_for_new_key(const std::string
 bool KeyRegistry::add(const std::shared_ptr<Token>& token, ipc::KeyInfo info) {
     std::unique_lock lock(mu_);
     std::string name = info.name;
-    return keys_.try_emplace(std::move(name), std::make_shared<const KeyEntry>(KeyEntry{token, std::move(info)})).second;
+    return keys_.try_emplace(std::move(name), std::make_shared<const KeyEntry>(token, std::move(info))).second;
 }
 
 void KeyRegistry::remove(const std::string& name) {

@@ -30,6 +30,10 @@ struct Token : std::enable_shared_from_this<Token> {
 struct KeyEntry {
     std::shared_ptr<Token> token;
     ipc::KeyInfo info;
+    // A running average of this key's signing time on the device, in µs (UINT32_MAX until
+    // the first signature): the event loop signs on its own thread only with fast keys.
+    // Apart from the entry because sign jobs update it and must not hold the token.
+    std::shared_ptr<std::atomic<uint32_t>> sign_micros = std::make_shared<std::atomic<uint32_t>>(UINT32_MAX);
 };
 
 ipc::KeyInfo to_key_info(const BackendKey& key, const std::string& token_name);

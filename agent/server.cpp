@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -54,6 +55,17 @@ constexpr uint64_t kSignalId = UINT64_MAX;
 
 std::string who(const Connection& c) {
     return "uid=" + std::to_string(c.caller.uid()) + " pid=" + std::to_string(c.caller.pid());
+}
+
+// Each new time weighs half: a key proves itself fast (or slow) within a few signatures,
+// and a single fast one does not make a slow key fast (600 µs and then 50 µs is 325).
+// Relaxed races between threads only blur the average.
+void note_sign_time(std::atomic<uint32_t>& average, std::chrono::steady_clock::duration took) {
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(took).count();
+    const uint32_t now = static_cast<uint32_t>(std::clamp<int64_t>(us, 0, UINT32_MAX - 1));
+    const uint32_t was = average.load(std::memory_order_relaxed);
+    average.store(was == UINT32_MAX ? now : static_cast<uint32_t>((uint64_t{was} + now) / 2),
+                  std::memory_order_relaxed);
 }
 
 void epoll_set(int epfd, int op, int fd, uint32_t events, uint64_t id) {
@@ -136,6 +148,9 @@ Status Server::run() {
                 continue;
             }
             if (events[i].events & EPOLLOUT) on_writable(c);
+            // Only the last ready connection may have a signature made on this thread: the
+            // others are not kept waiting behind it.
+            last_ready_event_ = i == n - 1;
             if ((events[i].events & EPOLLIN) && connections_.count(id)) on_readable(c);
         }
     }
@@ -226,7 +241,10 @@ void Server::process_input(const std::shared_ptr<Connection>& c) {
         } else if (h.is_response() || h.status != 0) {
             reply_error(c, h.request_id, h.base_op(), {ErrorCode::bad_request, "expected a request frame"});
         } else {
+            // A frame followed by more input is never signed here: the next one waits for it.
+            nothing_queued_behind_ = last_ready_event_ && c->in.size() == off + parsed.consumed;
             handle_frame(c, h.op, h.request_id, parsed.frame.body);
+            nothing_queued_behind_ = false;
         }
         off += parsed.consumed;
     }
@@ -324,7 +342,7 @@ void Server::deny(const std::shared_ptr<Connection>& c, uint32_t id, uint8_t op,
 }
 
 bool Server::submit(const std::shared_ptr<Connection>& c, uint32_t id, uint8_t op, Token& token,
-                    std::function<void()> job) {
+                    std::function<void()> job, bool may_run_here) {
     if (c->in_flight.load() >= kMaxInFlightPerConnection) {
         reply_error(c, id, op,
                     {ErrorCode::busy, "more than " + std::to_string(kMaxInFlightPerConnection) +
@@ -332,6 +350,7 @@ bool Server::submit(const std::shared_ptr<Connection>& c, uint32_t id, uint8_t o
         return false;
     }
     c->in_flight.fetch_add(1);
+    if (may_run_here && token.executor->try_run_here(job)) return true;
     if (!token.executor->try_submit(std::move(job))) {
         c->in_flight.fetch_sub(1);
         reply_error(c, id, op, {ErrorCode::busy, "token " + token.name + " is saturated; retry later"});
@@ -430,8 +449,18 @@ void Server::handle_sign(const std::shared_ptr<Connection>& c, uint32_t id, std:
     // Jobs hold the token by plain pointer: a token outlives its executor's jobs, and a
     // job must never hold the last reference (its executor would then join itself).
     Token* token = entry->token.get();
-    submit(c, id, op, *token, [this, c, id, token, request = std::move(req).value()]() {
+    // A signature that takes the device less than this is made on the event loop's thread
+    // when the device has a free slot and no other request is waiting: the hand-off to a
+    // worker (a wake-up and a sleep on each side) costs more than such a signature's
+    // share of the loop. Slower keys (RSA on a software token, TPMs, smartcards) always
+    // go to the workers, so that one of them cannot stall every other client.
+    constexpr uint32_t kSignHereMaxMicros = 200;
+    const bool may_run_here =
+        nothing_queued_behind_ && entry->sign_micros->load(std::memory_order_relaxed) <= kSignHereMaxMicros;
+    submit(c, id, op, *token, [this, c, id, token, average = entry->sign_micros, request = std::move(req).value()]() {
+        const auto started = std::chrono::steady_clock::now();
         auto sig = token->backend->sign(request.key, request.scheme, request.digest);
+        note_sign_time(*average, std::chrono::steady_clock::now() - started);
         std::vector<uint8_t> out;
         if (sig.ok()) {
             signatures_.fetch_add(1, std::memory_order_relaxed);
@@ -444,7 +473,7 @@ void Server::handle_sign(const std::shared_ptr<Connection>& c, uint32_t id, std:
         }
         c->in_flight.fetch_sub(1);
         send(c, std::move(out));
-    });
+    }, may_run_here);
 }
 
 Token* Server::new_key_target(const std::shared_ptr<Connection>& c, uint32_t id, uint8_t op, const std::string& name,
@@ -526,7 +555,7 @@ void Server::handle_identity_op(const std::shared_ptr<Connection>& c, ipc::Op op
     if (!policy_->may_manage(c->caller)) return deny(c, id, op_byte, {}, std::string(ipc::op_name(op)) + " on");
     if (!lifecycle_)
         return reply_error(c, id, op_byte,
-                           {ErrorCode::invalid_argument, "no identities are configured (see docs/lifecycle.md)"});
+                           {ErrorCode::invalid_argument, "no identities are configured (see docs/renewal.md)"});
     if (c->in_flight.load() >= kMaxInFlightPerConnection)
         return reply_error(c, id, op_byte, {ErrorCode::busy, "too many requests in flight on one connection"});
     c->in_flight.fetch_add(1);

@@ -65,8 +65,10 @@ private:
     void reply_error(const std::shared_ptr<Connection>& c, uint32_t id, uint8_t op, const Status& status);
     void deny(const std::shared_ptr<Connection>& c, uint32_t id, uint8_t op, const std::string& key,
               std::string_view action);
+    // Hands `job` to the token's workers, or runs it right here when `may_run_here` and
+    // the device has a free slot.
     bool submit(const std::shared_ptr<Connection>& c, uint32_t id, uint8_t op, Token& token,
-                std::function<void()> job);
+                std::function<void()> job, bool may_run_here = false);
     void send(const std::shared_ptr<Connection>& c, std::vector<uint8_t>&& frame);
 
     Listener listener_;
@@ -77,6 +79,10 @@ private:
     int epoll_fd_ = -1;
     int signal_fd_ = -1;
     uint64_t next_conn_id_ = 1;
+    // Set by the event loop around each request: nothing else is ready to be read or
+    // parsed, so a fast signature may be made on the loop's own thread.
+    bool last_ready_event_ = false;
+    bool nothing_queued_behind_ = false;
     std::unordered_map<uint64_t, std::shared_ptr<Connection>> connections_;
     std::atomic<uint64_t> signatures_{0};
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();

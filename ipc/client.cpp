@@ -44,6 +44,13 @@ struct Slot {
     std::vector<uint8_t> body;
 };
 
+// A caller waiting for its answer: woken alone when the answer is in, or when it is its
+// turn to read (so an answer wakes one thread, not every thread waiting on the connection).
+struct Waiter {
+    Slot* slot;
+    std::condition_variable* wake;
+};
+
 }  // namespace
 
 struct Client::Impl {
@@ -53,14 +60,15 @@ struct Client::Impl {
     std::atomic<pid_t> owner_pid{getpid()};
 
     std::mutex mu;               // guards everything below except the read buffer
-    std::condition_variable cv;  // a slot completed, the reader stepped down, or capacity freed
+    std::condition_variable cv;  // capacity freed or the connection dropped (for callers not yet in `pending`)
     std::mutex write_mu;         // one writer at a time on the socket
     int fd = -1;
     uint64_t generation = 0;     // bumped on every new connection
     ipc::HelloResponse hello;
     uint32_t next_id = 1;
     bool reader_active = false;
-    std::unordered_map<uint32_t, Slot*> pending;
+    int capacity_waiters = 0;    // callers waiting on cv for a free request slot
+    std::unordered_map<uint32_t, Waiter> pending;
 
     std::vector<uint8_t> rbuf;   // owned by whichever thread is the reader
     size_t rbuf_start = 0;
@@ -93,9 +101,10 @@ struct Client::Impl {
     void drop_connection_locked(const Status& why) {
         if (fd >= 0) ::close(fd);
         fd = -1;
-        for (auto& [id, slot] : pending) {
-            slot->done = true;
-            slot->transport = why;
+        for (auto& [id, w] : pending) {
+            w.slot->done = true;
+            w.slot->transport = why;
+            w.wake->notify_one();
         }
         pending.clear();
         rbuf.clear();
@@ -239,10 +248,11 @@ struct Client::Impl {
             const auto& h = parsed.frame.header;
             auto it = pending.find(h.request_id);
             if (it != pending.end()) {
-                Slot* slot = it->second;
+                Slot* slot = it->second.slot;
                 slot->status = h.status;
                 slot->body.assign(parsed.frame.body.begin(), parsed.frame.body.end());
                 slot->done = true;
+                it->second.wake->notify_one();
                 pending.erase(it);
             }
             // An answer nobody waits for (its caller timed out) is dropped.
@@ -255,8 +265,14 @@ struct Client::Impl {
             rbuf.erase(rbuf.begin(), rbuf.begin() + static_cast<long>(rbuf_start));
             rbuf_start = 0;
         }
-        cv.notify_all();
+        if (capacity_waiters > 0) cv.notify_all();
         return {};
+    }
+
+    // A reader that got its own answer steps down: some other waiter takes over reading.
+    // Called with mu held.
+    void hand_off_reading_locked() {
+        if (!reader_active && !pending.empty()) pending.begin()->second.wake->notify_one();
     }
 
     // One request/answer exchange. `encode` writes the request frame for the given id.
@@ -280,15 +296,18 @@ struct Client::Impl {
             if (!s.ok()) return s;
         }
         while (hello.max_in_flight > 0 && pending.size() >= hello.max_in_flight) {
-            if (cv.wait_until(lock, deadline) == std::cv_status::timeout)
-                return Status{ErrorCode::timeout, "too many requests in flight to the agent"};
+            ++capacity_waiters;
+            const bool timed_out = cv.wait_until(lock, deadline) == std::cv_status::timeout;
+            --capacity_waiters;
+            if (timed_out) return Status{ErrorCode::timeout, "too many requests in flight to the agent"};
             if (fd < 0) return Status{ErrorCode::connection_lost, "lost the connection to the agent at " + path};
         }
         uint32_t id = next_id++;
         if (next_id == 0) next_id = 1;  // 0 is HELLO's
         std::vector<uint8_t> out;
         if (!encode(out, id)) return Status{ErrorCode::invalid_argument, "request too large for one frame"};
-        pending.emplace(id, &slot);
+        std::condition_variable wake;
+        pending.emplace(id, Waiter{&slot, &wake});
         const int sock = fd;
         const uint64_t gen = generation;
         lock.unlock();
@@ -314,24 +333,22 @@ struct Client::Impl {
                 bool alive = read_some(sock, wait, why);
                 lock.lock();
                 reader_active = false;
-                if (generation != gen || fd != sock) {  // someone else already dropped this connection
-                    cv.notify_all();
-                    continue;
-                }
+                if (generation != gen || fd != sock) continue;  // someone else already dropped this connection
                 if (alive) why = dispatch_locked();
                 if (!alive || !why.ok()) {
                     drop_connection_locked(why);
                     continue;
                 }
-                cv.notify_all();
             } else if (!slot.done) {
-                cv.wait_until(lock, std::min(deadline, Clock::now() + std::chrono::milliseconds(200)));
+                wake.wait_until(lock, std::min(deadline, Clock::now() + std::chrono::milliseconds(200)));
             }
             if (!slot.done && Clock::now() >= deadline) {
                 pending.erase(id);
+                hand_off_reading_locked();
                 return Status{ErrorCode::timeout, "the agent at " + path + " did not answer in time"};
             }
         }
+        hand_off_reading_locked();
         if (!slot.transport.ok()) return slot.transport;
         return slot;
     }

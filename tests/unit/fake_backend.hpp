@@ -58,6 +58,7 @@ public:
     Result<std::vector<uint8_t>> sign(const std::string& label, ipc::Scheme, std::span<const uint8_t> digest) override {
         std::this_thread::sleep_for(delay_);
         std::lock_guard lock(mu_);
+        sign_threads_.push_back(std::this_thread::get_id());
         auto it = keys_.find(label);
         if (it == keys_.end()) return Status{ErrorCode::no_such_key, label};
         EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new(it->second, nullptr);
@@ -71,6 +72,12 @@ public:
         EVP_PKEY_CTX_free(ctx);
         if (sig.empty()) return Status{ErrorCode::device_error, "fake sign failed"};
         return sig;
+    }
+
+    // The thread of every sign() call so far, in order.
+    std::vector<std::thread::id> sign_threads() {
+        std::lock_guard lock(mu_);
+        return sign_threads_;
     }
 
 private:
@@ -88,6 +95,7 @@ private:
 
     std::chrono::milliseconds delay_;
     size_t concurrency_;
+    std::vector<std::thread::id> sign_threads_;
     std::mutex mu_;
     std::map<std::string, EVP_PKEY*> keys_;
 };

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <map>
@@ -63,6 +64,10 @@ public:
         std::filesystem::remove_all(dir_);
     }
     const std::string& path() const { return path_; }
+    std::thread::id loop_thread() const { return thread_.get_id(); }
+    testing::FakeBackend& backend(const std::string& token) {
+        return dynamic_cast<testing::FakeBackend&>(*registry_->token(token)->backend);
+    }
 
     int raw_connect() const {
         int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -135,6 +140,27 @@ TEST_CASE("agent: answers come back out of order when a device is slow", "[serve
     CHECK(first.first.status == 0);
     CHECK(second.first.status == 0);
     close_raw(fd);
+}
+
+TEST_CASE("agent: a fast key is signed on the event loop's thread, a slow one only by workers", "[server]") {
+    RunningAgent agent;
+    Client client(ClientOptions{agent.path()});
+    const std::vector<uint8_t> digest(32, 7);
+    for (int i = 0; i < 20; ++i)
+        REQUIRE(client.sign("fastkey", ipc::Scheme::ecdsa_secp256r1_sha256, digest).ok());
+    for (int i = 0; i < 2; ++i)
+        REQUIRE(client.sign("slowkey", ipc::Scheme::ecdsa_secp256r1_sha256, digest).ok());
+    auto fast = agent.backend("fast").sign_threads();
+    auto slow = agent.backend("slow").sign_threads();
+    REQUIRE(fast.size() == 20);
+    REQUIRE(slow.size() == 2);
+    // The first signature of a key is timed on a worker; once the key is known to be fast
+    // (a few signatures: a cold first one may be slow), one request at a time is answered
+    // without a hand-off. A preempted signature may send a few back to the workers.
+    CHECK(fast.front() != agent.loop_thread());
+    CHECK(std::count(fast.end() - 10, fast.end(), agent.loop_thread()) >= 7);
+    // 400 ms a signature: never on the loop, which would stall every other client.
+    CHECK(std::count(slow.begin(), slow.end(), agent.loop_thread()) == 0);
 }
 
 TEST_CASE("agent: hostile frames get errors, the connection and the agent survive", "[server]") {
