@@ -33,7 +33,8 @@ enum class DeviceHealth { present, removed, needs_pin, error };
 std::string_view device_health_name(DeviceHealth h) noexcept;
 
 // Threading contract: every method may be called from any thread; the agent calls at
-// most max_concurrency() of them at once (device work runs on an executor sized by it).
+// most max_concurrency() of them at once (device work runs on an executor sized by it,
+// and a fast signature may run on the event loop's thread in one of those places).
 // A backend recovers lost sessions and logins itself (reopen, log in again, retry once
 // where safe) and answers device_unavailable meanwhile; it never retries a PIN the
 // device rejected.

@@ -96,6 +96,8 @@ Server::~Server() {
 
 void Server::set_policy(std::shared_ptr<const AccessPolicy> policy) { policy_ = std::move(policy); }
 
+void Server::set_sign_here_limit(std::chrono::microseconds limit) { sign_here_limit_ = limit; }
+
 void Server::set_lifecycle(std::shared_ptr<LifecycleRunner> lifecycle) { lifecycle_ = std::move(lifecycle); }
 
 Status Server::run() {
@@ -449,14 +451,13 @@ void Server::handle_sign(const std::shared_ptr<Connection>& c, uint32_t id, std:
     // Jobs hold the token by plain pointer: a token outlives its executor's jobs, and a
     // job must never hold the last reference (its executor would then join itself).
     Token* token = entry->token.get();
-    // A signature that takes the device less than this is made on the event loop's thread
-    // when the device has a free slot and no other request is waiting: the hand-off to a
-    // worker (a wake-up and a sleep on each side) costs more than such a signature's
-    // share of the loop. Slower keys (RSA on a software token, TPMs, smartcards) always
-    // go to the workers, so that one of them cannot stall every other client.
-    constexpr uint32_t kSignHereMaxMicros = 200;
-    const bool may_run_here =
-        nothing_queued_behind_ && entry->sign_micros->load(std::memory_order_relaxed) <= kSignHereMaxMicros;
+    // A key whose signatures take the device less than sign_here_limit_ is signed on the
+    // event loop's thread when the device has a free share and no other request is
+    // waiting: the hand-off to a worker (a wake-up and a sleep on each side) costs more
+    // than such a signature's share of the loop. Slower keys (RSA on a software token,
+    // TPMs, smartcards) always go to the workers, so that one cannot stall every client.
+    const bool may_run_here = nothing_queued_behind_ && entry->sign_micros->load(std::memory_order_relaxed) <=
+                                                            static_cast<uint64_t>(sign_here_limit_.count());
     submit(c, id, op, *token, [this, c, id, token, average = entry->sign_micros, request = std::move(req).value()]() {
         const auto started = std::chrono::steady_clock::now();
         auto sig = token->backend->sign(request.key, request.scheme, request.digest);
