@@ -1,8 +1,15 @@
 #include "agent/executor.hpp"
 
+#include <utility>
+
 #include "agent/log.hpp"
 
 namespace keyward {
+
+namespace {
+// The executor whose device share the current thread's job holds, until it gives it back.
+thread_local Executor* t_share_of = nullptr;
+}  // namespace
 
 Executor::Executor(std::string name, size_t threads, size_t max_queued)
     : name_(std::move(name)), max_queued_(max_queued) {
@@ -41,17 +48,30 @@ void Executor::run() {
             queue_.pop_front();
             ++running_;
         }
+        t_share_of = this;
         try {
             job();
         } catch (const std::exception& e) {
             log::error("executor " + name_ + ": job failed: " + e.what());
         }
         job = nullptr;
-        finished_running();
+        release_device_share();
     }
 }
 
-void Executor::finished_running() {
+bool Executor::take_share_here() {
+    std::lock_guard lock(mu_);
+    if (stopping_ || !queue_.empty() || running_ >= threads_.size()) return false;
+    ++running_;
+    t_share_of = this;
+    return true;
+}
+
+void Executor::release_device_share() noexcept {
+    if (Executor* e = std::exchange(t_share_of, nullptr)) e->finished_running();
+}
+
+void Executor::finished_running() noexcept {
     bool wake;
     {
         std::lock_guard lock(mu_);

@@ -30,22 +30,23 @@ public:
     // signature the hand-off to a worker.
     template <typename Job>
     bool try_run_here(Job& job) {
-        {
-            std::lock_guard lock(mu_);
-            if (stopping_ || !queue_.empty() || running_ >= threads_.size()) return false;
-            ++running_;
-        }
+        if (!take_share_here()) return false;
         struct Release {
-            Executor* e;
-            ~Release() { e->finished_running(); }
-        } release{this};
+            ~Release() { release_device_share(); }
+        } release;
         job();
         return true;
     }
 
+    // Called by a job that is done with the device but has more to do (write its answer):
+    // its share goes back now, so that the next device call need not wait for the rest.
+    // Without it the share goes back when the job returns; a second call does nothing.
+    static void release_device_share() noexcept;
+
 private:
     void run();
-    void finished_running();
+    bool take_share_here();
+    void finished_running() noexcept;
 
     std::string name_;
     size_t max_queued_;

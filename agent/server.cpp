@@ -149,10 +149,11 @@ Status Server::run() {
                 close_connection(c);
                 continue;
             }
-            if (events[i].events & EPOLLOUT) on_writable(c);
             // Only the last ready connection may have a signature made on this thread: the
-            // others are not kept waiting behind it.
+            // others are not kept waiting behind it. Set before on_writable too, which
+            // resumes reading a connection that was paused for back-pressure.
             last_ready_event_ = i == n - 1;
+            if (events[i].events & EPOLLOUT) on_writable(c);
             if ((events[i].events & EPOLLIN) && connections_.count(id)) on_readable(c);
         }
     }
@@ -461,9 +462,15 @@ void Server::handle_sign(const std::shared_ptr<Connection>& c, uint32_t id, std:
     submit(c, id, op, *token, [this, c, id, token, average = entry->sign_micros, request = std::move(req).value()]() {
         const auto started = std::chrono::steady_clock::now();
         auto sig = token->backend->sign(request.key, request.scheme, request.digest);
-        note_sign_time(*average, std::chrono::steady_clock::now() - started);
+        // Done with the device: the next signature may start (here or on a worker) while
+        // this answer is encoded and written, which the client may answer with its next
+        // request before this job has returned.
+        Executor::release_device_share();
         std::vector<uint8_t> out;
         if (sig.ok()) {
+            // Signatures only: a device that fails fast must not make its key look fast
+            // (its next call may be a slow recovery, which must not run on the loop).
+            note_sign_time(*average, std::chrono::steady_clock::now() - started);
             signatures_.fetch_add(1, std::memory_order_relaxed);
             ipc::encode_response(out, id, ipc::SignResponse{std::move(sig).value()});
             if (token->health.load() != DeviceHealth::present) token->health = DeviceHealth::present;

@@ -83,9 +83,9 @@ private:
     int epoll_fd_ = -1;
     int signal_fd_ = -1;
     uint64_t next_conn_id_ = 1;
+    std::chrono::microseconds sign_here_limit_{200};
     // Set by the event loop around each request: nothing else is ready to be read or
     // parsed, so a fast signature may be made on the loop's own thread.
-    std::chrono::microseconds sign_here_limit_{200};
     bool last_ready_event_ = false;
     bool nothing_queued_behind_ = false;
     std::unordered_map<uint64_t, std::shared_ptr<Connection>> connections_;

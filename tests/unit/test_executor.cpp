@@ -50,6 +50,42 @@ TEST_CASE("executor: try_run_here refuses while every worker is taken, and again
     CHECK(ran);
 }
 
+TEST_CASE("executor: a job that is done with the device gives its share back before it returns", "[executor]") {
+    Executor ex("test", 1, 8);
+    std::promise<void> release;
+    auto released = release.get_future().share();
+    std::atomic<bool> device_done{false};
+    REQUIRE(ex.try_submit([&, released] {
+        Executor::release_device_share();
+        Executor::release_device_share();  // a second call gives nothing more back
+        device_done = true;
+        released.wait();  // still writing its answer, say
+    }));
+    REQUIRE(eventually([&] { return device_done.load(); }));
+    bool ran = false;
+    auto job = [&] { ran = true; };
+    CHECK(ex.try_run_here(job));
+    CHECK(ran);
+    // The one share is back with the caller's job over, and only one: a job holding it
+    // keeps the next caller out.
+    std::atomic<bool> inside{false};
+    std::promise<void> leave;
+    auto left = leave.get_future().share();
+    std::thread holder([&] {
+        auto hold = [&] {
+            inside = true;
+            left.wait();
+        };
+        CHECK(ex.try_run_here(hold));
+    });
+    REQUIRE(eventually([&] { return inside.load(); }));
+    auto other = [] {};
+    CHECK_FALSE(ex.try_run_here(other));
+    leave.set_value();
+    holder.join();
+    release.set_value();
+}
+
 TEST_CASE("executor: queued work counts as taken", "[executor]") {
     Executor ex("test", 1, 8);
     std::promise<void> release;
