@@ -38,11 +38,12 @@ def engine_module():
     return path
 
 
-def provider_args():
-    """openssl command-line options that load keyward and then default, the order the
-    issue asks for (keyward must not take over the default provider's algorithms)."""
+def provider_args(path=None):
+    """openssl command-line options that load keyward (from `path`, default the build tree)
+    and then default, the order the issue asks for (keyward must not take over the default
+    provider's algorithms)."""
     provider_module()
-    return ["-provider-path", provider_dir(), "-provider", "keyward", "-provider", "default"]
+    return ["-provider-path", path or provider_dir(), "-provider", "keyward", "-provider", "default"]
 
 
 def write_openssl_cnf(tmp, socket, name="openssl.cnf", keyward_first=False, debug=False):

@@ -4,6 +4,7 @@ a fast, clear error (no crash, no hang); a long-lived process recovers by itself
 agent is back; a key the caller may not use is refused with a message that says so."""
 
 import os
+import shutil
 import time
 
 import provider_helpers as ph
@@ -90,6 +91,11 @@ class DeniedKeyTest(harness.AgentTestCase):
         cls.agent.cli("keys", "ref", "root-only", "--out", cls.keyref)
         os.chmod(cls.keyref, 0o644)
         cls.message = cls.tmp.write("public/message.txt", "hello\n", mode=0o644)
+        # A copy other uids can load: the build tree may sit in a directory only root can
+        # enter (a clone under mktemp -d).
+        cls.provider_path = cls.tmp.public_dir("public/provider", 0o755)
+        shutil.copy2(ph.provider_module(), os.path.join(cls.provider_path, "keyward.so"))
+        os.chmod(os.path.join(cls.provider_path, "keyward.so"), 0o755)
 
     def run_as_nobody(self, *args):
         return harness.run([harness.require_program("openssl"), *args], user=harness.NOBODY_UID, check=False,
@@ -97,13 +103,13 @@ class DeniedKeyTest(harness.AgentTestCase):
                            cwd=self.public)
 
     def test_uri_load_is_denied_clearly(self):
-        done = self.run_as_nobody("pkey", *ph.provider_args(), "-in", "keyward:root-only", "-pubout")
+        done = self.run_as_nobody("pkey", *ph.provider_args(self.provider_path), "-in", "keyward:root-only", "-pubout")
         self.assertNotEqual(done.rc, 0, done.describe())
         self.assertIn("keyward: access to key root-only denied", done.stderr, done.describe())
 
     def test_keyref_signing_is_denied_clearly(self):
         before = self.agent.signatures()
-        done = self.run_as_nobody("dgst", *ph.provider_args(), "-sha256", "-sign", self.keyref,
+        done = self.run_as_nobody("dgst", *ph.provider_args(self.provider_path), "-sha256", "-sign", self.keyref,
                                   "-out", os.path.join(self.public, "sig.bin"), self.message)
         self.assertNotEqual(done.rc, 0, done.describe())
         self.assertIn("keyward: access to key root-only denied", done.stderr, done.describe())
