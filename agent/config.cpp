@@ -8,6 +8,8 @@
 
 #include <toml++/toml.h>
 
+#include "agent/lifecycle/issuers.hpp"
+
 namespace keyward {
 namespace {
 
@@ -194,7 +196,7 @@ public:
                 }
             } else if (k.str() == "identities") {
                 if (!v.is_table()) return fail(v.source(), "identities", "expected a table of tables");
-                auto ids = lifecycle::parse_identities(*v.as_table(), source_);
+                auto ids = lifecycle::parse_identities(*v.as_table(), source_, lifecycle::built_in_issuer_kinds());
                 if (!ids.ok()) return ids.status();
                 c.identities = std::move(ids).value();
             } else {

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "agent/lifecycle/lifecycle.hpp"
-#include "ipc/result.hpp"
+#include "core/result.hpp"
 
 namespace keyward {
 

@@ -13,8 +13,10 @@
 #include <filesystem>
 #include <fstream>
 
-#include "agent/log.hpp"
+#include "core/log.hpp"
 #include "pkcs11/pkcs11_backend.hpp"
+#include "core/durable_file.hpp"
+#include "core/hex.hpp"
 
 namespace keyward {
 namespace {
@@ -32,30 +34,10 @@ Status make_private_dir(const std::string& path) {
     return {};
 }
 
-// Writes a new file atomically (temp + fsync + rename) with the given mode.
-Status write_file(const std::string& path, const std::string& content, mode_t mode) {
-    std::string tmp = path + ".tmp";
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (fd < 0) return io_error("cannot write", tmp);
-    bool ok = ::fchmod(fd, mode) == 0 && ::write(fd, content.data(), content.size()) == ssize_t(content.size()) &&
-              ::fsync(fd) == 0;
-    ::close(fd);
-    if (!ok || ::rename(tmp.c_str(), path.c_str()) != 0) {
-        ::unlink(tmp.c_str());
-        return io_error("cannot write", path);
-    }
-    return {};
-}
-
 Result<std::string> random_pin() {
     unsigned char raw[16];
     if (RAND_bytes(raw, sizeof raw) != 1) return Status{ErrorCode::internal, "no randomness for a PIN"};
-    static const char* hex = "0123456789abcdef";
-    std::string pin;
-    for (unsigned char b : raw) {
-        pin += hex[b >> 4];
-        pin += hex[b & 15];
-    }
+    std::string pin = to_hex(raw);
     OPENSSL_cleanse(raw, sizeof raw);
     return pin;
 }
@@ -70,7 +52,7 @@ Result<std::string> read_or_create_pin(const std::string& path) {
     }
     auto pin = random_pin();
     if (!pin.ok()) return pin;
-    Status s = write_file(path, pin.value() + "\n", 0600);
+    Status s = files::write_atomic(path, pin.value() + "\n", 0600);
     if (!s.ok()) return s;
     return pin;
 }
@@ -95,7 +77,7 @@ Result<TokenConfig> prepare_embedded_token(const std::string& state_dir) {
     s = make_private_dir(token_dir);
     if (!s.ok()) return s;
     const std::string conf = state_dir + "/softhsm2.conf";
-    s = write_file(conf,
+    s = files::write_atomic(conf,
                    "# Written by keywardd: the embedded token's store.\n"
                    "directories.tokendir = " + token_dir + "\n"
                    "objectstore.backend = file\n"

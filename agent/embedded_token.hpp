@@ -5,7 +5,7 @@
 #include <string>
 
 #include "agent/config.hpp"
-#include "ipc/result.hpp"
+#include "core/result.hpp"
 
 namespace keyward {
 

@@ -2,7 +2,7 @@
 
 #include <utility>
 
-#include "agent/log.hpp"
+#include "core/log.hpp"
 
 namespace keyward {
 

@@ -2,7 +2,7 @@
 
 #include <mutex>
 
-#include "agent/log.hpp"
+#include "core/log.hpp"
 #include "pkcs11/pkcs11_backend.hpp"
 #include "tpm/tpm_backend.hpp"
 

@@ -12,7 +12,7 @@
 
 #include "agent/config.hpp"
 #include "agent/executor.hpp"
-#include "agent/key_backend.hpp"
+#include "core/key_backend.hpp"
 #include "ipc/protocol.hpp"
 
 namespace keyward {

@@ -8,7 +8,7 @@
 #include <thread>
 #include <vector>
 
-#include "agent/log.hpp"
+#include "core/log.hpp"
 
 namespace keyward {
 namespace {
@@ -34,7 +34,7 @@ lifecycle::KeyAccess make_key_access(std::shared_ptr<KeyRegistry> registry) {
         if (!entry) return Status{ErrorCode::no_such_key, "no such key: " + key};
         return entry->info;
     };
-    access.sign = [registry](const std::string& key, ipc::Scheme scheme,
+    access.sign = [registry](const std::string& key, Scheme scheme,
                              std::span<const uint8_t> digest) -> Result<std::vector<uint8_t>> {
         auto entry = registry->find(key);
         if (!entry) return Status{ErrorCode::no_such_key, "no such key: " + key};

@@ -7,7 +7,7 @@
 #include <optional>
 #include <string>
 
-#include "ipc/result.hpp"
+#include "core/result.hpp"
 
 namespace keyward {
 

@@ -10,7 +10,8 @@
 #include <boost/program_options.hpp>
 
 #include "agent/embedded_token.hpp"
-#include "agent/log.hpp"
+#include "agent/lifecycle/issuers.hpp"
+#include "core/log.hpp"
 #include "agent/server.hpp"
 #include "ipc/client.hpp"
 
@@ -99,7 +100,8 @@ std::string default_token(const AgentConfig& c) {
 
 std::shared_ptr<LifecycleRunner> start_lifecycle(const AgentConfig& config, const std::shared_ptr<KeyRegistry>& registry) {
     if (config.identities.empty()) return nullptr;
-    auto lifecycle = lifecycle::make_lifecycle(config.identities, make_key_access(registry), config.state_dir);
+    auto lifecycle = lifecycle::make_lifecycle(config.identities, make_key_access(registry), config.state_dir,
+                                                lifecycle::built_in_issuer_kinds());
     if (!lifecycle) return nullptr;
     return std::make_shared<LifecycleRunner>(std::move(lifecycle));
 }

@@ -11,7 +11,7 @@
 #include <cstring>
 #include <mutex>
 
-#include "agent/log.hpp"
+#include "core/log.hpp"
 #include "ipc/codec.hpp"
 
 namespace keyward {
@@ -436,7 +436,7 @@ void Server::handle_sign(const std::shared_ptr<Connection>& c, uint32_t id, std:
     // Deny before revealing whether the key exists to someone who may not use it.
     if (!policy_->may_sign(c->caller, req->key)) return deny(c, id, op, req->key, "sign with");
     if (!entry) return reply_error(c, id, op, {ErrorCode::no_such_key, "no such key: " + req->key});
-    const ipc::SchemeInfo* scheme = ipc::scheme_info(req->scheme);
+    const SchemeInfo* scheme = scheme_info(req->scheme);
     bool supported = false;
     for (auto s : entry->info.schemes) supported |= s == req->scheme;
     if (!scheme || !supported)

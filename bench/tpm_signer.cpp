@@ -15,7 +15,7 @@ public:
     TpmThreadSigner(KeyBackend* backend, std::string key) : backend_(backend), key_(std::move(key)) {}
 
     bool sign_once(std::string& error) override {
-        auto r = backend_->sign(key_, ipc::Scheme::ecdsa_secp256r1_sha256,
+        auto r = backend_->sign(key_, keyward::Scheme::ecdsa_secp256r1_sha256,
                                 std::span<const uint8_t>(kDigest, sizeof kDigest));
         if (!r.ok()) {
             error = "tpm sign: " + r.status().message;

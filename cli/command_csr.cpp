@@ -1,7 +1,7 @@
 // keyward csr NAME --subject /CN=x [--san KIND:VALUE]... [--out FILE]
 #include "cli/args.hpp"
 #include "cli/commands.hpp"
-#include "cli/csr.hpp"
+#include "pki/csr.hpp"
 #include "cli/exit_codes.hpp"
 #include "cli/io.hpp"
 
@@ -29,13 +29,13 @@ int run_csr(Context& ctx) {
 
     const std::string subject_text = string_option(vm, "subject");
     if (subject_text.empty()) return ctx.usage_error("missing --subject (e.g. --subject /CN=" + name + ")");
-    csr::CsrRequest request;
-    auto subject = csr::parse_subject(subject_text);
+    pki::CsrRequest request;
+    auto subject = pki::parse_subject(subject_text);
     if (!subject.ok()) return ctx.usage_error(subject.status().message);
     request.subject = std::move(subject.value());
     if (vm.count("san")) {
         for (const auto& text : vm["san"].as<std::vector<std::string>>()) {
-            auto san = csr::parse_san(text);
+            auto san = pki::parse_san(text);
             if (!san.ok()) return ctx.usage_error(san.status().message);
             request.sans.push_back(std::move(san.value()));
         }
@@ -46,10 +46,10 @@ int run_csr(Context& ctx) {
     if (!key.ok()) return ctx.fail(key.status(), action);
     request.key_schemes = key->schemes;
     auto& client = ctx.client();
-    const csr::SignFn sign = [&](ipc::Scheme scheme, std::span<const uint8_t> digest) {
+    const pki::SignFn sign = [&](Scheme scheme, std::span<const uint8_t> digest) {
         return client.sign(name, scheme, digest);
     };
-    auto pem = csr::build_csr(request, key->spki, sign);
+    auto pem = pki::build_csr(request, key->spki, sign);
     if (!pem.ok()) return ctx.fail(pem.status(), action);
     if (auto s = write_output(string_option(vm, "out"), pem.value()); !s.ok()) return ctx.error(s.message);
     return exit_ok;

@@ -2,7 +2,7 @@
 #include "cli/args.hpp"
 #include "cli/commands.hpp"
 #include "cli/exit_codes.hpp"
-#include "cli/hex.hpp"
+#include "core/hex.hpp"
 #include "cli/io.hpp"
 
 namespace po = boost::program_options;
@@ -12,7 +12,7 @@ namespace {
 
 std::string known_scheme_names() {
     std::string names;
-    for (const auto& info : ipc::all_schemes()) names += (names.empty() ? "" : ", ") + std::string(info.name);
+    for (const auto& info : all_schemes()) names += (names.empty() ? "" : ", ") + std::string(info.name);
     return names;
 }
 
@@ -37,7 +37,7 @@ int run_sign(Context& ctx) {
 
     const std::string scheme_name = string_option(vm, "scheme");
     if (scheme_name.empty()) return ctx.usage_error("missing --scheme (one of " + known_scheme_names() + ")");
-    const ipc::SchemeInfo* scheme = ipc::scheme_by_name(scheme_name);
+    const SchemeInfo* scheme = scheme_by_name(scheme_name);
     if (!scheme)
         return ctx.usage_error("unknown scheme \"" + scheme_name + "\"; known schemes: " + known_scheme_names());
     const bool have_in = vm.count("in") != 0, have_digest = vm.count("digest") != 0;

@@ -1,7 +1,7 @@
 // The CLI's exit codes (docs/cli.md): scripts and the integration tests rely on them.
 #pragma once
 
-#include "ipc/result.hpp"
+#include "core/result.hpp"
 
 namespace keyward::cli {
 

@@ -6,7 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "cli/ossl_ptr.hpp"
+#include "core/ossl.hpp"
 
 namespace keyward::cli {
 namespace {

@@ -5,13 +5,13 @@
 #include <openssl/pem.h>
 #include <openssl/sha.h>
 
-#include "cli/hex.hpp"
-#include "cli/ossl_ptr.hpp"
+#include "core/hex.hpp"
+#include "core/ossl.hpp"
 
 namespace keyward::cli {
 
-std::string scheme_display_name(ipc::Scheme scheme) {
-    if (const auto* info = ipc::scheme_info(scheme)) return std::string(info->name);
+std::string scheme_display_name(Scheme scheme) {
+    if (const auto* info = scheme_info(scheme)) return std::string(info->name);
     char buf[16];
     std::snprintf(buf, sizeof buf, "0x%04x", static_cast<unsigned>(scheme));
     return buf;

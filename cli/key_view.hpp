@@ -7,12 +7,12 @@
 
 #include "cli/json.hpp"
 #include "ipc/protocol.hpp"
-#include "ipc/result.hpp"
+#include "core/result.hpp"
 
 namespace keyward::cli {
 
 // "ecdsa_secp256r1_sha256", or "0x0403"-style for a code point this CLI does not know.
-std::string scheme_display_name(ipc::Scheme scheme);
+std::string scheme_display_name(Scheme scheme);
 // SHA-256 of the SubjectPublicKeyInfo DER, lower-case hex.
 std::string spki_sha256(std::span<const uint8_t> spki);
 // The SPKI as a "PUBLIC KEY" PEM block, after checking that it parses.

@@ -19,8 +19,8 @@
 #include <string_view>
 #include <vector>
 
-#include "protocol.hpp"
-#include "result.hpp"
+#include "ipc/protocol.hpp"
+#include "core/result.hpp"
 
 namespace keyward {
 

@@ -26,32 +26,5 @@ std::string_view op_name(Op op) noexcept {
     return "unknown";
 }
 
-const std::vector<SchemeInfo>& all_schemes() {
-    static const std::vector<SchemeInfo> schemes = {
-        {Scheme::ecdsa_secp256r1_sha256, "ecdsa_secp256r1_sha256", SchemeFamily::ecdsa, "SHA256", 32},
-        {Scheme::ecdsa_secp384r1_sha384, "ecdsa_secp384r1_sha384", SchemeFamily::ecdsa, "SHA384", 48},
-        {Scheme::rsa_pss_rsae_sha256, "rsa_pss_rsae_sha256", SchemeFamily::rsa_pss, "SHA256", 32},
-        {Scheme::rsa_pss_rsae_sha384, "rsa_pss_rsae_sha384", SchemeFamily::rsa_pss, "SHA384", 48},
-        {Scheme::rsa_pss_rsae_sha512, "rsa_pss_rsae_sha512", SchemeFamily::rsa_pss, "SHA512", 64},
-        {Scheme::rsa_pkcs1_sha256, "rsa_pkcs1_sha256", SchemeFamily::rsa_pkcs1, "SHA256", 32},
-        {Scheme::rsa_pkcs1_sha384, "rsa_pkcs1_sha384", SchemeFamily::rsa_pkcs1, "SHA384", 48},
-        {Scheme::rsa_pkcs1_sha512, "rsa_pkcs1_sha512", SchemeFamily::rsa_pkcs1, "SHA512", 64},
-    };
-    return schemes;
-}
-
-const SchemeInfo* scheme_info(Scheme s) noexcept {
-    for (const auto& info : all_schemes())
-        if (info.scheme == s) return &info;
-    return nullptr;
-}
-
-const SchemeInfo* scheme_by_name(std::string_view name) noexcept {
-    for (const auto& info : all_schemes())
-        if (info.name == name) return &info;
-    return nullptr;
-}
-
-const SchemeInfo* scheme_from_u16(uint16_t v) noexcept { return scheme_info(static_cast<Scheme>(v)); }
 
 }  // namespace keyward::ipc

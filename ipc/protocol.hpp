@@ -10,7 +10,8 @@
 #include <utility>
 #include <vector>
 
-#include "result.hpp"
+#include "core/result.hpp"
+#include "core/schemes.hpp"
 
 namespace keyward::ipc {
 
@@ -71,41 +72,19 @@ enum class Tag : uint16_t {
     flags = 27,           // u8: RENEW flags (kRenewNow, kRenewRekey)
 };
 
-// TLS 1.3 SignatureScheme code points (RFC 8446 §4.2.3): stable and well known.
-enum class Scheme : uint16_t {
-    rsa_pkcs1_sha256 = 0x0401,
-    rsa_pkcs1_sha384 = 0x0501,
-    rsa_pkcs1_sha512 = 0x0601,
-    ecdsa_secp256r1_sha256 = 0x0403,
-    ecdsa_secp384r1_sha384 = 0x0503,
-    rsa_pss_rsae_sha256 = 0x0804,
-    rsa_pss_rsae_sha384 = 0x0805,
-    rsa_pss_rsae_sha512 = 0x0806,
-};
-
-enum class SchemeFamily { ecdsa, rsa_pkcs1, rsa_pss };
-
-struct SchemeInfo {
-    Scheme scheme;
-    std::string_view name;        // "ecdsa_secp256r1_sha256"
-    SchemeFamily family;
-    std::string_view digest;      // OpenSSL digest name: "SHA256"
-    size_t digest_size;           // bytes
-};
-
-// Every scheme keyward knows, in preference order.
-const std::vector<SchemeInfo>& all_schemes();
-const SchemeInfo* scheme_info(Scheme s) noexcept;
-const SchemeInfo* scheme_by_name(std::string_view name) noexcept;
-const SchemeInfo* scheme_from_u16(uint16_t v) noexcept;
+// The signature schemes are the project's vocabulary (core/schemes.hpp); the wire carries
+// their TLS code points. Named here too so that ipc::Scheme keeps meaning what it did.
+using keyward::Scheme;
+using keyward::SchemeFamily;
+using keyward::SchemeInfo;
+using keyward::all_schemes;
+using keyward::scheme_info;
+using keyward::scheme_by_name;
+using keyward::scheme_from_u16;
 
 // ---- messages -------------------------------------------------------------
 
-struct Attribute {
-    std::string name;
-    std::string value;
-    bool operator==(const Attribute&) const = default;
-};
+using keyward::Attribute;  // core/key_types.hpp
 
 struct KeyInfo {
     std::string name;

@@ -16,6 +16,7 @@
 #include "pkcs11/pkcs11_backend.hpp"
 #include "pkcs11/session_pool.hpp"
 #include "pkcs11/uri.hpp"
+#include "core/hex.hpp"
 
 namespace keyward::pkcs11 {
 namespace {
@@ -258,9 +259,9 @@ public:
         return problem;
     }
 
-    Result<std::vector<uint8_t>> sign(const std::string& label, ipc::Scheme scheme,
+    Result<std::vector<uint8_t>> sign(const std::string& label, Scheme scheme,
                                       std::span<const uint8_t> digest) override {
-        const ipc::SchemeInfo* info = ipc::scheme_info(scheme);
+        const SchemeInfo* info = scheme_info(scheme);
         if (!info)
             return Status{ErrorCode::unsupported_scheme,
                           "unknown signature scheme 0x" + to_hex(std::array<uint8_t, 2>{
@@ -547,7 +548,7 @@ private:
     }
 
     // The hot path: no lock is held here, and the only allocation is the signature itself.
-    CK_RV sign_with(PooledSession& session, const CachedKey& key, const ipc::SchemeInfo& info,
+    CK_RV sign_with(PooledSession& session, const CachedKey& key, const SchemeInfo& info,
                     std::span<const uint8_t> digest, std::vector<uint8_t>& signature, const char*& call) {
         std::array<uint8_t, kMaxDigestInfoSize> digest_info{};
         CK_RSA_PKCS_PSS_PARAMS pss{};
@@ -555,17 +556,17 @@ private:
         const uint8_t* data = digest.data();
         CK_ULONG data_len = digest.size();
         switch (info.family) {
-            case ipc::SchemeFamily::ecdsa:
+            case SchemeFamily::ecdsa:
                 mech.mechanism = CKM_ECDSA;
                 // Leftmost bits of the hash, as many as the group order has (FIPS 186-4 §6.4).
                 data_len = std::min<CK_ULONG>(data_len, ec_coordinate_size(key.type));
                 break;
-            case ipc::SchemeFamily::rsa_pkcs1:
+            case SchemeFamily::rsa_pkcs1:
                 mech.mechanism = CKM_RSA_PKCS;
                 data_len = build_digest_info(digest, digest_info.data());
                 data = digest_info.data();
                 break;
-            case ipc::SchemeFamily::rsa_pss: {
+            case SchemeFamily::rsa_pss: {
                 const HashParams hp = hash_params(digest.size());
                 pss.hashAlg = hp.hash;
                 pss.mgf = hp.mgf;

@@ -165,15 +165,4 @@ Result<std::vector<uint8_t>> rsa_spki(std::span<const uint8_t> modulus, std::spa
     return from_params("RSA", params.get());
 }
 
-std::string to_hex(std::span<const uint8_t> bytes) {
-    static constexpr char kDigits[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(bytes.size() * 2);
-    for (uint8_t b : bytes) {
-        out.push_back(kDigits[b >> 4]);
-        out.push_back(kDigits[b & 0x0f]);
-    }
-    return out;
-}
-
 }  // namespace keyward::pkcs11

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "agent/key_backend.hpp"
-#include "ipc/result.hpp"
+#include "core/key_backend.hpp"
+#include "core/result.hpp"
 
 namespace keyward::pkcs11 {
 
@@ -31,7 +31,5 @@ size_t build_digest_info(std::span<const uint8_t> digest, uint8_t* out) noexcept
 // bare point some tokens return).
 Result<std::vector<uint8_t>> ec_spki(KeyType type, std::span<const uint8_t> ec_point);
 Result<std::vector<uint8_t>> rsa_spki(std::span<const uint8_t> modulus, std::span<const uint8_t> exponent);
-
-std::string to_hex(std::span<const uint8_t> bytes);
 
 }  // namespace keyward::pkcs11

@@ -7,7 +7,7 @@
 
 #include <p11-kit/pkcs11.h>
 
-#include "ipc/result.hpp"
+#include "core/result.hpp"
 #include "pkcs11/uri.hpp"
 
 namespace keyward::pkcs11 {

@@ -4,18 +4,10 @@
 #include <array>
 
 #include "pkcs11/encoding.hpp"
+#include "core/hex.hpp"
 
 namespace keyward::pkcs11 {
 namespace {
-
-std::optional<KeyType> rsa_type(size_t modulus_bytes) {
-    switch (modulus_bytes * 8) {
-        case 2048: return KeyType::rsa_2048;
-        case 3072: return KeyType::rsa_3072;
-        case 4096: return KeyType::rsa_4096;
-        default: return std::nullopt;
-    }
-}
 
 std::vector<uint8_t> strip_leading_zeros(std::vector<uint8_t> v) {
     size_t i = 0;
@@ -78,26 +70,9 @@ CK_RV read_key_type(CK_FUNCTION_LIST* f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o
         if (rv == CKR_OK) type = ec_type_from_params(v);
     } else if (kt == CKK_RSA) {
         rv = get_bytes(f, s, o, CKA_MODULUS, v);
-        if (rv == CKR_OK) type = rsa_type(strip_leading_zeros(std::move(v)).size());
+        if (rv == CKR_OK) type = rsa_key_type_for_bytes(strip_leading_zeros(std::move(v)).size());
     }
     return rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_ATTRIBUTE_SENSITIVE ? CKR_OK : rv;
-}
-
-bool scheme_fits(KeyType type, const ipc::SchemeInfo& scheme, bool with_pss) noexcept {
-    switch (type) {
-        case KeyType::ec_p256: return scheme.scheme == ipc::Scheme::ecdsa_secp256r1_sha256;
-        case KeyType::ec_p384: return scheme.scheme == ipc::Scheme::ecdsa_secp384r1_sha384;
-        default:
-            return scheme.family == ipc::SchemeFamily::rsa_pkcs1 ||
-                   (with_pss && scheme.family == ipc::SchemeFamily::rsa_pss);
-    }
-}
-
-std::vector<ipc::Scheme> schemes_for(KeyType type, bool with_pss) {
-    std::vector<ipc::Scheme> out;
-    for (const auto& s : ipc::all_schemes())
-        if (scheme_fits(type, s, with_pss)) out.push_back(s.scheme);
-    return out;
 }
 
 CK_RV read_key(CK_FUNCTION_LIST* f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv, const std::string& label,

@@ -9,8 +9,8 @@
 
 #include <p11-kit/pkcs11.h>
 
-#include "agent/key_backend.hpp"
-#include "ipc/result.hpp"
+#include "core/key_backend.hpp"
+#include "core/result.hpp"
 
 namespace keyward::pkcs11 {
 
@@ -34,9 +34,5 @@ CK_RV read_key_type(CK_FUNCTION_LIST* f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o
 // offers CKM_RSA_PKCS_PSS).
 CK_RV read_key(CK_FUNCTION_LIST* f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv, const std::string& label,
                bool with_pss, BackendKey& out, Status& problem);
-
-// Schemes a key of `type` can sign with on a token with or without PSS, in preference order.
-std::vector<ipc::Scheme> schemes_for(KeyType type, bool with_pss);
-bool scheme_fits(KeyType type, const ipc::SchemeInfo& scheme, bool with_pss) noexcept;
 
 }  // namespace keyward::pkcs11

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-#include "ipc/result.hpp"
+#include "core/result.hpp"
 
 namespace keyward::pkcs11 {
 

@@ -7,8 +7,8 @@
 #include <string>
 #include <string_view>
 
-#include "agent/key_backend.hpp"
-#include "ipc/result.hpp"
+#include "core/key_backend.hpp"
+#include "core/result.hpp"
 
 namespace keyward::pkcs11 {
 

@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-#include "ipc/result.hpp"
+#include "core/result.hpp"
 
 namespace keyward::pkcs11 {
 

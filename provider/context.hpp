@@ -13,7 +13,7 @@
 #include <string_view>
 
 #include "ipc/client.hpp"
-#include "ipc/result.hpp"
+#include "core/result.hpp"
 #include "provider/failure_text.hpp"
 
 namespace keyward::provider {

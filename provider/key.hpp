@@ -13,7 +13,7 @@
 #include <string_view>
 
 #include "provider/context.hpp"
-#include "provider/scheme_select.hpp"
+#include "core/scheme_select.hpp"
 
 namespace keyward::provider {
 

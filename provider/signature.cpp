@@ -16,7 +16,7 @@
 #include "provider/dispatch.hpp"
 #include "provider/guard.hpp"
 #include "provider/key.hpp"
-#include "provider/scheme_select.hpp"
+#include "core/scheme_select.hpp"
 
 namespace keyward::provider {
 
@@ -224,7 +224,7 @@ bool sign_digest(SigCtx& c, unsigned char* sig, size_t* siglen, size_t sigsize, 
     std::memcpy(sig, bytes.data(), bytes.size());
     *siglen = bytes.size();
     if (c.provider->debug_enabled()) {
-        const auto* info = ipc::scheme_info(scheme.value());
+        const auto* info = scheme_info(scheme.value());
         c.provider->debug("signed with key " + c.key_name + " (" + std::string(info ? info->name : "?") + ")");
     }
     return true;

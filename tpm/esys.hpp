@@ -8,7 +8,7 @@
 #include <tss2/tss2_esys.h>
 #include <tss2/tss2_tctildr.h>
 
-#include "ipc/result.hpp"
+#include "core/result.hpp"
 
 namespace keyward::tpm {
 

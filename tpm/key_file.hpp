@@ -18,7 +18,7 @@
 
 #include <tss2/tss2_tpm2_types.h>
 
-#include "ipc/result.hpp"
+#include "core/result.hpp"
 
 namespace keyward::tpm {
 

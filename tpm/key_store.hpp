@@ -7,7 +7,7 @@
 #include <string_view>
 #include <vector>
 
-#include "ipc/result.hpp"
+#include "core/result.hpp"
 
 namespace keyward::tpm {
 

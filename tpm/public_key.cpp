@@ -145,7 +145,7 @@ Result<std::vector<uint8_t>> spki_of(const TPMT_PUBLIC& pub) {
     return Status{ErrorCode::unsupported_scheme, "not an EC or RSA key"};
 }
 
-std::vector<ipc::Attribute> object_attributes(TPMA_OBJECT attrs) {
+std::vector<Attribute> object_attributes(TPMA_OBJECT attrs) {
     static constexpr struct {
         const char* name;
         TPMA_OBJECT bit;
@@ -160,7 +160,7 @@ std::vector<ipc::Attribute> object_attributes(TPMA_OBJECT attrs) {
         {"decrypt", TPMA_OBJECT_DECRYPT},
         {"sign", TPMA_OBJECT_SIGN_ENCRYPT},
     };
-    std::vector<ipc::Attribute> out;
+    std::vector<Attribute> out;
     for (const auto& b : kBits) out.push_back({b.name, (attrs & b.bit) ? "true" : "false"});
     return out;
 }

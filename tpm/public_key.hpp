@@ -9,8 +9,8 @@
 
 #include <tss2/tss2_tpm2_types.h>
 
-#include "agent/key_backend.hpp"
-#include "ipc/result.hpp"
+#include "core/key_backend.hpp"
+#include "core/result.hpp"
 
 namespace keyward::tpm {
 
@@ -26,7 +26,7 @@ TPM2B_PUBLIC storage_primary_template();
 std::optional<KeyType> key_type_of(const TPMT_PUBLIC& pub) noexcept;
 Result<std::vector<uint8_t>> spki_of(const TPMT_PUBLIC& pub);
 // "fixedTPM" = "true", ... for each object attribute keyward cares about.
-std::vector<ipc::Attribute> object_attributes(TPMA_OBJECT attrs);
+std::vector<Attribute> object_attributes(TPMA_OBJECT attrs);
 // Why a public area cannot be used as a keyward signing key, or empty when it can.
 std::string unusable_reason(const TPMT_PUBLIC& pub);
 

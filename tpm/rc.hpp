@@ -6,7 +6,7 @@
 
 #include <tss2/tss2_common.h>
 
-#include "ipc/result.hpp"
+#include "core/result.hpp"
 
 namespace keyward::tpm {
 

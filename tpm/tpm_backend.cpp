@@ -22,6 +22,7 @@
 #include "tpm/public_key.hpp"
 #include "tpm/rc.hpp"
 #include "tpm/tpm_backend.hpp"
+#include "core/hex.hpp"
 
 namespace keyward::tpm {
 namespace {
@@ -35,16 +36,6 @@ std::string hex32(uint32_t v) {
     char buf[16];
     std::snprintf(buf, sizeof buf, "0x%08x", v);
     return buf;
-}
-
-std::string to_hex(const uint8_t* p, size_t n) {
-    static constexpr char kDigits[] = "0123456789abcdef";
-    std::string out;
-    for (size_t i = 0; i < n; ++i) {
-        out += kDigits[p[i] >> 4];
-        out += kDigits[p[i] & 15];
-    }
-    return out;
 }
 
 // An auth value read from the configured file; wiped when it goes.
@@ -75,27 +66,22 @@ Status read_auth(const std::string& path, Auth& auth) {
     return {};
 }
 
-bool scheme_fits(const TPMT_PUBLIC& pub, KeyType type, const ipc::SchemeInfo& s, bool pss_ok) noexcept {
+bool scheme_fits(const TPMT_PUBLIC& pub, KeyType type, const SchemeInfo& s, bool pss_ok) noexcept {
+    if (!keyward::scheme_fits(type, s, pss_ok)) return false;
     const bool ec = key_type_is_ec(type);
-    if (ec) {
-        if (type == KeyType::ec_p256 && s.scheme != ipc::Scheme::ecdsa_secp256r1_sha256) return false;
-        if (type == KeyType::ec_p384 && s.scheme != ipc::Scheme::ecdsa_secp384r1_sha384) return false;
-    } else if (s.family == ipc::SchemeFamily::ecdsa || (s.family == ipc::SchemeFamily::rsa_pss && !pss_ok)) {
-        return false;
-    }
     // A key made with a fixed scheme signs only with that scheme and hash.
     const TPMT_ASYM_SCHEME& fixed = ec ? reinterpret_cast<const TPMT_ASYM_SCHEME&>(pub.parameters.eccDetail.scheme)
                                        : reinterpret_cast<const TPMT_ASYM_SCHEME&>(pub.parameters.rsaDetail.scheme);
     if (fixed.scheme == TPM2_ALG_NULL) return true;
-    const TPM2_ALG_ID family = s.family == ipc::SchemeFamily::ecdsa      ? TPM2_ALG_ECDSA
-                               : s.family == ipc::SchemeFamily::rsa_pss ? TPM2_ALG_RSAPSS
+    const TPM2_ALG_ID family = s.family == SchemeFamily::ecdsa      ? TPM2_ALG_ECDSA
+                               : s.family == SchemeFamily::rsa_pss ? TPM2_ALG_RSAPSS
                                                                         : TPM2_ALG_RSASSA;
     return fixed.scheme == family && fixed.details.anySig.hashAlg == hash_alg_for(s.digest_size);
 }
 
-std::vector<ipc::Scheme> schemes_for(const TPMT_PUBLIC& pub, KeyType type, bool pss_ok) {
-    std::vector<ipc::Scheme> out;
-    for (const auto& s : ipc::all_schemes())
+std::vector<Scheme> schemes_for(const TPMT_PUBLIC& pub, KeyType type, bool pss_ok) {
+    std::vector<Scheme> out;
+    for (const auto& s : all_schemes())
         if (scheme_fits(pub, type, s, pss_ok)) out.push_back(s.scheme);
     return out;
 }
@@ -253,9 +239,9 @@ public:
         return store_.remove(label);
     }
 
-    Result<std::vector<uint8_t>> sign(const std::string& label, ipc::Scheme scheme,
+    Result<std::vector<uint8_t>> sign(const std::string& label, Scheme scheme,
                                       std::span<const uint8_t> digest) override {
-        const ipc::SchemeInfo* info = ipc::scheme_info(scheme);
+        const SchemeInfo* info = scheme_info(scheme);
         if (!info)
             return Status{ErrorCode::unsupported_scheme,
                           "unknown signature scheme " + hex32(static_cast<uint16_t>(scheme))};
@@ -270,12 +256,12 @@ public:
         if (!scheme_fits(d.file.pub.publicArea, d.key.type, *info, d.pss_ok))
             return Status{ErrorCode::unsupported_scheme, "key " + label + " (" + std::string(key_type_name(d.key.type)) +
                                                              ") cannot sign with " + std::string(info->name) +
-                                                             (info->family == ipc::SchemeFamily::rsa_pss && !d.pss_ok
+                                                             (info->family == SchemeFamily::rsa_pss && !d.pss_ok
                                                                   ? " on this TPM (see its tls13_rsa_pss attribute)"
                                                                   : "")};
         TPMT_SIG_SCHEME tpm_scheme{};
-        tpm_scheme.scheme = info->family == ipc::SchemeFamily::ecdsa     ? TPM2_ALG_ECDSA
-                            : info->family == ipc::SchemeFamily::rsa_pss ? TPM2_ALG_RSAPSS
+        tpm_scheme.scheme = info->family == SchemeFamily::ecdsa     ? TPM2_ALG_ECDSA
+                            : info->family == SchemeFamily::rsa_pss ? TPM2_ALG_RSAPSS
                                                                          : TPM2_ALG_RSASSA;
         tpm_scheme.details.any.hashAlg = hash_alg_for(digest.size());
         return sign_locked(label, d.file, tpm_scheme, digest);
@@ -590,7 +576,7 @@ private:
                                                                           ? " (owner hierarchy primary)"
                                                                           : file->parent == kSrkHandle ? " (SRK)" : "")});
         d.key.attributes.push_back({"emptyAuth", file->empty_auth ? "true" : "false"});
-        d.key.attributes.push_back({"tpm_name", to_hex(name->name, name->size)});
+        d.key.attributes.push_back({"tpm_name", to_hex({name->name, name->size})});
         if (!key_type_is_ec(d.key.type)) {
             std::string verdict = check_pss(label, d);
             d.key.attributes.push_back({"tls13_rsa_pss", verdict});

@@ -6,8 +6,8 @@
 #include <memory>
 #include <string>
 
-#include "agent/key_backend.hpp"
-#include "ipc/result.hpp"
+#include "core/key_backend.hpp"
+#include "core/result.hpp"
 
 namespace keyward::tpm {
 

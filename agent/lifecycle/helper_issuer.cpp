@@ -2,7 +2,7 @@
 
 #include <cstdlib>
 
-#include "agent/lifecycle/durations.hpp"
+#include "core/durations.hpp"
 
 namespace keyward::lifecycle {
 namespace {
@@ -75,10 +75,10 @@ private:
         auto add = [](std::string& list, const std::string& v) { list += (list.empty() ? "" : ",") + v; };
         for (const auto& san : id_->san_values) {
             switch (san.kind) {
-                case csr::SanKind::dns: add(dns, san.value); break;
-                case csr::SanKind::ip: add(ip, san.value); break;
-                case csr::SanKind::email: add(email, san.value); break;
-                case csr::SanKind::uri: add(uri, san.value); break;
+                case pki::SanKind::dns: add(dns, san.value); break;
+                case pki::SanKind::ip: add(ip, san.value); break;
+                case pki::SanKind::email: add(email, san.value); break;
+                case pki::SanKind::uri: add(uri, san.value); break;
             }
         }
         if (!dns.empty()) env.push_back("CERTMONGER_REQ_HOSTNAME=" + dns);

@@ -17,7 +17,9 @@ std::unique_ptr<Issuer> make_helper_issuer(std::shared_ptr<const IdentityConfig>
 // The helper's exit code and output, as an IssueResult (exposed for unit tests).
 IssueResult interpret_helper_answer(const CommandOutcome& outcome, int64_t timeout_seconds);
 
-// Builds the issuer named by the identity's [issuer] table (helper or acme).
-std::unique_ptr<Issuer> make_issuer(std::shared_ptr<const IdentityConfig> identity, const std::string& state_dir);
+// Builds the issuer named by the identity's [issuer] table: the helper, or one of `kinds`;
+// nullptr for a kind this build does not have.
+std::unique_ptr<Issuer> make_issuer(const IssuerKinds& kinds, std::shared_ptr<const IdentityConfig> identity,
+                                    const std::string& state_dir);
 
 }  // namespace keyward::lifecycle

@@ -1,7 +1,7 @@
 #include "agent/lifecycle/hooks.hpp"
 
 #include "agent/lifecycle/subprocess.hpp"
-#include "agent/log.hpp"
+#include "core/log.hpp"
 
 namespace keyward::lifecycle {
 namespace {

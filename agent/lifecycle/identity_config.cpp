@@ -4,9 +4,7 @@
 
 #include <sstream>
 
-#include "agent/lifecycle/acme/acme_issuer.hpp"
-#include "agent/lifecycle/cmp/cmp_issuer.hpp"
-#include "agent/lifecycle/durations.hpp"
+#include "core/durations.hpp"
 
 namespace keyward::lifecycle {
 namespace {
@@ -82,7 +80,7 @@ bool valid_name(std::string_view name) {
     return true;
 }
 
-Status parse_issuer(const Checker& id, const toml::node& node, IssuerConfig& out) {
+Status parse_issuer(const Checker& id, const toml::node& node, const IssuerKinds& kinds, IssuerConfig& out) {
     const toml::table* table = node.as_table();
     if (!table) return id.fail(node, "issuer", "expected a table ([identities.NAME.issuer])");
     Checker c(id.source(), id.prefix() + ".issuer");
@@ -90,10 +88,13 @@ Status parse_issuer(const Checker& id, const toml::node& node, IssuerConfig& out
     if (!kind) return c.fail_at(table->source(), "", "missing kind (\"helper\", \"acme\" or \"cmp\")");
     if (auto s = c.string(*kind, "kind", out.kind); !s.ok()) return s;
     out.table = *table;
-    if (out.kind == "acme") return check_acme_issuer(*table, id.source(), c.prefix());
-    if (out.kind == "cmp") return check_cmp_issuer(*table, id.source(), c.prefix());
-    if (out.kind != "helper")
-        return c.fail(*kind, "kind", "unknown issuer kind \"" + out.kind + "\" (expected helper, acme or cmp)");
+    for (const auto& k : kinds)
+        if (out.kind == k.name) return k.check(*table, id.source(), c.prefix());
+    if (out.kind != "helper") {
+        std::string expected = "helper";
+        for (const auto& k : kinds) expected += ", " + k.name;
+        return c.fail(*kind, "kind", "unknown issuer kind \"" + out.kind + "\" (expected " + expected + ")");
+    }
 
     bool have_command = false;
     for (const auto& [k, v] : *table) {
@@ -162,7 +163,7 @@ Status parse_jitter(const Checker& c, const toml::node& v, RenewalPolicy& policy
 }  // namespace
 
 Result<std::shared_ptr<const IdentityConfig>> parse_identity(const std::string& name, const toml::table& table,
-                                                             const std::string& source) {
+                                                             const std::string& source, const IssuerKinds& kinds) {
     Checker c(source, "identities." + name);
     if (!valid_name(name))
         return c.fail_at(table.source(), "", "identity names use letters, digits, '-', '_' and '.' (not first), at most 64");
@@ -191,14 +192,14 @@ Result<std::shared_ptr<const IdentityConfig>> parse_identity(const std::string& 
         } else if (key == "subject") {
             s = c.string(v, key, cfg->subject);
             if (s.ok()) {
-                auto parsed = csr::parse_subject(cfg->subject);
+                auto parsed = pki::parse_subject(cfg->subject);
                 if (!parsed.ok()) s = c.fail(v, key, parsed.status().message);
                 else cfg->subject_attributes = std::move(parsed.value());
             }
         } else if (key == "sans") {
             s = c.strings(v, key, cfg->sans);
             for (size_t i = 0; s.ok() && i < cfg->sans.size(); ++i) {
-                auto san = csr::parse_san(cfg->sans[i]);
+                auto san = pki::parse_san(cfg->sans[i]);
                 if (!san.ok()) s = c.fail(v, key, san.status().message);
                 else cfg->san_values.push_back(std::move(san.value()));
             }
@@ -254,7 +255,7 @@ Result<std::shared_ptr<const IdentityConfig>> parse_identity(const std::string& 
             s = c.boolean(v, key, cfg->auto_enroll);
         } else if (key == "issuer") {
             have_issuer = true;
-            s = parse_issuer(c, v, cfg->issuer);
+            s = parse_issuer(c, v, kinds, cfg->issuer);
         } else {
             s = c.fail_at(k.source(), key,
                           "unknown key (expected key, key_type, token, subject, sans, trust_anchors, "
@@ -282,7 +283,8 @@ Result<std::shared_ptr<const IdentityConfig>> parse_identity(const std::string& 
 bool same_identity_config(const IdentityConfig& a, const IdentityConfig& b) { return a.fingerprint == b.fingerprint; }
 
 Result<std::vector<std::shared_ptr<const IdentityConfig>>> parse_identities(const toml::table& section,
-                                                                             const std::string& source) {
+                                                                             const std::string& source,
+                                                                             const IssuerKinds& kinds) {
     std::vector<std::shared_ptr<const IdentityConfig>> out;
     std::vector<toml::source_region> where;
     for (const auto& [k, v] : section) {
@@ -292,7 +294,7 @@ Result<std::vector<std::shared_ptr<const IdentityConfig>>> parse_identities(cons
             Checker c(source, "identities." + name);
             return c.fail(v, "", "expected a table ([identities." + name + "])");
         }
-        auto parsed = parse_identity(name, *table, source);
+        auto parsed = parse_identity(name, *table, source, kinds);
         if (!parsed.ok()) return parsed.status();
         out.push_back(std::move(parsed.value()));
         where.push_back(table->source());

@@ -10,7 +10,7 @@
 
 #include "agent/lifecycle/lifecycle.hpp"
 #include "agent/lifecycle/schedule.hpp"
-#include "cli/csr.hpp"
+#include "pki/csr.hpp"
 
 namespace keyward::lifecycle {
 
@@ -32,9 +32,9 @@ struct IdentityConfig {
     std::string key_type = "ec-p256";        // for keys made on enrollment or rekey
     std::string token;                       // empty: the default token
     std::string subject;                     // "/CN=web.example"
-    std::vector<csr::SubjectAttribute> subject_attributes;
+    std::vector<pki::SubjectAttribute> subject_attributes;
     std::vector<std::string> sans;           // as written: "dns:web.example"
-    std::vector<csr::SubjectAltName> san_values;
+    std::vector<pki::SubjectAltName> san_values;
     std::string trust_anchors;               // PEM file of CA certificates
     bool require_client_auth = true;
     RenewalPolicy policy;

@@ -1,16 +1,15 @@
 // The issuer factory and the names of issue outcomes.
 #include "agent/lifecycle/issuer.hpp"
 
-#include "agent/lifecycle/acme/acme_issuer.hpp"
-#include "agent/lifecycle/cmp/cmp_issuer.hpp"
 #include "agent/lifecycle/helper_issuer.hpp"
 
 namespace keyward::lifecycle {
 
-std::unique_ptr<Issuer> make_issuer(std::shared_ptr<const IdentityConfig> identity, const std::string& state_dir) {
+std::unique_ptr<Issuer> make_issuer(const IssuerKinds& kinds, std::shared_ptr<const IdentityConfig> identity,
+                                    const std::string& state_dir) {
     if (identity->issuer.kind == "helper") return make_helper_issuer(std::move(identity));
-    if (identity->issuer.kind == "acme") return make_acme_issuer(identity->issuer.table, state_dir);
-    if (identity->issuer.kind == "cmp") return make_cmp_issuer(identity->issuer.table);
+    for (const auto& kind : kinds)
+        if (kind.name == identity->issuer.kind) return kind.make(identity->issuer.table, state_dir);
     return nullptr;
 }
 

@@ -5,8 +5,12 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include <toml++/toml.h>
 
 #include "agent/lifecycle/cancel.hpp"
 #include "agent/lifecycle/key_access.hpp"
@@ -51,5 +55,19 @@ public:
     // For a `pending` answer: ask again with request.cookie set.
     virtual IssueResult poll(const IssueRequest& request) = 0;
 };
+
+// A kind of issuer configured by its own [identities.NAME.issuer] table ("acme", "cmp"). The
+// agent hands the lifecycle the kinds it was built with (agent/lifecycle/issuers.hpp), so
+// neither the lifecycle nor this interface depends on any of them. The helper command is
+// the lifecycle's own kind: its settings are part of the identity.
+struct IssuerKind {
+    std::string name;
+    // When the configuration is read: errors name the file, line and key (`prefix` is the
+    // table's dotted name, "identities.web.issuer").
+    std::function<Status(const toml::table& issuer, const std::string& source, const std::string& prefix)> check;
+    // Builds the issuer from a table `check` accepted; `state_dir` is private to the identity.
+    std::function<std::unique_ptr<Issuer>(const toml::table& issuer, const std::string& state_dir)> make;
+};
+using IssuerKinds = std::vector<IssuerKind>;
 
 }  // namespace keyward::lifecycle

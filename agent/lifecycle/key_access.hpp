@@ -10,13 +10,13 @@
 #include <vector>
 
 #include "ipc/protocol.hpp"
-#include "ipc/result.hpp"
+#include "core/result.hpp"
 
 namespace keyward::lifecycle {
 
 struct KeyAccess {
     std::function<Result<ipc::KeyInfo>(const std::string& key)> describe;
-    std::function<Result<std::vector<uint8_t>>(const std::string& key, ipc::Scheme scheme,
+    std::function<Result<std::vector<uint8_t>>(const std::string& key, Scheme scheme,
                                                std::span<const uint8_t> digest)>
         sign;
     // type: "ec-p256", ...; token: empty for the default token.

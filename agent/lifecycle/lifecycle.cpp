@@ -13,15 +13,15 @@
 
 #include <nlohmann/json.hpp>
 
-#include "agent/lifecycle/certificates.hpp"
-#include "agent/lifecycle/durations.hpp"
+#include "pki/certificates.hpp"
+#include "core/durations.hpp"
 #include "agent/lifecycle/helper_issuer.hpp"
 #include "agent/lifecycle/hooks.hpp"
 #include "agent/lifecycle/identity_config.hpp"
 #include "agent/lifecycle/schedule.hpp"
 #include "agent/lifecycle/state.hpp"
 #include "agent/lifecycle/store.hpp"
-#include "agent/log.hpp"
+#include "core/log.hpp"
 #include "ipc/keyref.hpp"
 
 namespace keyward::lifecycle {
@@ -85,8 +85,9 @@ struct AttemptReport {
 
 class LifecycleImpl final : public Lifecycle {
 public:
-    LifecycleImpl(std::vector<std::shared_ptr<const IdentityConfig>> configs, KeyAccess keys, const std::string& state_dir)
-        : keys_(std::move(keys)), rng_(std::random_device{}()) {
+    LifecycleImpl(std::vector<std::shared_ptr<const IdentityConfig>> configs, KeyAccess keys, const std::string& state_dir,
+                  IssuerKinds kinds)
+        : keys_(std::move(keys)), kinds_(std::move(kinds)), rng_(std::random_device{}()) {
         const int64_t now = unix_now();
         for (auto& cfg : configs) {
             const std::string dir = cfg->dir.empty() ? state_dir + "/identities/" + cfg->name : cfg->dir;
@@ -145,7 +146,7 @@ public:
         const auto previous = id->store.previous();
         if (!current || !previous || previous->meta.number == current->meta.number)
             return Status{ErrorCode::invalid_argument, "identity " + name + " has no previous generation to roll back to"};
-        auto info = describe_pem(previous->cert_pem);
+        auto info = pki::describe_pem(previous->cert_pem);
         if (!info.ok()) return Status{ErrorCode::internal, "the previous certificate is unreadable: " + info.status().message};
         if (info->not_after <= now)
             return Status{ErrorCode::invalid_argument,
@@ -264,7 +265,7 @@ private:
         if (loaded.ok()) id.state = std::move(loaded.value());
         const std::string issuer_dir = id.store.dir() + "/issuer";
         files_make_private(issuer_dir);
-        id.issuer = make_issuer(id.cfg, issuer_dir);
+        id.issuer = make_issuer(kinds_, id.cfg, issuer_dir);
         if (!id.issuer) id.setup_error = "issuer kind \"" + id.cfg->issuer.kind + "\" is not available in this build";
     }
 
@@ -325,7 +326,7 @@ private:
             if (!id.cfg->auto_enroll && st.next_attempt == 0) return std::nullopt;
             return st.next_attempt;
         }
-        auto info = describe_pem(current->cert_pem);
+        auto info = pki::describe_pem(current->cert_pem);
         if (!info.ok()) return std::max<int64_t>(st.next_attempt, 0);  // unreadable certificate: replace it
         const double spread = spread_from(info->serial.data(), info->serial.size());
         const int64_t planned = renewal_time(id.cfg->policy, info->not_before, info->not_after, spread);
@@ -336,7 +337,7 @@ private:
 
     std::optional<int64_t> current_not_after(const std::optional<Generation>& current) {
         if (!current) return std::nullopt;
-        auto info = describe_pem(current->cert_pem);
+        auto info = pki::describe_pem(current->cert_pem);
         if (!info.ok()) return std::nullopt;
         return info->not_after;
     }
@@ -437,15 +438,15 @@ private:
             if (!key.ok()) return fail(id, current, "failed", key.status().message, now, false);
             auto info = keys_.describe(key.value());
             if (!info.ok()) return fail(id, current, "failed", info.status().message, now, false);
-            csr::CsrRequest csr_request;
+            pki::CsrRequest csr_request;
             csr_request.subject = id.cfg->subject_attributes;
             csr_request.sans = id.cfg->san_values;
             csr_request.key_schemes = info->schemes;
             const std::string key_name = key.value();
-            const csr::SignFn sign = [this, key_name](ipc::Scheme scheme, std::span<const uint8_t> digest) {
+            const pki::SignFn sign = [this, key_name](Scheme scheme, std::span<const uint8_t> digest) {
                 return keys_.sign(key_name, scheme, digest);
             };
-            auto csr = csr::build_csr(csr_request, info->spki, sign);
+            auto csr = pki::build_csr(csr_request, info->spki, sign);
             if (!csr.ok()) return fail(id, current, "failed", "cannot make the CSR: " + csr.status().message, now, false);
             st.pending->csr_pem = csr.value();
             save(id);
@@ -503,13 +504,13 @@ private:
         const int64_t now = unix_now();
         auto info = keys_.describe(request.key);
         if (!info.ok()) return fail(id, current, "failed", info.status().message, now, false);
-        Expectations expect;
+        pki::Expectations expect;
         expect.trust_anchors = id.cfg->trust_anchors;
         expect.spki = info->spki;
         expect.require_client_auth = id.cfg->require_client_auth;
         expect.sans = id.cfg->san_values;
         expect.now = now;
-        auto issued = validate_issued(result.cert_pem, result.chain_pem, expect);
+        auto issued = pki::validate_issued(result.cert_pem, result.chain_pem, expect);
         if (!issued.ok()) {
             forget_request(st);
             return fail(id, current, "invalid", "the CA's certificate was refused: " + issued.status().message, now, false);
@@ -596,6 +597,7 @@ private:
     }
 
     KeyAccess keys_;
+    IssuerKinds kinds_;
     std::vector<std::unique_ptr<Identity>> ids_;
     std::mt19937_64 rng_;
     CancelFlag cancelled_{false};
@@ -610,8 +612,9 @@ void LifecycleImpl::files_make_private(const std::string& dir) {
 }  // namespace
 
 std::unique_ptr<Lifecycle> make_lifecycle(std::vector<std::shared_ptr<const IdentityConfig>> identities,
-                                          KeyAccess keys, const std::string& state_dir) {
-    return std::make_unique<LifecycleImpl>(std::move(identities), std::move(keys), state_dir);
+                                          KeyAccess keys, const std::string& state_dir,
+                                          IssuerKinds kinds) {
+    return std::make_unique<LifecycleImpl>(std::move(identities), std::move(keys), state_dir, std::move(kinds));
 }
 
 }  // namespace keyward::lifecycle

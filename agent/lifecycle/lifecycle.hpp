@@ -12,8 +12,9 @@
 
 #include <toml++/toml.h>
 
+#include "agent/lifecycle/issuer.hpp"
 #include "agent/lifecycle/key_access.hpp"
-#include "ipc/result.hpp"
+#include "core/result.hpp"
 
 namespace keyward::lifecycle {
 
@@ -25,8 +26,10 @@ bool same_identity_config(const IdentityConfig& a, const IdentityConfig& b);
 // Parses the [identities] section of a configuration file. Errors name the file, line and
 // key like every other config error ("keyward.toml:12: identities.web.issuer: ...").
 // Paths left empty here are resolved against the state directory by make_lifecycle().
+// `kinds` are the issuers besides the helper command that a configuration may name.
 Result<std::vector<std::shared_ptr<const IdentityConfig>>> parse_identities(const toml::table& section,
-                                                                             const std::string& source);
+                                                                             const std::string& source,
+                                                                             const IssuerKinds& kinds);
 
 struct RenewRequest {
     std::string identity;
@@ -55,6 +58,7 @@ public:
 };
 
 std::unique_ptr<Lifecycle> make_lifecycle(std::vector<std::shared_ptr<const IdentityConfig>> identities,
-                                          KeyAccess keys, const std::string& state_dir);
+                                          KeyAccess keys, const std::string& state_dir,
+                                          IssuerKinds kinds);
 
 }  // namespace keyward::lifecycle

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "ipc/result.hpp"
+#include "core/result.hpp"
 
 namespace keyward::lifecycle {
 

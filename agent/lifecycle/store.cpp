@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "agent/lifecycle/files.hpp"
+#include "core/durable_file.hpp"
 
 namespace keyward::lifecycle {
 namespace {

@@ -10,7 +10,7 @@
 #include <chrono>
 #include <cstring>
 
-#include "agent/lifecycle/durations.hpp"
+#include "core/durations.hpp"
 
 namespace keyward::lifecycle {
 namespace {

@@ -6,7 +6,7 @@
 
 #include <toml++/toml.h>
 
-#include "ipc/result.hpp"
+#include "core/result.hpp"
 
 namespace keyward::lifecycle {
 

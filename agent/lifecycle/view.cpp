@@ -4,8 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "agent/lifecycle/certificates.hpp"
-#include "agent/lifecycle/durations.hpp"
+#include "pki/certificates.hpp"
+#include "core/durations.hpp"
 #include "agent/lifecycle/identity_config.hpp"
 #include "agent/lifecycle/state.hpp"
 #include "agent/lifecycle/store.hpp"
@@ -28,9 +28,9 @@ Json identity_view(const IdentityConfig& cfg, const IdentityStore& store, const 
                    std::string_view issuer_kind, std::optional<int64_t> next_renewal, int64_t now) {
     const auto current = store.current();
     const auto previous = store.previous();
-    std::optional<CertInfo> info;
+    std::optional<pki::CertInfo> info;
     if (current) {
-        auto described = describe_pem(current->cert_pem);
+        auto described = pki::describe_pem(current->cert_pem);
         if (described.ok()) info = std::move(described.value());
     }
 

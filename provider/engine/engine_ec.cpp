@@ -8,7 +8,7 @@
 #include <new>
 #include <vector>
 
-#include "provider/scheme_select.hpp"
+#include "core/scheme_select.hpp"
 
 namespace keyward::engine {
 
@@ -39,12 +39,12 @@ bool agent_sign(const unsigned char* dgst, int dlen, EC_KEY* eckey, std::vector<
     }
     const EC_GROUP* group = EC_KEY_get0_group(eckey);
     const int bits = group != nullptr ? EC_GROUP_order_bits(group) : 0;
-    auto scheme = provider::select_scheme(provider::KeyKind::ec, {}, bits);
+    auto scheme = keyward::select_scheme(keyward::KeyKind::ec, {}, bits);
     if (!scheme.ok()) {
         raise(provider::Reason::unsupported, scheme.status().message + " (key " + key->name + ")");
         return false;
     }
-    auto input = provider::fit_ecdsa_input({dgst, static_cast<size_t>(dlen)}, static_cast<size_t>(bits) / 8);
+    auto input = keyward::fit_ecdsa_input({dgst, static_cast<size_t>(dlen)}, static_cast<size_t>(bits) / 8);
     auto answer = key->client->sign(key->name, scheme.value(), input);
     if (!answer.ok()) {
         raise_status(answer.status(), *key, "signing");

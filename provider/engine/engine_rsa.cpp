@@ -9,7 +9,7 @@
 #include <new>
 #include <vector>
 
-#include "provider/scheme_select.hpp"
+#include "core/scheme_select.hpp"
 
 namespace keyward::engine {
 
@@ -34,25 +34,25 @@ int dup_key_data(CRYPTO_EX_DATA* /*to*/, const CRYPTO_EX_DATA* /*from*/, void** 
 
 EngineKey* key_of(const RSA* rsa) { return static_cast<EngineKey*>(RSA_get_ex_data(rsa, ex_index)); }
 
-provider::DigestId digest_id(int nid) {
+keyward::DigestId digest_id(int nid) {
     switch (nid) {
-        case NID_sha256: return provider::DigestId::sha256;
-        case NID_sha384: return provider::DigestId::sha384;
-        case NID_sha512: return provider::DigestId::sha512;
-        default: return provider::DigestId::other;
+        case NID_sha256: return keyward::DigestId::sha256;
+        case NID_sha384: return keyward::DigestId::sha384;
+        case NID_sha512: return keyward::DigestId::sha512;
+        default: return keyward::DigestId::other;
     }
 }
 
 // Signs `digest` with the scheme chosen from `settings`; the signature goes to `sig`
 // (RSA_size bytes available).
-bool agent_sign(const EngineKey& key, const provider::SignSettings& settings, const unsigned char* digest,
+bool agent_sign(const EngineKey& key, const keyward::SignSettings& settings, const unsigned char* digest,
                 size_t dlen, unsigned char* sig, size_t* siglen, size_t sigsize) {
-    if (dlen != provider::digest_size(settings.digest)) {
+    if (dlen != keyward::digest_size(settings.digest)) {
         raise(provider::Reason::invalid_argument,
               "keyward engine: key " + key.name + ": input is not a digest of the selected hash");
         return false;
     }
-    auto scheme = provider::select_scheme(provider::KeyKind::rsa, settings);
+    auto scheme = keyward::select_scheme(keyward::KeyKind::rsa, settings);
     if (!scheme.ok()) {
         raise(provider::Reason::unsupported, scheme.status().message + " (key " + key.name + ")");
         return false;
@@ -69,7 +69,7 @@ bool agent_sign(const EngineKey& key, const provider::SignSettings& settings, co
     std::memcpy(sig, answer->data(), answer->size());
     *siglen = answer->size();
     if (debug_enabled()) {
-        const auto* info = ipc::scheme_info(scheme.value());
+        const auto* info = scheme_info(scheme.value());
         debug("signed with key " + key.name + " (" + std::string(info ? info->name : "?") + ")");
     }
     return true;
@@ -97,17 +97,17 @@ int pkey_rsa_sign(EVP_PKEY_CTX* ctx, unsigned char* sig, size_t* siglen, const u
             return 0;
         }
         EVP_PKEY_CTX_get_rsa_padding(ctx, &padding);
-        provider::SignSettings s;
+        keyward::SignSettings s;
         s.digest = digest_id(EVP_MD_get_type(md));
         s.digest_name = EVP_MD_get0_name(md);
-        auto pad = provider::padding_from_int(padding);
+        auto pad = keyward::padding_from_int(padding);
         if (!pad.ok()) {
             raise(provider::Reason::unsupported, pad.status().message + " (key " + key->name + ")");
             return 0;
         }
         s.padding = pad.value();
-        if (s.padding == provider::Padding::pss) {
-            int salt = provider::kSaltDigest;
+        if (s.padding == keyward::Padding::pss) {
+            int salt = keyward::kSaltDigest;
             EVP_PKEY_CTX_get_rsa_pss_saltlen(ctx, &salt);
             s.saltlen = salt;
             const EVP_MD* mgf1 = nullptr;
@@ -131,10 +131,10 @@ int rsa_sign(int type, const unsigned char* m, unsigned int m_length, unsigned c
             raise(provider::Reason::not_our_key, "keyward engine: this RSA key is not held by the agent");
             return 0;
         }
-        provider::SignSettings s;
+        keyward::SignSettings s;
         s.digest = digest_id(type);
         s.digest_name = OBJ_nid2sn(type);
-        s.padding = provider::Padding::pkcs1;
+        s.padding = keyward::Padding::pkcs1;
         size_t len = 0;
         bool ok = agent_sign(*key, s, m, m_length, sigret, &len, static_cast<size_t>(RSA_size(rsa)));
         *siglen = static_cast<unsigned int>(len);

@@ -8,18 +8,18 @@
 #include <openssl/rsa.h>
 #include <openssl/x509v3.h>
 
-#include "cli/csr.hpp"
-#include "cli/ossl_ptr.hpp"
+#include "pki/csr.hpp"
+#include "core/ossl.hpp"
 
 namespace ossl = keyward::ossl;
 using keyward::ErrorCode;
 using keyward::Result;
 using keyward::Status;
-using keyward::csr::build_csr;
-using keyward::csr::CsrRequest;
-using keyward::csr::parse_san;
-using keyward::csr::parse_subject;
-using keyward::ipc::Scheme;
+using keyward::pki::build_csr;
+using keyward::pki::CsrRequest;
+using keyward::pki::parse_san;
+using keyward::pki::parse_subject;
+using keyward::Scheme;
 
 namespace {
 
@@ -138,7 +138,7 @@ TEST_CASE("build_csr: a software-signed request verifies and carries subject, SA
         SECTION(std::string(c.type) + (c.param ? std::string(" ") + c.param : std::string())) {
             SoftwareKey key = make_key(c.type, c.param);
             int calls = 0;
-            const keyward::csr::SignFn sign = [&](Scheme scheme, std::span<const uint8_t> digest) {
+            const keyward::pki::SignFn sign = [&](Scheme scheme, std::span<const uint8_t> digest) {
                 ++calls;
                 CHECK(scheme == c.scheme);
                 CHECK(digest.size() == c.digest_size);

@@ -1,13 +1,13 @@
 // Parsing of `keyward csr` subjects (/K=V with escapes) and subjectAltNames (KIND:VALUE).
 #include <catch2/catch.hpp>
 
-#include "cli/csr.hpp"
+#include "pki/csr.hpp"
 
 using keyward::ErrorCode;
-using keyward::csr::parse_san;
-using keyward::csr::parse_subject;
-using keyward::csr::SanKind;
-using keyward::csr::SubjectAttribute;
+using keyward::pki::parse_san;
+using keyward::pki::parse_subject;
+using keyward::pki::SanKind;
+using keyward::pki::SubjectAttribute;
 using Attrs = std::vector<SubjectAttribute>;
 
 TEST_CASE("subject: plain components in order") {

@@ -1,10 +1,10 @@
 // Hex digests on the command line.
 #include <catch2/catch.hpp>
 
-#include "cli/hex.hpp"
+#include "core/hex.hpp"
 
-using keyward::cli::from_hex;
-using keyward::cli::to_hex;
+using keyward::from_hex;
+using keyward::to_hex;
 
 TEST_CASE("hex round-trips and accepts either case") {
     const std::vector<uint8_t> bytes = {0x00, 0x7f, 0xab, 0xff};

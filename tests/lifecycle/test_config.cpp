@@ -4,6 +4,7 @@
 #include <string>
 
 #include "agent/lifecycle/identity_config.hpp"
+#include "agent/lifecycle/issuers.hpp"
 
 using namespace keyward::lifecycle;
 
@@ -15,7 +16,7 @@ keyward::Result<std::vector<std::shared_ptr<const IdentityConfig>>> parse(const 
     toml::table doc = toml::parse(text, std::string("test.toml"));
     const toml::table* ids = doc["identities"].as_table();
     REQUIRE(ids);
-    return parse_identities(*ids, "test.toml");
+    return parse_identities(*ids, "test.toml", built_in_issuer_kinds());
 }
 
 std::string error_of(const std::string& text) {

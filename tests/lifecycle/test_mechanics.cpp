@@ -10,12 +10,13 @@
 #include <thread>
 #include <fstream>
 
-#include "agent/lifecycle/files.hpp"
+#include "core/durable_file.hpp"
 #include "agent/lifecycle/helper_issuer.hpp"
 #include "agent/lifecycle/state.hpp"
 #include "agent/lifecycle/store.hpp"
 #include "agent/lifecycle/subprocess.hpp"
 
+using namespace keyward;
 using namespace keyward::lifecycle;
 namespace fs = std::filesystem;
 

@@ -1,9 +1,10 @@
 // Durations, fractions, the renewal schedule and the retry backoff.
 #include <catch2/catch.hpp>
 
-#include "agent/lifecycle/durations.hpp"
+#include "core/durations.hpp"
 #include "agent/lifecycle/schedule.hpp"
 
+using namespace keyward;
 using namespace keyward::lifecycle;
 
 TEST_CASE("durations parse the forms the configuration documents", "[durations]") {

@@ -12,9 +12,11 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
-#include "agent/lifecycle/certificates.hpp"
+#include "pki/certificates.hpp"
 
-using namespace keyward::lifecycle;
+
+using namespace keyward;
+using namespace keyward::pki;
 
 namespace {
 
@@ -103,8 +105,8 @@ Expectations expect_for(const Ca& ca, EVP_PKEY* device_key) {
     e.trust_anchors = ca.file;
     e.spki = spki_of(device_key);
     e.require_client_auth = true;
-    keyward::csr::SubjectAltName san;
-    san.kind = keyward::csr::SanKind::dns;
+    keyward::pki::SubjectAltName san;
+    san.kind = keyward::pki::SanKind::dns;
     san.value = "web.example";
     e.sans = {san};
     e.now = static_cast<int64_t>(std::time(nullptr));

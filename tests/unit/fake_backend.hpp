@@ -10,7 +10,7 @@
 #include <mutex>
 #include <thread>
 
-#include "agent/key_backend.hpp"
+#include "core/key_backend.hpp"
 
 namespace keyward::testing {
 

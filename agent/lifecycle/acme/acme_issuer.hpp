@@ -8,7 +8,7 @@
 #include <toml++/toml.h>
 
 #include "agent/lifecycle/issuer.hpp"
-#include "ipc/result.hpp"
+#include "core/result.hpp"
 
 namespace keyward::lifecycle {
 

@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "ipc/result.hpp"
+#include "core/result.hpp"
 
 namespace keyward::acme {
 

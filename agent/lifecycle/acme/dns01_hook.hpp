@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "ipc/result.hpp"
+#include "core/result.hpp"
 
 namespace keyward::acme {
 

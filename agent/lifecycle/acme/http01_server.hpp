@@ -9,7 +9,7 @@
 #include <string>
 #include <thread>
 
-#include "ipc/result.hpp"
+#include "core/result.hpp"
 
 namespace keyward::acme {
 

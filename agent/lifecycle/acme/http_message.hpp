@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "ipc/result.hpp"
+#include "core/result.hpp"
 
 namespace keyward::acme {
 

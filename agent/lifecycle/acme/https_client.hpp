@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "agent/lifecycle/acme/http_message.hpp"
-#include "ipc/result.hpp"
+#include "core/result.hpp"
 
 namespace keyward::acme {
 

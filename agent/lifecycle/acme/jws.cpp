@@ -67,10 +67,10 @@ Result<AccountKeyForm> account_key_form(std::span<const uint8_t> spki) {
             return Status{ErrorCode::invalid_argument, "account key: EC key without a named curve"};
         std::string curve(group, glen);
         if (curve == "prime256v1" || curve == "P-256") {
-            form = {"ES256", ipc::Scheme::ecdsa_secp256r1_sha256, "SHA256", 32, {}, {}};
+            form = {"ES256", Scheme::ecdsa_secp256r1_sha256, "SHA256", 32, {}, {}};
             form.jwk["crv"] = "P-256";
         } else if (curve == "secp384r1" || curve == "P-384") {
-            form = {"ES384", ipc::Scheme::ecdsa_secp384r1_sha384, "SHA384", 48, {}, {}};
+            form = {"ES384", Scheme::ecdsa_secp384r1_sha384, "SHA384", 48, {}, {}};
             form.jwk["crv"] = "P-384";
         } else {
             return Status{ErrorCode::invalid_argument, "account key: curve " + curve + " has no JWS algorithm here (use ec-p256 or ec-p384)"};
@@ -87,7 +87,7 @@ Result<AccountKeyForm> account_key_form(std::span<const uint8_t> spki) {
         BnPtr n = get_bn(key.get(), OSSL_PKEY_PARAM_RSA_N);
         BnPtr e = get_bn(key.get(), OSSL_PKEY_PARAM_RSA_E);
         if (!n || !e) return Status{ErrorCode::invalid_argument, "account key: cannot read the RSA modulus"};
-        form = {"RS256", ipc::Scheme::rsa_pkcs1_sha256, "SHA256", 0, {}, {}};
+        form = {"RS256", Scheme::rsa_pkcs1_sha256, "SHA256", 0, {}, {}};
         form.jwk["kty"] = "RSA";
         form.jwk["n"] = bn_b64(n.get(), 0);
         form.jwk["e"] = bn_b64(e.get(), 0);

@@ -13,13 +13,13 @@
 #include <nlohmann/json.hpp>
 
 #include "ipc/protocol.hpp"
-#include "ipc/result.hpp"
+#include "core/result.hpp"
 
 namespace keyward::acme {
 
 struct AccountKeyForm {
     std::string alg;            // "ES256", "ES384", "RS256"
-    ipc::Scheme scheme;         // what the device signs with for that alg
+    Scheme scheme;         // what the device signs with for that alg
     std::string digest;         // OpenSSL digest name the signing input is hashed with
     size_t ec_coordinate = 0;   // bytes per r / s for ECDSA; 0 for RSA
     nlohmann::json jwk;         // public JWK, members of RFC 7638 only

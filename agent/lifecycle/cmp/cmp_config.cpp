@@ -6,9 +6,9 @@
 #include <optional>
 #include <set>
 
-#include "agent/lifecycle/durations.hpp"
+#include "core/durations.hpp"
 #include "agent/lifecycle/table_errors.hpp"
-#include "cli/csr.hpp"
+#include "pki/csr.hpp"
 
 namespace keyward::cmp {
 
@@ -62,7 +62,7 @@ Result<CmpConfig> parse(const toml::table& table, const std::string& source, con
         if (key == "timeout" || key == "total_timeout" || key == "poll_inline_max") {
             std::optional<int64_t> seconds;
             if (v.is_integer()) seconds = *v.value<int64_t>();
-            else if (v.is_string()) seconds = lifecycle::parse_duration(*v.value<std::string>());
+            else if (v.is_string()) seconds = parse_duration(*v.value<std::string>());
             if (!seconds || *seconds < 0 || *seconds > 86400)
                 return c.error(v.source(), key, "expected a duration up to a day (\"30s\", \"2m\")");
             if (key != "poll_inline_max" && *seconds == 0) return c.error(v.source(), key, "must not be zero");
@@ -84,7 +84,7 @@ Result<CmpConfig> parse(const toml::table& table, const std::string& source, con
                                             : key == "secret_file" ? out.secret_file
                                                                    : out.bootstrap_cert) = text;
         } else if (key == "recipient") {
-            if (auto name = csr::parse_subject(text); !name.ok() || name->empty())
+            if (auto name = pki::parse_subject(text); !name.ok() || name->empty())
                 return c.error(v.source(), key, "expected a name like \"/CN=CMP RA\"");
             out.recipient = text;
         } else if (key == "reference") {

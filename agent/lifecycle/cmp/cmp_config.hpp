@@ -7,7 +7,7 @@
 
 #include <toml++/toml.h>
 
-#include "ipc/result.hpp"
+#include "core/result.hpp"
 
 namespace keyward::cmp {
 

@@ -15,13 +15,14 @@
 #include <optional>
 #include <vector>
 
-#include "agent/lifecycle/certificates.hpp"
+#include "pki/certificates.hpp"
 #include "agent/lifecycle/cmp/cmp_config.hpp"
 #include "agent/lifecycle/cmp/device_pkey.hpp"
-#include "agent/lifecycle/durations.hpp"
-#include "agent/log.hpp"
-#include "cli/csr.hpp"
-#include "cli/ossl_ptr.hpp"
+#include "core/durations.hpp"
+#include "core/log.hpp"
+#include "pki/csr.hpp"
+#include "core/ossl.hpp"
+#include "core/hex.hpp"
 
 namespace keyward::lifecycle {
 
@@ -74,10 +75,10 @@ Result<std::string> read_file(const std::string& path, const char* what) {
     return text;
 }
 
-Result<X509Ptr> load_cert(const std::string& path, const char* what) {
+Result<pki::X509Ptr> load_cert(const std::string& path, const char* what) {
     auto text = read_file(path, what);
     if (!text.ok()) return text.status();
-    auto certs = parse_certificates(text.value());
+    auto certs = pki::parse_certificates(text.value());
     if (!certs.ok() || certs->empty())
         return Status{ErrorCode::invalid_argument, std::string(what) + " " + path + " holds no PEM certificate"};
     return std::move(certs->front());
@@ -101,18 +102,6 @@ Result<ReqPtr> parse_csr(const std::string& pem) {
     return req;
 }
 
-std::string to_pem(X509* cert) {
-    BIO* bio = BIO_new(BIO_s_mem());
-    std::string out;
-    if (bio != nullptr && PEM_write_bio_X509(bio, cert) == 1) {
-        char* data = nullptr;
-        long n = BIO_get_mem_data(bio, &data);
-        out.assign(data, static_cast<size_t>(n));
-    }
-    BIO_free(bio);
-    return out;
-}
-
 bool self_signed(X509* cert) { return X509_check_issued(cert, cert) == X509_V_OK; }
 
 // The intermediates from `leaf` up to (not including) a self-signed root, picked from what
@@ -131,7 +120,7 @@ std::string intermediates_pem(X509* leaf, STACK_OF(X509)* candidates) {
             }
         }
         if (parent == nullptr || self_signed(parent)) break;
-        pem += to_pem(parent);
+        pem += pki::to_pem(parent);
         at = parent;
     }
     return pem;
@@ -150,13 +139,7 @@ int log_to_agent(const char* /*func*/, const char* /*file*/, int /*line*/, OSSL_
 std::string random_cookie() {
     unsigned char bytes[12];
     if (RAND_bytes(bytes, sizeof bytes) != 1) return "cmp-" + std::to_string(Clock::now().time_since_epoch().count());
-    static const char* hex = "0123456789abcdef";
-    std::string out = "cmp-";
-    for (unsigned char b : bytes) {
-        out += hex[b >> 4];
-        out += hex[b & 15];
-    }
-    return out;
+    return "cmp-" + to_hex(bytes);
 }
 
 int digest_nid(const std::string& name) {
@@ -236,10 +219,10 @@ private:
         if (Status s = set_server_trust(ctx); !s.ok()) return s;
 
         // Renewal is authenticated by what is in force, unless it can no longer vouch.
-        std::optional<X509Ptr> current;
+        std::optional<pki::X509Ptr> current;
         bool expired = false;
         if (!request.current_cert_pem.empty() && !request.current_key.empty()) {
-            auto certs = parse_certificates(request.current_cert_pem);
+            auto certs = pki::parse_certificates(request.current_cert_pem);
             if (certs.ok() && !certs->empty()) {
                 current = std::move(certs->front());
                 expired = X509_cmp_current_time(X509_get0_notAfter(current->get())) <= 0;
@@ -309,7 +292,7 @@ private:
 
     // "/CN=a/O=b", as the configuration checked it.
     static NamePtr parse_name(const std::string& text) {
-        auto attributes = csr::parse_subject(text);
+        auto attributes = pki::parse_subject(text);
         if (!attributes.ok()) return nullptr;
         NamePtr name(X509_NAME_new());
         for (const auto& a : attributes.value()) {
@@ -388,7 +371,7 @@ private:
             sk_X509_free(list);
         }
         IssueResult r = result_of(IssueResult::Kind::issued, "issued by the CMP server");
-        r.cert_pem = to_pem(cert);
+        r.cert_pem = pki::to_pem(cert);
         r.chain_pem = intermediates_pem(cert, candidates.get());
         return r;
     }

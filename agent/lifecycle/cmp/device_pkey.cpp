@@ -15,7 +15,7 @@
 #include <mutex>
 #include <new>
 
-#include "provider/scheme_select.hpp"
+#include "core/scheme_select.hpp"
 
 namespace keyward::lifecycle {
 
@@ -24,7 +24,7 @@ namespace {
 struct DeviceKey {
     KeyAccess keys;
     std::string name;
-    std::vector<ipc::Scheme> schemes;
+    std::vector<Scheme> schemes;
     std::mutex mu;
     Status last_error;
 
@@ -61,17 +61,17 @@ struct Methods {
 DeviceKey* ec_key_of(const EC_KEY* ec);
 DeviceKey* rsa_key_of(const RSA* rsa);
 
-bool has_scheme(const DeviceKey& key, ipc::Scheme scheme) {
-    for (ipc::Scheme s : key.schemes)
+bool has_scheme(const DeviceKey& key, Scheme scheme) {
+    for (Scheme s : key.schemes)
         if (s == scheme) return true;
     return false;
 }
 
 // Signs through the agent; on failure the device's reason is kept and put on the error queue.
-bool device_sign(DeviceKey& key, ipc::Scheme scheme, std::span<const uint8_t> digest, std::vector<uint8_t>& out) {
+bool device_sign(DeviceKey& key, Scheme scheme, std::span<const uint8_t> digest, std::vector<uint8_t>& out) {
     if (!has_scheme(key, scheme)) {
         Status s{ErrorCode::unsupported_scheme, "key " + key.name + " cannot sign " +
-                                                    std::string(ipc::scheme_info(scheme)->name)};
+                                                    std::string(scheme_info(scheme)->name)};
         key.record(s);
         raise(s.message);
         return false;
@@ -95,9 +95,13 @@ bool ec_device_sign(const unsigned char* dgst, int dlen, EC_KEY* eckey, std::vec
         return false;
     }
     const int bits = EC_GROUP_order_bits(group);
-    const ipc::Scheme scheme = bits <= 256 ? ipc::Scheme::ecdsa_secp256r1_sha256 : ipc::Scheme::ecdsa_secp384r1_sha384;
-    auto input = provider::fit_ecdsa_input({dgst, static_cast<size_t>(dlen)}, static_cast<size_t>(bits + 7) / 8);
-    return device_sign(*key, scheme, input, der);
+    const auto scheme = ecdsa_scheme_for(bits);
+    if (!scheme) {
+        raise("ECDSA on a " + std::to_string(bits) + "-bit curve is not supported");
+        return false;
+    }
+    auto input = keyward::fit_ecdsa_input({dgst, static_cast<size_t>(dlen)}, static_cast<size_t>(bits + 7) / 8);
+    return device_sign(*key, *scheme, input, der);
 }
 
 int ec_sign(int /*type*/, const unsigned char* dgst, int dlen, unsigned char* sig, unsigned int* siglen,
@@ -141,11 +145,11 @@ int rsa_sign(int type, const unsigned char* m, unsigned int m_length, unsigned c
             raise("not a device key");
             return 0;
         }
-        ipc::Scheme scheme;
+        Scheme scheme;
         switch (type) {
-            case NID_sha256: scheme = ipc::Scheme::rsa_pkcs1_sha256; break;
-            case NID_sha384: scheme = ipc::Scheme::rsa_pkcs1_sha384; break;
-            case NID_sha512: scheme = ipc::Scheme::rsa_pkcs1_sha512; break;
+            case NID_sha256: scheme = Scheme::rsa_pkcs1_sha256; break;
+            case NID_sha384: scheme = Scheme::rsa_pkcs1_sha384; break;
+            case NID_sha512: scheme = Scheme::rsa_pkcs1_sha512; break;
             default:
                 raise(std::string("key ") + key->name + ": digest " + OBJ_nid2sn(type) +
                       " is not offered (SHA-256, SHA-384, SHA-512)");

@@ -14,8 +14,8 @@
 #include <openssl/evp.h>
 
 #include "agent/lifecycle/key_access.hpp"
-#include "cli/ossl_ptr.hpp"
-#include "ipc/result.hpp"
+#include "core/ossl.hpp"
+#include "core/result.hpp"
 
 namespace keyward::lifecycle {
 

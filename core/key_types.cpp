@@ -1,4 +1,4 @@
-#include "agent/key_backend.hpp"
+#include "core/key_types.hpp"
 
 #include <array>
 
@@ -20,6 +20,9 @@ constexpr std::array<KeyTypeRow, 5> kKeyTypes{{
     {KeyType::rsa_4096, "rsa-4096", 4096, false},
 }};
 
+constexpr std::array<KeyType, 5> kOrder{KeyType::ec_p256, KeyType::ec_p384, KeyType::rsa_2048, KeyType::rsa_3072,
+                                        KeyType::rsa_4096};
+
 const KeyTypeRow& row(KeyType t) noexcept {
     for (const auto& r : kKeyTypes)
         if (r.type == t) return r;
@@ -27,6 +30,8 @@ const KeyTypeRow& row(KeyType t) noexcept {
 }
 
 }  // namespace
+
+std::span<const KeyType> all_key_types() noexcept { return kOrder; }
 
 std::optional<KeyType> key_type_from_name(std::string_view name) noexcept {
     for (const auto& r : kKeyTypes)
@@ -38,14 +43,25 @@ std::string_view key_type_name(KeyType t) noexcept { return row(t).name; }
 uint32_t key_type_bits(KeyType t) noexcept { return row(t).bits; }
 bool key_type_is_ec(KeyType t) noexcept { return row(t).ec; }
 
-std::string_view device_health_name(DeviceHealth h) noexcept {
-    switch (h) {
-        case DeviceHealth::present: return "present";
-        case DeviceHealth::removed: return "removed";
-        case DeviceHealth::needs_pin: return "needs-pin";
-        case DeviceHealth::error: return "error";
+std::string key_type_names(std::string_view separator) {
+    std::string out;
+    for (const auto& r : kKeyTypes) {
+        if (!out.empty()) out += separator;
+        out += r.name;
     }
-    return "error";
+    return out;
+}
+
+std::optional<KeyType> ec_key_type_for_bits(int bits) noexcept {
+    for (const auto& r : kKeyTypes)
+        if (r.ec && static_cast<int>(r.bits) == bits) return r.type;
+    return std::nullopt;
+}
+
+std::optional<KeyType> rsa_key_type_for_bytes(size_t modulus_bytes) noexcept {
+    for (const auto& r : kKeyTypes)
+        if (!r.ec && r.bits == modulus_bytes * 8) return r.type;
+    return std::nullopt;
 }
 
 }  // namespace keyward

@@ -1,4 +1,4 @@
-#include "agent/log.hpp"
+#include "core/log.hpp"
 
 #include <unistd.h>
 

@@ -7,10 +7,10 @@
 #include <openssl/err.h>
 #include <openssl/objects.h>
 
-#include "cli/csr.hpp"
-#include "cli/ossl_ptr.hpp"
+#include "pki/csr.hpp"
+#include "core/ossl.hpp"
 
-namespace keyward::csr {
+namespace keyward::pki {
 namespace {
 
 constexpr std::string_view kSubjectForm = "write it as /TYPE=value/TYPE=value..., e.g. /CN=client/O=Example";
@@ -134,4 +134,4 @@ Result<SubjectAltName> parse_san(std::string_view text) {
     return san;
 }
 
-}  // namespace keyward::csr
+}  // namespace keyward::pki

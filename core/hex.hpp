@@ -8,10 +8,10 @@
 #include <string_view>
 #include <vector>
 
-namespace keyward::cli {
+namespace keyward {
 
 std::string to_hex(std::span<const uint8_t> bytes);  // lower case, no separators
 // Upper- or lower-case digits, an even number of them, nothing else; nullopt otherwise.
 std::optional<std::vector<uint8_t>> from_hex(std::string_view text);
 
-}  // namespace keyward::cli
+}  // namespace keyward

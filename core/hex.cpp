@@ -1,6 +1,6 @@
-#include "cli/hex.hpp"
+#include "core/hex.hpp"
 
-namespace keyward::cli {
+namespace keyward {
 namespace {
 
 int nibble(char c) {
@@ -36,4 +36,4 @@ std::optional<std::vector<uint8_t>> from_hex(std::string_view text) {
     return out;
 }
 
-}  // namespace keyward::cli
+}  // namespace keyward

@@ -1,10 +1,10 @@
-#include "provider/scheme_select.hpp"
+#include "core/scheme_select.hpp"
 
 #include <algorithm>
 #include <charconv>
 
 
-namespace keyward::provider {
+namespace keyward {
 
 size_t digest_size(DigestId d) noexcept {
     switch (d) {
@@ -80,14 +80,10 @@ std::vector<uint8_t> fit_ecdsa_input(std::span<const uint8_t> digest, size_t ord
     return out;
 }
 
-Result<ipc::Scheme> select_scheme(KeyKind kind, const SignSettings& s, int ec_bits) {
-    using ipc::Scheme;
+Result<Scheme> select_scheme(KeyKind kind, const SignSettings& s, int ec_bits) {
     if (kind == KeyKind::ec) {
-        switch (ec_bits) {
-            case 256: return Scheme::ecdsa_secp256r1_sha256;
-            case 384: return Scheme::ecdsa_secp384r1_sha384;
-            default: return unsupported("ECDSA on a " + std::to_string(ec_bits) + "-bit curve is not supported");
-        }
+        if (auto scheme = ecdsa_scheme_for(ec_bits)) return *scheme;
+        return unsupported("ECDSA on a " + std::to_string(ec_bits) + "-bit curve is not supported");
     }
     if (s.digest != DigestId::sha256 && s.digest != DigestId::sha384 && s.digest != DigestId::sha512)
         return unsupported("RSA with " + digest_label(s) + " is not supported (SHA256, SHA384 or SHA512)");
@@ -95,13 +91,7 @@ Result<ipc::Scheme> select_scheme(KeyKind kind, const SignSettings& s, int ec_bi
     Padding padding = kind == KeyKind::rsa_pss ? Padding::pss : s.padding;
     if (kind == KeyKind::rsa_pss && s.padding != Padding::pss)
         return unsupported("an RSA-PSS key signs with PSS padding only");
-    if (padding == Padding::pkcs1) {
-        switch (s.digest) {
-            case DigestId::sha256: return Scheme::rsa_pkcs1_sha256;
-            case DigestId::sha384: return Scheme::rsa_pkcs1_sha384;
-            default: return Scheme::rsa_pkcs1_sha512;
-        }
-    }
+    if (padding == Padding::pkcs1) return *rsa_scheme_for(SchemeFamily::rsa_pkcs1, digest_size(s.digest));
     const int hlen = static_cast<int>(digest_size(s.digest));
     // "auto" and "max" let the signer choose; the agent's choice is the hash length,
     // which every verifier accepts for "auto" and TLS 1.3 demands.
@@ -111,11 +101,7 @@ Result<ipc::Scheme> select_scheme(KeyKind kind, const SignSettings& s, int ec_bi
                            std::to_string(hlen) + ")");
     if (s.mgf1 != DigestId::none && s.mgf1 != s.digest)
         return unsupported("PSS with an MGF1 digest other than the signature digest is not supported");
-    switch (s.digest) {
-        case DigestId::sha256: return Scheme::rsa_pss_rsae_sha256;
-        case DigestId::sha384: return Scheme::rsa_pss_rsae_sha384;
-        default: return Scheme::rsa_pss_rsae_sha512;
-    }
+    return *rsa_scheme_for(SchemeFamily::rsa_pss, digest_size(s.digest));
 }
 
-}  // namespace keyward::provider
+}  // namespace keyward

@@ -1,4 +1,4 @@
-#include "agent/lifecycle/files.hpp"
+#include "core/durable_file.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <random>
 
-namespace keyward::lifecycle::files {
+namespace keyward::files {
 namespace {
 
 Status io_error(const std::string& what, const std::string& path) {
@@ -53,7 +53,7 @@ Status fsync_dir(const std::string& dir) {
 }
 
 Status write_new(const std::string& path, std::string_view data, unsigned mode) {
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd < 0) return io_error("cannot create", path);
     Status s = write_all(fd, data, path);
     if (s.ok() && ::fchmod(fd, mode) != 0) s = io_error("cannot chmod", path);
@@ -112,4 +112,4 @@ Status make_dirs(const std::string& dir, unsigned mode) {
     return {};
 }
 
-}  // namespace keyward::lifecycle::files
+}  // namespace keyward::files

@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-namespace keyward::lifecycle {
+namespace keyward {
 
 // Seconds in "1w2d3h4m5s" form (any non-empty sequence of <digits><unit>, units w d h m s).
 // A bare number is seconds. Empty, negative, overflowing or unknown units: nullopt.
@@ -25,4 +25,4 @@ std::string format_duration(int64_t seconds);
 // "2026-11-22T06:01:41Z" for a Unix time.
 std::string format_time(int64_t unix_seconds);
 
-}  // namespace keyward::lifecycle
+}  // namespace keyward

@@ -1,13 +1,13 @@
-// Durable file operations for the identity store: write-to-temp + fsync + rename, fsync of
-// directories, symlink switches. Each returns a Status naming the path.
+// Durable file operations: write-to-temp + fsync + rename + fsync of the directory, new
+// files that never replace (O_EXCL|O_NOFOLLOW), symlink switches. Each returns a Status naming the path.
 #pragma once
 
 #include <string>
 #include <string_view>
 
-#include "ipc/result.hpp"
+#include "core/result.hpp"
 
-namespace keyward::lifecycle::files {
+namespace keyward::files {
 
 // Writes `data` to `path` atomically (temp file in the same directory, fsync, rename, fsync dir).
 Status write_atomic(const std::string& path, std::string_view data, unsigned mode = 0644);
@@ -19,4 +19,4 @@ Status switch_symlink(const std::string& link, const std::string& target);
 Result<std::string> read_file(const std::string& path, size_t limit = 1 << 20);
 Status make_dirs(const std::string& dir, unsigned mode = 0755);
 
-}  // namespace keyward::lifecycle::files
+}  // namespace keyward::files

@@ -13,10 +13,10 @@
 #include <string_view>
 #include <vector>
 
-#include "ipc/protocol.hpp"
-#include "ipc/result.hpp"
+#include "core/schemes.hpp"
+#include "core/result.hpp"
 
-namespace keyward::csr {
+namespace keyward::pki {
 
 // One RDN of the subject, e.g. {"CN", "client"}. The type is any name or OID OpenSSL knows.
 struct SubjectAttribute {
@@ -47,16 +47,16 @@ struct CsrRequest {
     std::vector<SubjectAttribute> subject;
     std::vector<SubjectAltName> sans;
     // What the key can sign with on its device; empty means "don't check".
-    std::vector<ipc::Scheme> key_schemes;
+    std::vector<Scheme> key_schemes;
 };
 
 // Signs a digest made with the scheme's hash. Returns the raw signature: DER for ECDSA,
 // the PKCS#1 v1.5 block for RSA.
-using SignFn = std::function<Result<std::vector<uint8_t>>(ipc::Scheme scheme, std::span<const uint8_t> digest)>;
+using SignFn = std::function<Result<std::vector<uint8_t>>(Scheme scheme, std::span<const uint8_t> digest)>;
 
 // The scheme a CSR for this public key is signed with: the curve's own ECDSA scheme, or
 // rsa_pkcs1_sha256 for RSA. Fails if `supported` is non-empty and lacks it.
-Result<ipc::Scheme> csr_scheme_for(std::span<const uint8_t> spki, std::span<const ipc::Scheme> supported);
+Result<Scheme> csr_scheme_for(std::span<const uint8_t> spki, std::span<const Scheme> supported);
 
 // The request as PEM ("-----BEGIN CERTIFICATE REQUEST-----"): version 1, the subject, the
 // public key from `spki`, an extensionRequest with extendedKeyUsage=clientAuth and (when
@@ -64,4 +64,4 @@ Result<ipc::Scheme> csr_scheme_for(std::span<const uint8_t> spki, std::span<cons
 // they were returned.
 Result<std::string> build_csr(const CsrRequest& request, std::span<const uint8_t> spki, const SignFn& sign);
 
-}  // namespace keyward::csr
+}  // namespace keyward::pki

@@ -1,4 +1,4 @@
-#include "ipc/result.hpp"
+#include "core/result.hpp"
 
 namespace keyward {
 

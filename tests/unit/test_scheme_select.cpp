@@ -1,10 +1,10 @@
 // Mapping of (key kind, digest, padding, salt, MGF1) onto the agent's signature schemes.
 #include <catch2/catch.hpp>
 
-#include "provider/scheme_select.hpp"
+#include "core/scheme_select.hpp"
 
-using keyward::ipc::Scheme;
-using namespace keyward::provider;
+using keyward::Scheme;
+using namespace keyward;
 
 namespace {
 

@@ -11,10 +11,10 @@
 
 #include <openssl/x509.h>
 
-#include "cli/csr.hpp"
-#include "ipc/result.hpp"
+#include "pki/csr.hpp"
+#include "core/result.hpp"
 
-namespace keyward::lifecycle {
+namespace keyward::pki {
 
 struct X509Free {
     void operator()(X509* x) const noexcept { X509_free(x); }
@@ -41,13 +41,13 @@ Result<CertInfo> describe_pem(std::string_view pem);
 std::string to_pem(X509* cert);
 
 // "dns:web.example" in the form CertInfo::sans uses (lower-case DNS names, canonical IPs).
-std::string san_text(const csr::SubjectAltName& san);
+std::string san_text(const pki::SubjectAltName& san);
 
 struct Expectations {
     std::string trust_anchors;             // PEM file
     std::vector<uint8_t> spki;             // the device key's public key
     bool require_client_auth = true;
-    std::vector<csr::SubjectAltName> sans; // each must be in the certificate
+    std::vector<pki::SubjectAltName> sans; // each must be in the certificate
     int64_t now = 0;
     int64_t max_clock_skew = 300;          // not_before may be this far in the future
 };
@@ -65,4 +65,4 @@ struct IssuedChain {
 // every requested SAN. Errors say which check failed.
 Result<IssuedChain> validate_issued(std::string_view cert_pem, std::string_view chain_pem, const Expectations& expect);
 
-}  // namespace keyward::lifecycle
+}  // namespace keyward::pki

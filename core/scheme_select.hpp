@@ -1,5 +1,5 @@
 // Which agent signature scheme a signing request maps to: (key kind, digest, padding,
-// PSS salt length, MGF1 digest) -> ipc::Scheme, plus parsing of OpenSSL's string forms
+// PSS salt length, MGF1 digest) -> Scheme, plus parsing of OpenSSL's string forms
 // of the padding mode and the salt length. Pure; unit-tested without OpenSSL's core.
 #pragma once
 
@@ -10,10 +10,10 @@
 #include <string_view>
 #include <vector>
 
-#include "ipc/protocol.hpp"
-#include "ipc/result.hpp"
+#include "core/schemes.hpp"
+#include "core/result.hpp"
 
-namespace keyward::provider {
+namespace keyward {
 
 // The key kinds keyward handles (OpenSSL names: "EC", "RSA", "RSA-PSS").
 enum class KeyKind { ec, rsa, rsa_pss };
@@ -54,7 +54,7 @@ Result<int> parse_saltlen(std::string_view text);
 // that fit_ecdsa_input() makes of any digest, so ECDSA-SHA256 with a P-384 key (what TLS
 // 1.2 and `openssl req` ask for) works although the agent's P-384 scheme is
 // ecdsa_secp384r1_sha384.
-Result<ipc::Scheme> select_scheme(KeyKind kind, const SignSettings& s, int ec_bits = 0);
+Result<Scheme> select_scheme(KeyKind kind, const SignSettings& s, int ec_bits = 0);
 
 // ECDSA (FIPS 186-4 §6.4) signs e = the leftmost bitlen(n) bits of the hash, as an
 // integer. For curves whose order is a whole number of bytes (P-256, P-384) the same e
@@ -62,4 +62,4 @@ Result<ipc::Scheme> select_scheme(KeyKind kind, const SignSettings& s, int ec_bi
 // with zero bytes in front. The result always has order_bytes bytes.
 std::vector<uint8_t> fit_ecdsa_input(std::span<const uint8_t> digest, size_t order_bytes);
 
-}  // namespace keyward::provider
+}  // namespace keyward

@@ -9,24 +9,18 @@
 #include <string_view>
 #include <vector>
 
-#include "ipc/protocol.hpp"
-#include "ipc/result.hpp"
+#include "core/key_types.hpp"
+#include "core/result.hpp"
+#include "core/schemes.hpp"
 
 namespace keyward {
-
-enum class KeyType { ec_p256, ec_p384, rsa_2048, rsa_3072, rsa_4096 };
-
-std::optional<KeyType> key_type_from_name(std::string_view name) noexcept;  // "ec-p256"
-std::string_view key_type_name(KeyType t) noexcept;
-uint32_t key_type_bits(KeyType t) noexcept;
-bool key_type_is_ec(KeyType t) noexcept;
 
 struct BackendKey {
     std::string label;                       // the key's name on the device
     KeyType type = KeyType::ec_p256;
     std::vector<uint8_t> spki;               // SubjectPublicKeyInfo DER
-    std::vector<ipc::Scheme> schemes;        // what this device can do with this key
-    std::vector<ipc::Attribute> attributes;  // as read back from the device, not as intended
+    std::vector<Scheme> schemes;               // what this device can do with this key
+    std::vector<Attribute> attributes;       // as read back from the device, not as intended
 };
 
 enum class DeviceHealth { present, removed, needs_pin, error };
@@ -63,7 +57,7 @@ public:
     // `digest` is the hash the client computed with the scheme's digest. ECDSA answers
     // DER; RSA PKCS#1 gets its DigestInfo built here; PSS uses salt = hash length.
     // No raw RSA operation exists on purpose.
-    virtual Result<std::vector<uint8_t>> sign(const std::string& label, ipc::Scheme scheme,
+    virtual Result<std::vector<uint8_t>> sign(const std::string& label, Scheme scheme,
                                               std::span<const uint8_t> digest) = 0;
 };
 

@@ -1,4 +1,4 @@
-#include "agent/lifecycle/certificates.hpp"
+#include "pki/certificates.hpp"
 
 #include <arpa/inet.h>
 
@@ -10,9 +10,9 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
-#include "agent/lifecycle/durations.hpp"
+#include "core/durations.hpp"
 
-namespace keyward::lifecycle {
+namespace keyward::pki {
 namespace {
 
 struct BioFree {
@@ -161,12 +161,12 @@ std::string to_pem(X509* cert) {
     return std::string(data, static_cast<size_t>(len));
 }
 
-std::string san_text(const csr::SubjectAltName& san) {
+std::string san_text(const pki::SubjectAltName& san) {
     switch (san.kind) {
-        case csr::SanKind::dns: return "dns:" + lower(san.value);
-        case csr::SanKind::ip: return "ip:" + ip_text(san.ip.data(), static_cast<int>(san.ip.size()));
-        case csr::SanKind::email: return "email:" + san.value;
-        case csr::SanKind::uri: return "uri:" + san.value;
+        case pki::SanKind::dns: return "dns:" + lower(san.value);
+        case pki::SanKind::ip: return "ip:" + ip_text(san.ip.data(), static_cast<int>(san.ip.size()));
+        case pki::SanKind::email: return "email:" + san.value;
+        case pki::SanKind::uri: return "uri:" + san.value;
     }
     return {};
 }
@@ -245,4 +245,4 @@ Result<IssuedChain> validate_issued(std::string_view cert_pem, std::string_view 
     return out;
 }
 
-}  // namespace keyward::lifecycle
+}  // namespace keyward::pki

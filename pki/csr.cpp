@@ -1,5 +1,5 @@
 // Builds a PKCS#10 request with OpenSSL and has it signed through a callback.
-#include "cli/csr.hpp"
+#include "pki/csr.hpp"
 
 #include <algorithm>
 
@@ -7,9 +7,9 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
-#include "cli/ossl_ptr.hpp"
+#include "core/ossl.hpp"
 
-namespace keyward::csr {
+namespace keyward::pki {
 namespace {
 
 Status openssl_failure(std::string what) {
@@ -33,45 +33,45 @@ Result<ossl::PKey> parse_spki(std::span<const uint8_t> spki) {
     return key;
 }
 
-Result<ipc::Scheme> natural_scheme(EVP_PKEY* key) {
-    if (EVP_PKEY_is_a(key, "RSA")) return ipc::Scheme::rsa_pkcs1_sha256;
+Result<Scheme> natural_scheme(EVP_PKEY* key) {
+    if (EVP_PKEY_is_a(key, "RSA")) return Scheme::rsa_pkcs1_sha256;
     if (EVP_PKEY_is_a(key, "EC")) {
         char group[64] = {};
         if (!EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, nullptr))
             return openssl_failure("cannot read the curve of the EC key");
         const std::string_view name(group);
-        if (name == "prime256v1" || name == "P-256") return ipc::Scheme::ecdsa_secp256r1_sha256;
-        if (name == "secp384r1" || name == "P-384") return ipc::Scheme::ecdsa_secp384r1_sha384;
+        if (name == "prime256v1" || name == "P-256") return Scheme::ecdsa_secp256r1_sha256;
+        if (name == "secp384r1" || name == "P-384") return Scheme::ecdsa_secp384r1_sha384;
         return Status{ErrorCode::unsupported_scheme, "no signature scheme for EC curve " + std::string(name)};
     }
     return Status{ErrorCode::unsupported_scheme, "the key is neither EC nor RSA"};
 }
 
-Result<ipc::Scheme> checked_scheme(EVP_PKEY* key, std::span<const ipc::Scheme> supported) {
+Result<Scheme> checked_scheme(EVP_PKEY* key, std::span<const Scheme> supported) {
     auto scheme = natural_scheme(key);
     if (!scheme.ok()) return scheme;
     if (!supported.empty() && std::find(supported.begin(), supported.end(), scheme.value()) == supported.end()) {
         std::string names;
         for (auto s : supported) {
-            const auto* info = ipc::scheme_info(s);
+            const auto* info = scheme_info(s);
             if (!names.empty()) names += ", ";
             names += info ? std::string(info->name) : "?";
         }
         return Status{ErrorCode::unsupported_scheme, "a CSR for this key is signed with " +
-                                                         std::string(ipc::scheme_info(scheme.value())->name) +
+                                                         std::string(scheme_info(scheme.value())->name) +
                                                          ", but its device offers only: " + names};
     }
     return scheme;
 }
 
 // The AlgorithmIdentifier of the request's signature (RFC 5758 / RFC 4055 forms).
-Result<ossl::Algor> signature_algorithm(ipc::Scheme scheme) {
+Result<ossl::Algor> signature_algorithm(Scheme scheme) {
     int nid = NID_undef;
     int param_type = V_ASN1_UNDEF;  // ECDSA: parameters absent
     switch (scheme) {
-        case ipc::Scheme::ecdsa_secp256r1_sha256: nid = NID_ecdsa_with_SHA256; break;
-        case ipc::Scheme::ecdsa_secp384r1_sha384: nid = NID_ecdsa_with_SHA384; break;
-        case ipc::Scheme::rsa_pkcs1_sha256: nid = NID_sha256WithRSAEncryption; param_type = V_ASN1_NULL; break;
+        case Scheme::ecdsa_secp256r1_sha256: nid = NID_ecdsa_with_SHA256; break;
+        case Scheme::ecdsa_secp384r1_sha384: nid = NID_ecdsa_with_SHA384; break;
+        case Scheme::rsa_pkcs1_sha256: nid = NID_sha256WithRSAEncryption; param_type = V_ASN1_NULL; break;
         default: return Status{ErrorCode::unsupported_scheme, "CSRs are not signed with this scheme"};
     }
     ossl::Algor alg(X509_ALGOR_new());
@@ -142,7 +142,7 @@ Status set_subject(X509_REQ* req, const std::vector<SubjectAttribute>& subject) 
     return {};
 }
 
-Result<std::vector<uint8_t>> digest_of(std::span<const uint8_t> data, const ipc::SchemeInfo& info) {
+Result<std::vector<uint8_t>> digest_of(std::span<const uint8_t> data, const SchemeInfo& info) {
     const std::string digest_name(info.digest);
     ossl::Md md(EVP_MD_fetch(nullptr, digest_name.c_str(), nullptr));
     if (!md) return openssl_failure("digest " + digest_name + " is not available");
@@ -178,7 +178,7 @@ Result<std::string> to_pem(X509_REQ* req) {
 
 }  // namespace
 
-Result<ipc::Scheme> csr_scheme_for(std::span<const uint8_t> spki, std::span<const ipc::Scheme> supported) {
+Result<Scheme> csr_scheme_for(std::span<const uint8_t> spki, std::span<const Scheme> supported) {
     auto key = parse_spki(spki);
     if (!key.ok()) return key.status();
     return checked_scheme(key->get(), supported);
@@ -189,7 +189,7 @@ Result<std::string> build_csr(const CsrRequest& request, std::span<const uint8_t
     if (!key.ok()) return key.status();
     auto scheme = checked_scheme(key->get(), request.key_schemes);
     if (!scheme.ok()) return scheme.status();
-    const ipc::SchemeInfo* info = ipc::scheme_info(scheme.value());
+    const SchemeInfo* info = scheme_info(scheme.value());
     auto alg = signature_algorithm(scheme.value());
     if (!alg.ok()) return alg.status();
 
@@ -219,4 +219,4 @@ Result<std::string> build_csr(const CsrRequest& request, std::span<const uint8_t
     return to_pem(req.get());
 }
 
-}  // namespace keyward::csr
+}  // namespace keyward::pki

@@ -1,4 +1,4 @@
-#include "agent/lifecycle/durations.hpp"
+#include "core/durations.hpp"
 
 #include <cctype>
 #include <cmath>
@@ -6,7 +6,7 @@
 #include <ctime>
 #include <limits>
 
-namespace keyward::lifecycle {
+namespace keyward {
 namespace {
 
 std::optional<int64_t> unit_seconds(char unit) {
@@ -119,4 +119,4 @@ std::string format_time(int64_t unix_seconds) {
     return buf;
 }
 
-}  // namespace keyward::lifecycle
+}  // namespace keyward
