@@ -31,34 +31,6 @@ struct ParamFree { void operator()(OSSL_PARAM* p) const { OSSL_PARAM_free(p); } 
 struct BnFree { void operator()(BIGNUM* p) const { BN_free(p); } };
 using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
 
-void append_der_length(std::vector<uint8_t>& out, size_t len) {
-    if (len < 0x80) {
-        out.push_back(static_cast<uint8_t>(len));
-    } else if (len <= 0xff) {
-        out.push_back(0x81);
-        out.push_back(static_cast<uint8_t>(len));
-    } else {
-        out.push_back(0x82);
-        out.push_back(static_cast<uint8_t>(len >> 8));
-        out.push_back(static_cast<uint8_t>(len));
-    }
-}
-
-// An unsigned big-endian integer as DER INTEGER contents: minimal, non-negative.
-std::span<const uint8_t> minimal(std::span<const uint8_t> v) {
-    while (v.size() > 1 && v[0] == 0) v = v.subspan(1);
-    return v;
-}
-
-size_t integer_size(std::span<const uint8_t> v) { return v.size() + ((v[0] & 0x80) ? 1 : 0); }
-
-void append_integer(std::vector<uint8_t>& out, std::span<const uint8_t> v) {
-    out.push_back(0x02);
-    append_der_length(out, integer_size(v));
-    if (v[0] & 0x80) out.push_back(0x00);
-    out.insert(out.end(), v.begin(), v.end());
-}
-
 Result<std::vector<uint8_t>> spki_of(EVP_PKEY* pkey) {
     const int len = i2d_PUBKEY(pkey, nullptr);
     if (len <= 0) return Status{ErrorCode::internal, "cannot encode the public key as SubjectPublicKeyInfo"};
@@ -95,20 +67,6 @@ std::optional<KeyType> ec_type_from_params(std::span<const uint8_t> params) noex
     if (same(kP256Oid)) return KeyType::ec_p256;
     if (same(kP384Oid)) return KeyType::ec_p384;
     return std::nullopt;
-}
-
-bool ecdsa_raw_to_der(std::span<const uint8_t> raw, std::vector<uint8_t>& out) {
-    if (raw.empty() || raw.size() % 2 != 0) return false;
-    const auto r = minimal(raw.first(raw.size() / 2));
-    const auto s = minimal(raw.last(raw.size() / 2));
-    const size_t body = 2 + integer_size(r) + (integer_size(r) >= 0x80 ? 1 : 0) + 2 + integer_size(s) +
-                        (integer_size(s) >= 0x80 ? 1 : 0);
-    out.reserve(out.size() + body + 3);
-    out.push_back(0x30);
-    append_der_length(out, body);
-    append_integer(out, r);
-    append_integer(out, s);
-    return true;
 }
 
 size_t build_digest_info(std::span<const uint8_t> digest, uint8_t* out) noexcept {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/ecdsa_sig.hpp"  // ecdsa_raw_to_der: PKCS#11 answers raw r||s
 #include "core/key_backend.hpp"
 #include "core/result.hpp"
 
@@ -17,9 +18,6 @@ namespace keyward::pkcs11 {
 // DER OIDs as they appear in CKA_EC_PARAMS.
 std::span<const uint8_t> ec_params_der(KeyType type) noexcept;  // empty for RSA types
 std::optional<KeyType> ec_type_from_params(std::span<const uint8_t> params) noexcept;
-
-// ECDSA-Sig-Value DER from PKCS#11's raw r||s (two equal halves). Appends to `out`.
-bool ecdsa_raw_to_der(std::span<const uint8_t> raw, std::vector<uint8_t>& out);
 
 // Longest DigestInfo keyward builds (SHA-512): 19-byte prefix + 64-byte hash.
 inline constexpr size_t kMaxDigestInfoSize = 19 + 64;

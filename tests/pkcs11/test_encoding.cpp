@@ -39,7 +39,7 @@ TEST_CASE("ECDSA raw r||s becomes canonical DER", "[encoding]") {
             if (pattern & 1) raw[0] = 0x80;               // r needs a leading 0x00
             if (pattern & 2) raw[width] = raw[width + 1] = 0x00;  // s has leading zeros to strip
             std::vector<uint8_t> der;
-            REQUIRE(ecdsa_raw_to_der(raw, der));
+            REQUIRE(keyward::ecdsa_raw_to_der(raw, der));
             std::vector<uint8_t> back;
             INFO("width " << width << " pattern " << pattern);
             REQUIRE(parse_sig(der, width, back));
@@ -47,11 +47,11 @@ TEST_CASE("ECDSA raw r||s becomes canonical DER", "[encoding]") {
         }
     }
     std::vector<uint8_t> zero(64, 0), der;
-    REQUIRE(ecdsa_raw_to_der(zero, der));
+    REQUIRE(keyward::ecdsa_raw_to_der(zero, der));
     std::vector<uint8_t> back;
     CHECK(parse_sig(der, 32, back));
     std::vector<uint8_t> odd(63, 1);
-    CHECK_FALSE(ecdsa_raw_to_der(odd, der));
+    CHECK_FALSE(keyward::ecdsa_raw_to_der(odd, der));
 }
 
 TEST_CASE("DigestInfo for SHA-256/384/512 and nothing else", "[encoding]") {
