@@ -10,7 +10,7 @@
 
 #include "agent/lifecycle/issuers.hpp"
 
-namespace keyward {
+namespace keyward::agent {
 namespace {
 
 // Collects the location of the first problem and stops the walk there.
@@ -264,4 +264,4 @@ Result<AgentConfig> load_config(const std::string& path) {
     return parse_config(text.str(), path);
 }
 
-}  // namespace keyward
+}  // namespace keyward::agent

@@ -13,7 +13,7 @@
 #include "agent/lifecycle/lifecycle.hpp"
 #include "core/result.hpp"
 
-namespace keyward {
+namespace keyward::agent {
 
 inline constexpr std::string_view kDefaultConfigPath = "/etc/keyward/keyward.toml";
 inline constexpr std::string_view kDefaultStateDir = "/var/lib/keyward";
@@ -72,4 +72,4 @@ Result<AgentConfig> load_config(const std::string& path);
 
 bool is_valid_key_name(std::string_view name) noexcept;
 
-}  // namespace keyward
+}  // namespace keyward::agent

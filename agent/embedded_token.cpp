@@ -18,7 +18,7 @@
 #include "core/durable_file.hpp"
 #include "core/hex.hpp"
 
-namespace keyward {
+namespace keyward::agent {
 namespace {
 
 namespace fs = std::filesystem;
@@ -110,4 +110,4 @@ Result<TokenConfig> prepare_embedded_token(const std::string& state_dir) {
     return tc;
 }
 
-}  // namespace keyward
+}  // namespace keyward::agent

@@ -7,7 +7,7 @@
 #include "agent/config.hpp"
 #include "core/result.hpp"
 
-namespace keyward {
+namespace keyward::agent {
 
 inline constexpr std::string_view kSoftHsmModule = "/usr/lib/softhsm/libsofthsm2.so";
 inline constexpr std::string_view kEmbeddedTokenLabel = "keyward";
@@ -17,4 +17,4 @@ inline constexpr std::string_view kEmbeddedTokenLabel = "keyward";
 // Points SOFTHSM2_CONF at it for this process. Safe to re-run after a crash at any step.
 Result<TokenConfig> prepare_embedded_token(const std::string& state_dir);
 
-}  // namespace keyward
+}  // namespace keyward::agent

@@ -4,7 +4,7 @@
 
 #include "core/log.hpp"
 
-namespace keyward {
+namespace keyward::agent {
 
 namespace {
 // The executor whose device share the current thread's job holds, until it gives it back.
@@ -81,4 +81,4 @@ void Executor::finished_running() noexcept {
     if (wake) cv_.notify_one();
 }
 
-}  // namespace keyward
+}  // namespace keyward::agent

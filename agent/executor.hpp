@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-namespace keyward {
+namespace keyward::agent {
 
 class Executor {
 public:
@@ -58,4 +58,4 @@ private:
     std::vector<std::thread> threads_;
 };
 
-}  // namespace keyward
+}  // namespace keyward::agent

@@ -6,7 +6,7 @@
 #include "pkcs11/pkcs11_backend.hpp"
 #include "tpm/tpm_backend.hpp"
 
-namespace keyward {
+namespace keyward::agent {
 namespace {
 // Enough to absorb a burst from many clients; beyond it the agent answers "busy".
 constexpr size_t kMaxQueuedPerToken = 4096;
@@ -133,4 +133,4 @@ void KeyRegistry::remove(const std::string& name) {
     keys_.erase(name);
 }
 
-}  // namespace keyward
+}  // namespace keyward::agent

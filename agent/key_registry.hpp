@@ -15,7 +15,7 @@
 #include "core/key_backend.hpp"
 #include "ipc/protocol.hpp"
 
-namespace keyward {
+namespace keyward::agent {
 
 struct Token : std::enable_shared_from_this<Token> {
     std::string name;
@@ -68,4 +68,4 @@ private:
     std::map<std::string, std::shared_ptr<const KeyEntry>, std::less<>> keys_;
 };
 
-}  // namespace keyward
+}  // namespace keyward::agent

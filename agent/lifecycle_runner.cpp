@@ -10,7 +10,7 @@
 
 #include "core/log.hpp"
 
-namespace keyward {
+namespace keyward::agent {
 namespace {
 
 // Runs `work` on the key's token executor and waits for it: the lifecycle thread may block,
@@ -192,4 +192,4 @@ void LifecycleRunner::Core::timer_loop() {
     }
 }
 
-}  // namespace keyward
+}  // namespace keyward::agent

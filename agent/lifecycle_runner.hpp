@@ -10,7 +10,7 @@
 #include "agent/key_registry.hpp"
 #include "agent/lifecycle/lifecycle.hpp"
 
-namespace keyward {
+namespace keyward::agent {
 
 // Device access for the lifecycle, through the tokens' executors (blocks the caller).
 lifecycle::KeyAccess make_key_access(std::shared_ptr<KeyRegistry> registry);
@@ -36,4 +36,4 @@ private:
     std::shared_ptr<Core> core_;
 };
 
-}  // namespace keyward
+}  // namespace keyward::agent

@@ -9,7 +9,7 @@
 #include <cstring>
 #include <utility>
 
-namespace keyward {
+namespace keyward::agent {
 namespace {
 
 Status sys_error(const std::string& what) { return {ErrorCode::internal, what + ": " + std::strerror(errno)}; }
@@ -76,4 +76,4 @@ Listener::~Listener() {
     path_.clear();
 }
 
-}  // namespace keyward
+}  // namespace keyward::agent

@@ -9,7 +9,7 @@
 
 #include "core/result.hpp"
 
-namespace keyward {
+namespace keyward::agent {
 
 class Listener {
 public:
@@ -27,4 +27,4 @@ private:
     std::string path_;
 };
 
-}  // namespace keyward
+}  // namespace keyward::agent

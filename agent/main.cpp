@@ -17,6 +17,7 @@
 
 namespace po = boost::program_options;
 using namespace keyward;
+using namespace keyward::agent;
 
 namespace {
 

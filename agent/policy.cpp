@@ -5,7 +5,7 @@
 
 #include <algorithm>
 
-namespace keyward {
+namespace keyward::agent {
 
 const std::vector<gid_t>& Caller::groups() const {
     if (groups_) return *groups_;
@@ -49,4 +49,4 @@ bool AccessPolicy::may_sign(const Caller& caller, std::string_view key) const {
 
 bool AccessPolicy::may_manage(const Caller& caller) const { return owner(caller) || granted(caller, config_.admins); }
 
-}  // namespace keyward
+}  // namespace keyward::agent

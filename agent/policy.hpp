@@ -10,7 +10,7 @@
 
 #include "agent/config.hpp"
 
-namespace keyward {
+namespace keyward::agent {
 
 // A connected peer as SO_PEERCRED reported it at accept time.
 class Caller {
@@ -43,4 +43,4 @@ private:
     uid_t agent_uid_;
 };
 
-}  // namespace keyward
+}  // namespace keyward::agent

@@ -20,7 +20,7 @@
 #include "agent/listener.hpp"
 #include "agent/policy.hpp"
 
-namespace keyward {
+namespace keyward::agent {
 
 inline constexpr uint32_t kMaxInFlightPerConnection = 128;
 
@@ -93,4 +93,4 @@ private:
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };
 
-}  // namespace keyward
+}  // namespace keyward::agent

@@ -10,6 +10,8 @@
 #include <cstring>
 #include <memory>
 
+#include "core/ossl.hpp"
+
 namespace keyward::pkcs11 {
 namespace {
 
@@ -24,13 +26,6 @@ constexpr std::array<uint8_t, 19> kSha384Prefix{0x30, 0x41, 0x30, 0x0d, 0x06, 0x
 constexpr std::array<uint8_t, 19> kSha512Prefix{0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
                                                 0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04, 0x40};
 
-struct PkeyFree { void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); } };
-struct PkeyCtxFree { void operator()(EVP_PKEY_CTX* p) const { EVP_PKEY_CTX_free(p); } };
-struct ParamBldFree { void operator()(OSSL_PARAM_BLD* p) const { OSSL_PARAM_BLD_free(p); } };
-struct ParamFree { void operator()(OSSL_PARAM* p) const { OSSL_PARAM_free(p); } };
-struct BnFree { void operator()(BIGNUM* p) const { BN_free(p); } };
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
-
 Result<std::vector<uint8_t>> spki_of(EVP_PKEY* pkey) {
     const int len = i2d_PUBKEY(pkey, nullptr);
     if (len <= 0) return Status{ErrorCode::internal, "cannot encode the public key as SubjectPublicKeyInfo"};
@@ -41,12 +36,12 @@ Result<std::vector<uint8_t>> spki_of(EVP_PKEY* pkey) {
 }
 
 Result<std::vector<uint8_t>> from_params(const char* type, OSSL_PARAM* params) {
-    std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
+    ossl::PKeyCtx ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
     EVP_PKEY* raw = nullptr;
     if (!ctx || EVP_PKEY_fromdata_init(ctx.get()) <= 0 ||
         EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params) <= 0)
         return Status{ErrorCode::device_error, std::string("the token's ") + type + " public key is not valid"};
-    PkeyPtr pkey(raw);
+    ossl::PKey pkey(raw);
     return spki_of(pkey.get());
 }
 
@@ -112,13 +107,13 @@ Result<std::vector<uint8_t>> ec_spki(KeyType type, std::span<const uint8_t> ec_p
 }
 
 Result<std::vector<uint8_t>> rsa_spki(std::span<const uint8_t> modulus, std::span<const uint8_t> exponent) {
-    std::unique_ptr<BIGNUM, BnFree> n(BN_bin2bn(modulus.data(), static_cast<int>(modulus.size()), nullptr));
-    std::unique_ptr<BIGNUM, BnFree> e(BN_bin2bn(exponent.data(), static_cast<int>(exponent.size()), nullptr));
-    std::unique_ptr<OSSL_PARAM_BLD, ParamBldFree> bld(OSSL_PARAM_BLD_new());
+    ossl::Bn n(BN_bin2bn(modulus.data(), static_cast<int>(modulus.size()), nullptr));
+    ossl::Bn e(BN_bin2bn(exponent.data(), static_cast<int>(exponent.size()), nullptr));
+    ossl::ParamBld bld(OSSL_PARAM_BLD_new());
     if (!n || !e || !bld || !OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, n.get()) ||
         !OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_E, e.get()))
         return Status{ErrorCode::internal, "out of memory building an RSA public key"};
-    std::unique_ptr<OSSL_PARAM, ParamFree> params(OSSL_PARAM_BLD_to_param(bld.get()));
+    ossl::Params params(OSSL_PARAM_BLD_to_param(bld.get()));
     if (!params) return Status{ErrorCode::internal, "out of memory building an RSA public key"};
     return from_params("RSA", params.get());
 }

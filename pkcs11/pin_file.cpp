@@ -12,28 +12,22 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/unique_fd.hpp"
+
 namespace keyward::pkcs11 {
 namespace {
-
-// A fd that closes itself.
-struct Fd {
-    int fd;
-    ~Fd() {
-        if (fd >= 0) ::close(fd);
-    }
-};
 
 // Reads at most `cap` bytes; returns false on error, `size` = cap + 1 if the file is longer.
 bool read_bounded(const std::string& path, unsigned char* buf, size_t cap, size_t& size, int& err,
                   int64_t* mtime_ns) {
-    Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY)};
-    if (f.fd < 0) {
+    UniqueFd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+    if (!f) {
         err = errno;
         return false;
     }
     if (mtime_ns) {
         struct stat st {};
-        if (::fstat(f.fd, &st) != 0) {
+        if (::fstat(f.get(), &st) != 0) {
             err = errno;
             return false;
         }
@@ -44,7 +38,7 @@ bool read_bounded(const std::string& path, unsigned char* buf, size_t cap, size_
         unsigned char extra;
         unsigned char* dst = size < cap ? buf + size : &extra;
         const size_t want = size < cap ? cap - size : 1;
-        const ssize_t n = ::read(f.fd, dst, want);
+        const ssize_t n = ::read(f.get(), dst, want);
         if (n < 0) {
             if (errno == EINTR) continue;
             err = errno;

@@ -5,6 +5,7 @@
 #include "agent/policy.hpp"
 
 using namespace keyward;
+using namespace keyward::agent;
 
 namespace {
 

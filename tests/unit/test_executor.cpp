@@ -10,6 +10,7 @@
 #include "agent/executor.hpp"
 
 using namespace keyward;
+using namespace keyward::agent;
 using namespace std::chrono_literals;
 
 namespace {

@@ -21,6 +21,7 @@
 #include "ipc/codec.hpp"
 
 using namespace keyward;
+using namespace keyward::agent;
 using namespace std::chrono_literals;
 
 namespace {

@@ -1,0 +1,270 @@
+// The server's answers to each request kind: decode, check who is asking, then answer at
+// once or hand device work to the key's token executor (the event loop lives in server.cpp).
+#include "agent/server.hpp"
+
+#include <chrono>
+
+#include "agent/connection.hpp"
+#include "core/log.hpp"
+#include "ipc/codec.hpp"
+
+namespace keyward::agent {
+
+void Server::handle_frame(const std::shared_ptr<Connection>& c, uint8_t op_byte, uint32_t id,
+                          std::span<const uint8_t> body) {
+    auto op = ipc::op_from_byte(op_byte);
+    if (!op) {
+        reply_error(c, id, op_byte, {ErrorCode::unknown_operation, "unknown operation " + std::to_string(op_byte)});
+        return;
+    }
+    std::vector<uint8_t> out;
+    switch (*op) {
+        case ipc::Op::hello: {
+            auto req = ipc::decode_hello_request(body);
+            if (!req.ok()) return reply_error(c, id, op_byte, req.status());
+            if (req->version < ipc::kProtocolVersion)
+                return reply_error(c, id, op_byte,
+                                   {ErrorCode::unsupported_version,
+                                    "client speaks protocol " + std::to_string(req->version) + "; this agent needs " +
+                                        std::to_string(ipc::kProtocolVersion)});
+            ipc::HelloResponse resp{ipc::kProtocolVersion, "keywardd " KEYWARD_VERSION, ipc::kMaxFrameSize,
+                                    kMaxInFlightPerConnection, c->caller.uid()};
+            ipc::encode_response(out, id, resp);
+            break;
+        }
+        case ipc::Op::status: {
+            ipc::StatusResponse resp;
+            resp.server = "keywardd " KEYWARD_VERSION;
+            resp.uptime_seconds = static_cast<uint64_t>(
+                std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_)
+                    .count());
+            resp.signatures = signatures_.load();
+            resp.key_count = static_cast<uint32_t>(registry_->key_count());
+            for (const auto& t : registry_->tokens())
+                resp.tokens.push_back({t->name, std::string(t->backend->kind()),
+                                       std::string(device_health_name(t->health.load())), t->backend->description()});
+            ipc::encode_response(out, id, resp);
+            break;
+        }
+        case ipc::Op::list_keys: {
+            ipc::ListKeysResponse resp;
+            for (auto& k : registry_->keys())
+                if (policy_->may_sign(c->caller, k.name)) resp.keys.push_back(std::move(k));
+            if (!ipc::encode_response(out, id, resp))
+                return reply_error(c, id, op_byte, {ErrorCode::internal, "too many keys for one answer"});
+            break;
+        }
+        case ipc::Op::get_key: {
+            auto req = ipc::decode_key_name_request(body);
+            if (!req.ok()) return reply_error(c, id, op_byte, req.status());
+            if (!policy_->may_sign(c->caller, req->name) && !policy_->may_manage(c->caller))
+                return deny(c, id, op_byte, req->name, "read");
+            auto entry = registry_->find(req->name);
+            if (!entry) return reply_error(c, id, op_byte, {ErrorCode::no_such_key, "no such key: " + req->name});
+            ipc::encode_response(out, id, ipc::Op::get_key, entry->info);
+            break;
+        }
+        case ipc::Op::sign: return handle_sign(c, id, body);
+        case ipc::Op::generate_key: return handle_generate(c, id, body);
+        case ipc::Op::delete_key: return handle_delete(c, id, body);
+        case ipc::Op::import_key: return handle_import(c, id, body);
+        case ipc::Op::list_identities:
+        case ipc::Op::get_identity:
+        case ipc::Op::renew:
+        case ipc::Op::rollback: return handle_identity_op(c, *op, id, body);
+    }
+    send(c, std::move(out));
+}
+
+void Server::handle_sign(const std::shared_ptr<Connection>& c, uint32_t id, std::span<const uint8_t> body) {
+    const auto op = static_cast<uint8_t>(ipc::Op::sign);
+    auto req = ipc::decode_sign_request(body);
+    if (!req.ok()) return reply_error(c, id, op, req.status());
+    auto entry = registry_->find(req->key);
+    // Deny before revealing whether the key exists to someone who may not use it.
+    if (!policy_->may_sign(c->caller, req->key)) return deny(c, id, op, req->key, "sign with");
+    if (!entry) return reply_error(c, id, op, {ErrorCode::no_such_key, "no such key: " + req->key});
+    const SchemeInfo* scheme = scheme_info(req->scheme);
+    bool supported = false;
+    for (auto s : entry->info.schemes) supported |= s == req->scheme;
+    if (!scheme || !supported)
+        return reply_error(c, id, op,
+                           {ErrorCode::unsupported_scheme,
+                            "key " + req->key + " cannot sign with " +
+                                (scheme ? std::string(scheme->name) : "scheme " + std::to_string(int(req->scheme)))});
+    if (req->digest.size() != scheme->digest_size)
+        return reply_error(c, id, op,
+                           {ErrorCode::invalid_argument, std::string(scheme->name) + " needs a " +
+                                                             std::to_string(scheme->digest_size) + "-byte digest, got " +
+                                                             std::to_string(req->digest.size())});
+    // Jobs hold the token by plain pointer: a token outlives its executor's jobs, and a
+    // job must never hold the last reference (its executor would then join itself).
+    Token* token = entry->token.get();
+    // A key whose signatures take the device less than sign_here_limit_ is signed on the
+    // event loop's thread when the device has a free share and no other request is
+    // waiting: the hand-off to a worker (a wake-up and a sleep on each side) costs more
+    // than such a signature's share of the loop. Slower keys (RSA on a software token,
+    // TPMs, smartcards) always go to the workers, so that one cannot stall every client.
+    const bool may_run_here = nothing_queued_behind_ && entry->sign_micros->load(std::memory_order_relaxed) <=
+                                                            static_cast<uint64_t>(sign_here_limit_.count());
+    submit(c, id, op, *token, [this, c, id, token, average = entry->sign_micros, request = std::move(req).value()]() {
+        const auto started = std::chrono::steady_clock::now();
+        auto sig = token->backend->sign(request.key, request.scheme, request.digest);
+        // Done with the device: the next signature may start (here or on a worker) while
+        // this answer is encoded and written, which the client may answer with its next
+        // request before this job has returned.
+        Executor::release_device_share();
+        std::vector<uint8_t> out;
+        if (sig.ok()) {
+            // Signatures only: a device that fails fast must not make its key look fast
+            // (its next call may be a slow recovery, which must not run on the loop).
+            note_sign_time(*average, std::chrono::steady_clock::now() - started);
+            signatures_.fetch_add(1, std::memory_order_relaxed);
+            ipc::encode_response(out, id, ipc::SignResponse{std::move(sig).value()});
+            if (token->health.load() != DeviceHealth::present) token->health = DeviceHealth::present;
+        } else {
+            log::warning("sign with key " + request.key + " failed: " + sig.status().message);
+            if (sig.status().code == ErrorCode::device_unavailable) token->health = token->backend->health();
+            ipc::encode_error(out, id, static_cast<uint8_t>(ipc::Op::sign), sig.status());
+        }
+        c->in_flight.fetch_sub(1);
+        send(c, std::move(out));
+    }, may_run_here);
+}
+
+Token* Server::new_key_target(const std::shared_ptr<Connection>& c, uint32_t id, uint8_t op, const std::string& name,
+                              const std::string& token_name, std::string_view action) {
+    if (!policy_->may_manage(c->caller)) {
+        deny(c, id, op, name, action);
+        return nullptr;
+    }
+    auto token = registry_->target_for_new_key(name, token_name);
+    if (!token.ok()) {
+        reply_error(c, id, op, token.status());
+        return nullptr;
+    }
+    return token.value().get();
+}
+
+void Server::answer_new_key(const std::shared_ptr<Connection>& c, uint32_t id, ipc::Op op, Token* token,
+                            const std::string& name, Result<BackendKey> made) {
+    std::vector<uint8_t> out;
+    if (made.ok()) {
+        ipc::KeyInfo info = to_key_info(made.value(), token->name);
+        auto owner = token->weak_from_this().lock();
+        if (owner && !registry_->add(owner, info)) log::warning("key " + name + " appeared twice; keeping the first");
+        ipc::encode_response(out, id, op, info);
+    } else {
+        log::warning(std::string(ipc::op_name(op)) + " " + name + " failed: " + made.status().message);
+        ipc::encode_error(out, id, static_cast<uint8_t>(op), made.status());
+    }
+    c->in_flight.fetch_sub(1);
+    send(c, std::move(out));
+}
+
+void Server::handle_generate(const std::shared_ptr<Connection>& c, uint32_t id, std::span<const uint8_t> body) {
+    const auto op = static_cast<uint8_t>(ipc::Op::generate_key);
+    auto req = ipc::decode_generate_key_request(body);
+    if (!req.ok()) return reply_error(c, id, op, req.status());
+    auto type = key_type_from_name(req->type);
+    if (!type)
+        return reply_error(c, id, op,
+                           {ErrorCode::invalid_argument,
+                            "unknown key type '" + req->type + "' (ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096)"});
+    Token* token = new_key_target(c, id, op, req->name, req->token, "generate");
+    if (!token) return;
+    log::notice("generating " + req->type + " key " + req->name + " on token " + token->name + " for " + who(*c));
+    submit(c, id, op, *token, [this, c, id, token, name = req->name, kt = *type]() {
+        answer_new_key(c, id, ipc::Op::generate_key, token, name, token->backend->generate(name, kt));
+    });
+}
+
+void Server::handle_import(const std::shared_ptr<Connection>& c, uint32_t id, std::span<const uint8_t> body) {
+    const auto op = static_cast<uint8_t>(ipc::Op::import_key);
+    auto req = ipc::decode_import_key_request(body);
+    if (!req.ok()) return reply_error(c, id, op, req.status());
+    Token* token = new_key_target(c, id, op, req->name, req->token, "import");
+    if (!token) return;
+    log::notice("importing key " + req->name + " into token " + token->name + " for " + who(*c));
+    submit(c, id, op, *token, [this, c, id, token, request = std::move(req).value()]() {
+        answer_new_key(c, id, ipc::Op::import_key, token, request.name,
+                       token->backend->import_key(request.name, request.blob));
+    });
+}
+
+void Server::handle_identity_op(const std::shared_ptr<Connection>& c, ipc::Op op, uint32_t id,
+                                std::span<const uint8_t> body) {
+    const auto op_byte = static_cast<uint8_t>(op);
+    std::string name;
+    uint8_t flags = 0;
+    if (op == ipc::Op::renew) {
+        auto req = ipc::decode_renew_request(body);
+        if (!req.ok()) return reply_error(c, id, op_byte, req.status());
+        name = req->name;
+        flags = req->flags;
+    } else if (op != ipc::Op::list_identities) {
+        auto req = ipc::decode_key_name_request(body);
+        if (!req.ok()) return reply_error(c, id, op_byte, req.status());
+        name = req->name;
+    }
+    // Identity views name keys, subjects and files; changing them is management.
+    if (!policy_->may_manage(c->caller)) return deny(c, id, op_byte, {}, std::string(ipc::op_name(op)) + " on");
+    if (!lifecycle_)
+        return reply_error(c, id, op_byte,
+                           {ErrorCode::invalid_argument, "no identities are configured (see docs/renewal.md)"});
+    if (c->in_flight.load() >= kMaxInFlightPerConnection)
+        return reply_error(c, id, op_byte, {ErrorCode::busy, "too many requests in flight on one connection"});
+    c->in_flight.fetch_add(1);
+    bool queued = lifecycle_->submit([this, c, id, op, name, flags](lifecycle::Lifecycle& l) {
+        Result<std::string> view = Status{ErrorCode::internal, "unhandled"};
+        try {
+            switch (op) {
+                case ipc::Op::list_identities: view = l.list_json(); break;
+                case ipc::Op::get_identity: view = l.show_json(name); break;
+                case ipc::Op::renew:
+                    view = l.renew({name, (flags & ipc::kRenewNow) != 0, (flags & ipc::kRenewRekey) != 0});
+                    break;
+                default: view = l.rollback(name); break;
+            }
+        } catch (const std::exception& e) {
+            view = Status{ErrorCode::internal, std::string(ipc::op_name(op)) + " failed: " + e.what()};
+        }
+        std::vector<uint8_t> out;
+        if (!view.ok() || !ipc::encode_response(out, id, op, ipc::DocumentResponse{view.value()})) {
+            out.clear();
+            ipc::encode_error(out, id, static_cast<uint8_t>(op),
+                              view.ok() ? Status{ErrorCode::internal, "identity view too large"} : view.status());
+        }
+        c->in_flight.fetch_sub(1);
+        send(c, std::move(out));
+    });
+    if (!queued) {
+        c->in_flight.fetch_sub(1);
+        reply_error(c, id, op_byte, {ErrorCode::busy, "the certificate lifecycle is saturated; retry later"});
+    }
+}
+
+void Server::handle_delete(const std::shared_ptr<Connection>& c, uint32_t id, std::span<const uint8_t> body) {
+    const auto op = static_cast<uint8_t>(ipc::Op::delete_key);
+    auto req = ipc::decode_key_name_request(body);
+    if (!req.ok()) return reply_error(c, id, op, req.status());
+    if (!policy_->may_manage(c->caller)) return deny(c, id, op, req->name, "delete");
+    auto entry = registry_->find(req->name);
+    if (!entry) return reply_error(c, id, op, {ErrorCode::no_such_key, "no such key: " + req->name});
+    log::notice("deleting key " + req->name + " on token " + entry->token->name + " for " + who(*c));
+    Token* token = entry->token.get();
+    submit(c, id, op, *token, [this, c, id, token, name = req->name]() {
+        Status s = token->backend->destroy(name);
+        std::vector<uint8_t> out;
+        if (s.ok()) {
+            registry_->remove(name);
+            ipc::encode_empty_response(out, id, ipc::Op::delete_key);
+        } else {
+            ipc::encode_error(out, id, static_cast<uint8_t>(ipc::Op::delete_key), s);
+        }
+        c->in_flight.fetch_sub(1);
+        send(c, std::move(out));
+    });
+}
+
+}  // namespace keyward::agent
