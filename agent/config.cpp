@@ -9,6 +9,7 @@
 #include <toml++/toml.h>
 
 #include "agent/lifecycle/issuers.hpp"
+#include "core/durations.hpp"
 
 namespace keyward::agent {
 namespace {
@@ -82,6 +83,26 @@ public:
         return {};
     }
 
+    Status count(const toml::node& v, const std::string& key, int64_t min, int64_t max, int64_t& out) const {
+        auto n = v.value<int64_t>();
+        if (!v.is_integer() || !n || *n < min || *n > max)
+            return fail(v.source(), key, "expected a whole number from " + std::to_string(min) + " to " +
+                                             std::to_string(max));
+        out = *n;
+        return {};
+    }
+
+    // A number of seconds, or a duration such as "30s" or "10m"; from 1 s to one day.
+    Status seconds(const toml::node& v, const std::string& key, int64_t& out) const {
+        std::optional<int64_t> n;
+        if (v.is_integer()) n = v.value<int64_t>();
+        else if (v.is_string()) n = parse_duration(*v.value<std::string>());
+        if (!n || *n < 1 || *n > 86400)
+            return fail(v.source(), key, "expected seconds or a duration (\"30s\", \"10m\") from 1 s to 1 day");
+        out = *n;
+        return {};
+    }
+
     Status agent(const toml::table& t, AgentConfig& c) const {
         for (auto&& [k, v] : t) {
             std::string key = "agent." + std::string(k.str());
@@ -106,6 +127,14 @@ public:
                 unsigned gid = 0;
                 s = principal(v, key, false, gid);
                 if (s.ok()) c.socket_group = gid;
+            } else if (k.str() == "max_connections" || k.str() == "max_connections_per_uid") {
+                int64_t n = 0;
+                s = count(v, key, 1, 1000000, n);
+                if (s.ok()) (k.str() == "max_connections" ? c.max_connections : c.max_connections_per_uid) = size_t(n);
+            } else if (k.str() == "read_timeout" || k.str() == "idle_timeout") {
+                int64_t n = 0;
+                s = seconds(v, key, n);
+                if (s.ok()) (k.str() == "read_timeout" ? c.read_timeout_seconds : c.idle_timeout_seconds) = int(n);
             } else if (k.str() == "admin_users" || k.str() == "admin_groups") {
                 s = users_and_groups(k, v, "agent.", c.admins, handled);
             } else if (k.str() == "allow_users" || k.str() == "allow_groups") {

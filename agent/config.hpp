@@ -60,6 +60,11 @@ struct AgentConfig {
     std::vector<TokenConfig> tokens;    // in file order
     std::vector<KeyConfig> keys;
     std::vector<std::shared_ptr<const lifecycle::IdentityConfig>> identities;
+    // Connection limits and timeouts (docs/config.md). 0 connections: sized from the open-file limit.
+    size_t max_connections = 0;
+    size_t max_connections_per_uid = 0;
+    int read_timeout_seconds = 10;    // a frame begun must be complete by then
+    int idle_timeout_seconds = 600;   // a connection with nothing pending is closed after this
 
     const KeyConfig* key(std::string_view name) const;
 };

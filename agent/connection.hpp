@@ -27,6 +27,10 @@ struct Connection {
     const Caller caller;
 
     std::vector<uint8_t> in;  // event loop only
+    // Event loop only: when a byte last arrived, and when the frame now in `in` began (the
+    // read timeout closes a connection that leaves a frame half sent).
+    std::chrono::steady_clock::time_point last_activity = std::chrono::steady_clock::now();
+    std::chrono::steady_clock::time_point frame_started = last_activity;
     bool reading_paused = false;
     bool close_when_flushed = false;
 

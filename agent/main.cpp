@@ -1,4 +1,5 @@
 // keywardd: holds non-exportable keys on devices and signs for the programs it trusts.
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -107,6 +108,19 @@ std::shared_ptr<LifecycleRunner> start_lifecycle(const AgentConfig& config, cons
     return std::make_shared<LifecycleRunner>(std::move(lifecycle));
 }
 
+// Connections cost a descriptor each: take the hard limit (systemd's default soft limit is
+// 1024), and size the connection caps from what we got.
+size_t raise_open_file_limit() {
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1024;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlimit wanted = rl;
+        wanted.rlim_cur = rl.rlim_max;
+        if (::setrlimit(RLIMIT_NOFILE, &wanted) == 0) rl = wanted;
+    }
+    return rl.rlim_cur == RLIM_INFINITY ? size_t{1} << 20 : static_cast<size_t>(rl.rlim_cur);
+}
+
 int run(const Options& options) {
     auto config = load(options);
     if (!config.ok()) {
@@ -147,6 +161,7 @@ int run(const Options& options) {
     }
 
     const uid_t agent_uid = ::getuid();
+    const size_t open_files = raise_open_file_limit();
     AgentConfig running = config.value();
     auto reload = [&](Server& server) -> Status {
         auto fresh = load(options);
@@ -158,6 +173,7 @@ int run(const Options& options) {
         server.registry().reset(std::move(reopened).value(), default_token(fresh.value()));
         server.set_lifecycle(start_lifecycle(fresh.value(), registry));
         server.set_policy(std::make_shared<AccessPolicy>(fresh.value(), agent_uid));
+        server.set_limits(limits_for(fresh.value(), open_files));
         log::Level lvl = log::Level::info;
         log::parse_level(fresh->log_level, lvl);
         log::set_level(lvl);
@@ -170,6 +186,7 @@ int run(const Options& options) {
         Server server(std::move(listener).value(), registry, std::make_shared<AccessPolicy>(config.value(), agent_uid),
                       reload);
         server.set_lifecycle(start_lifecycle(config.value(), registry));
+        server.set_limits(limits_for(config.value(), open_files));
         log::notice(std::string("keywardd ") + KEYWARD_VERSION + " ready" +
                     (config->source.empty() ? " (embedded token in " + config->state_dir + ")"
                                             : " (configuration " + config->source + ")"));

@@ -1,30 +1,29 @@
 #include "agent/policy.hpp"
 
-#include <grp.h>
-#include <pwd.h>
+#include <sys/socket.h>
+
+#include <cerrno>
 
 #include <algorithm>
 
 namespace keyward::agent {
 
-const std::vector<gid_t>& Caller::groups() const {
-    if (groups_) return *groups_;
-    std::vector<gid_t> result{gid_};
-    passwd pw{};
-    passwd* found = nullptr;
-    std::vector<char> buf(16384);
-    if (::getpwuid_r(uid_, &pw, buf.data(), buf.size(), &found) == 0 && found) {
-        int n = 64;
-        std::vector<gid_t> list(static_cast<size_t>(n));
-        if (::getgrouplist(pw.pw_name, pw.pw_gid, list.data(), &n) < 0) {
-            list.resize(static_cast<size_t>(n));
-            ::getgrouplist(pw.pw_name, pw.pw_gid, list.data(), &n);
+std::optional<Caller> peer_of(int fd) {
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return std::nullopt;
+    std::vector<gid_t> groups(32);
+    for (;;) {
+        socklen_t size = static_cast<socklen_t>(groups.size() * sizeof(gid_t));
+        if (::getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups.data(), &size) == 0) {
+            groups.resize(size / sizeof(gid_t));
+            break;
         }
-        list.resize(static_cast<size_t>(std::max(n, 0)));
-        result.insert(result.end(), list.begin(), list.end());
+        // ERANGE tells the size needed; anything else means we cannot know the groups.
+        if (errno != ERANGE || size / sizeof(gid_t) <= groups.size()) return std::nullopt;
+        groups.resize(size / sizeof(gid_t));
     }
-    groups_ = std::move(result);
-    return *groups_;
+    return Caller(cred.uid, cred.gid, cred.pid, std::move(groups));
 }
 
 AccessPolicy::AccessPolicy(const AgentConfig& config, uid_t agent_uid) : config_(config), agent_uid_(agent_uid) {}

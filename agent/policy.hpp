@@ -12,22 +12,31 @@
 
 namespace keyward::agent {
 
-// A connected peer as SO_PEERCRED reported it at accept time.
+// A connected peer as the kernel reported it at connect time: SO_PEERCRED for the ids,
+// SO_PEERGROUPS for the groups the process itself held, not what the user database says
+// (a process that dropped its groups has dropped their rights too).
 class Caller {
 public:
-    Caller(uid_t uid, gid_t gid, pid_t pid) : uid_(uid), gid_(gid), pid_(pid) {}
+    Caller(uid_t uid, gid_t gid, pid_t pid, std::vector<gid_t> supplementary)
+        : uid_(uid), gid_(gid), pid_(pid), groups_(std::move(supplementary)) {
+        groups_.insert(groups_.begin(), gid);
+    }
     uid_t uid() const noexcept { return uid_; }
     gid_t gid() const noexcept { return gid_; }
     pid_t pid() const noexcept { return pid_; }
-    // Primary and supplementary groups of the uid, looked up once, when first needed.
-    const std::vector<gid_t>& groups() const;
+    // The primary group, then the supplementary groups.
+    const std::vector<gid_t>& groups() const noexcept { return groups_; }
 
 private:
     uid_t uid_;
     gid_t gid_;
     pid_t pid_;
-    mutable std::optional<std::vector<gid_t>> groups_;
+    std::vector<gid_t> groups_;
 };
+
+// The caller at the other end of a connected Unix socket; nullopt (errno set) when the
+// kernel cannot tell.
+std::optional<Caller> peer_of(int fd);
 
 class AccessPolicy {
 public:

@@ -123,7 +123,7 @@ void Server::handle_sign(const std::shared_ptr<Connection>& c, uint32_t id, std:
             ipc::encode_response(out, id, ipc::SignResponse{std::move(sig).value()});
             if (token->health.load() != DeviceHealth::present) token->health = DeviceHealth::present;
         } else {
-            log::warning("sign with key " + request.key + " failed: " + sig.status().message);
+            log::warning("sign with key " + log::client_text(request.key) + " failed: " + sig.status().message);
             if (sig.status().code == ErrorCode::device_unavailable) token->health = token->backend->health();
             ipc::encode_error(out, id, static_cast<uint8_t>(ipc::Op::sign), sig.status());
         }
@@ -152,10 +152,10 @@ void Server::answer_new_key(const std::shared_ptr<Connection>& c, uint32_t id, i
     if (made.ok()) {
         ipc::KeyInfo info = to_key_info(made.value(), token->name);
         auto owner = token->weak_from_this().lock();
-        if (owner && !registry_->add(owner, info)) log::warning("key " + name + " appeared twice; keeping the first");
+        if (owner && !registry_->add(owner, info)) log::warning("key " + log::client_text(name) + " appeared twice; keeping the first");
         ipc::encode_response(out, id, op, info);
     } else {
-        log::warning(std::string(ipc::op_name(op)) + " " + name + " failed: " + made.status().message);
+        log::warning(std::string(ipc::op_name(op)) + " " + log::client_text(name) + " failed: " + made.status().message);
         ipc::encode_error(out, id, static_cast<uint8_t>(op), made.status());
     }
     c->in_flight.fetch_sub(1);
@@ -173,7 +173,7 @@ void Server::handle_generate(const std::shared_ptr<Connection>& c, uint32_t id, 
                             "unknown key type '" + req->type + "' (ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096)"});
     Token* token = new_key_target(c, id, op, req->name, req->token, "generate");
     if (!token) return;
-    log::notice("generating " + req->type + " key " + req->name + " on token " + token->name + " for " + who(*c));
+    log::notice("generating " + log::client_text(req->type) + " key " + log::client_text(req->name) + " on token " + token->name + " for " + who(*c));
     submit(c, id, op, *token, [this, c, id, token, name = req->name, kt = *type]() {
         answer_new_key(c, id, ipc::Op::generate_key, token, name, token->backend->generate(name, kt));
     });
@@ -185,7 +185,7 @@ void Server::handle_import(const std::shared_ptr<Connection>& c, uint32_t id, st
     if (!req.ok()) return reply_error(c, id, op, req.status());
     Token* token = new_key_target(c, id, op, req->name, req->token, "import");
     if (!token) return;
-    log::notice("importing key " + req->name + " into token " + token->name + " for " + who(*c));
+    log::notice("importing key " + log::client_text(req->name) + " into token " + token->name + " for " + who(*c));
     submit(c, id, op, *token, [this, c, id, token, request = std::move(req).value()]() {
         answer_new_key(c, id, ipc::Op::import_key, token, request.name,
                        token->backend->import_key(request.name, request.blob));
@@ -251,7 +251,7 @@ void Server::handle_delete(const std::shared_ptr<Connection>& c, uint32_t id, st
     if (!policy_->may_manage(c->caller)) return deny(c, id, op, req->name, "delete");
     auto entry = registry_->find(req->name);
     if (!entry) return reply_error(c, id, op, {ErrorCode::no_such_key, "no such key: " + req->name});
-    log::notice("deleting key " + req->name + " on token " + entry->token->name + " for " + who(*c));
+    log::notice("deleting key " + log::client_text(req->name) + " on token " + entry->token->name + " for " + who(*c));
     Token* token = entry->token.get();
     submit(c, id, op, *token, [this, c, id, token, name = req->name]() {
         Status s = token->backend->destroy(name);

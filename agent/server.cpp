@@ -60,6 +60,21 @@ void Server::set_sign_here_limit(std::chrono::microseconds limit) { sign_here_li
 
 void Server::set_lifecycle(std::shared_ptr<LifecycleRunner> lifecycle) { lifecycle_ = std::move(lifecycle); }
 
+void Server::set_limits(const ServerLimits& limits) { limits_ = limits; }
+
+ServerLimits limits_for(const AgentConfig& config, size_t open_file_limit) {
+    ServerLimits l;
+    // Descriptors the agent needs besides connections: devices, modules, files, the loop's own.
+    constexpr size_t kReserved = 64;
+    const size_t room = open_file_limit > kReserved + 16 ? open_file_limit - kReserved : 16;
+    l.max_connections = config.max_connections ? config.max_connections : room;
+    l.max_connections_per_uid =
+        config.max_connections_per_uid ? config.max_connections_per_uid : std::max<size_t>(8, l.max_connections / 4);
+    l.read_timeout = std::chrono::seconds(config.read_timeout_seconds);
+    l.idle_timeout = std::chrono::seconds(config.idle_timeout_seconds);
+    return l;
+}
+
 Status Server::run() {
     epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
     if (epoll_fd_ < 0) return {ErrorCode::internal, std::string("epoll_create1: ") + std::strerror(errno)};
@@ -76,11 +91,12 @@ Status Server::run() {
 
     epoll_event events[64];
     for (;;) {
-        int n = ::epoll_wait(epoll_fd_, events, 64, -1);
+        int n = ::epoll_wait(epoll_fd_, events, 64, 1000);
         if (n < 0) {
             if (errno == EINTR) continue;
             return {ErrorCode::internal, std::string("epoll_wait: ") + std::strerror(errno)};
         }
+        if (std::chrono::steady_clock::now() - last_sweep_ >= std::chrono::seconds(1)) sweep();
         for (int i = 0; i < n; ++i) {
             uint64_t id = events[i].data.u64;
             if (id == kListenerId) {
@@ -124,22 +140,79 @@ void Server::accept_all() {
         int fd = ::accept4(listener_.fd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR) continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK) log::warning(std::string("accept: ") + std::strerror(errno));
+            if (errno == EMFILE || errno == ENFILE) {
+                ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, listener_.fd(), nullptr);
+                listener_paused_ = true;
+                if (refusals_.allow(0)) {
+                    log::warning(std::string("accept: ") + std::strerror(errno) + " with " +
+                                 std::to_string(connections_.size()) +
+                                 " connections open; not accepting until one closes");
+                }
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                log::warning(std::string("accept: ") + std::strerror(errno));
+            }
             return;
         }
-        ucred cred{};
-        socklen_t len = sizeof cred;
-        if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-            log::warning(std::string("SO_PEERCRED failed, dropping the connection: ") + std::strerror(errno));
+        auto caller = peer_of(fd);
+        if (!caller) {
+            log::warning(std::string("cannot tell who connected, dropping the connection: ") + std::strerror(errno));
             ::close(fd);
             continue;
         }
+        const bool exempt = caller->uid() == 0 || caller->uid() == agent_uid_;
+        size_t& mine = connections_per_uid_[caller->uid()];
+        if (connections_.size() >= limits_.max_connections) {
+            refuse(fd, *caller, "the agent's connection limit (" + std::to_string(limits_.max_connections) +
+                                    ") is reached");
+            continue;
+        }
+        if (!exempt && mine >= limits_.max_connections_per_uid) {
+            refuse(fd, *caller, "uid " + std::to_string(caller->uid()) + " has " + std::to_string(mine) +
+                                    " connections open, the limit per user");
+            continue;
+        }
+        ++mine;
         uint64_t id = next_conn_id_++;
-        auto c = std::make_shared<Connection>(id, fd, Caller(cred.uid, cred.gid, cred.pid));
+        auto c = std::make_shared<Connection>(id, fd, std::move(*caller));
         connections_.emplace(id, c);
         epoll_set(epoll_fd_, EPOLL_CTL_ADD, fd, EPOLLIN, id);
         if (log::enabled(log::Level::debug)) log::debug("connection " + std::to_string(id) + " from " + who(*c));
     }
+}
+
+void Server::refuse(int fd, const Caller& caller, const std::string& why) {
+    std::vector<uint8_t> out;
+    ipc::encode_error(out, 0, 0, {ErrorCode::busy, "keywardd refused the connection: " + why});
+    (void)!::send(fd, out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    ::close(fd);
+    if (refusals_.allow(caller.uid()))
+        log::warning("refused a connection from uid=" + std::to_string(caller.uid()) + " pid=" +
+                     std::to_string(caller.pid()) + ": " + why);
+}
+
+void Server::sweep() {
+    const auto now = std::chrono::steady_clock::now();
+    last_sweep_ = now;
+    std::vector<std::shared_ptr<Connection>> expired;
+    for (auto& [id, c] : connections_) {
+        if (!c->in.empty() && now - c->frame_started > limits_.read_timeout) {
+            if (denials_.allow(c->caller.uid()))
+                log::warning("connection " + std::to_string(id) + " (" + who(*c) + "): a frame was not completed within " +
+                             std::to_string(limits_.read_timeout.count()) + " s; closing");
+            expired.push_back(c);
+        } else if (c->in.empty() && c->in_flight.load() == 0 && c->queued_output.load() == 0 &&
+                   now - c->last_activity > limits_.idle_timeout) {
+            if (log::enabled(log::Level::debug)) log::debug("connection " + std::to_string(id) + " idle; closing");
+            expired.push_back(c);
+        }
+    }
+    for (auto& c : expired) close_connection(c);
+    if (listener_paused_) {
+        epoll_set(epoll_fd_, EPOLL_CTL_ADD, listener_.fd(), EPOLLIN, kListenerId);
+        listener_paused_ = false;
+    }
+    for (const auto& line : denials_.summaries(now)) log::warning(line);
+    for (const auto& line : refusals_.summaries(now)) log::warning(line);
 }
 
 void Server::close_connection(const std::shared_ptr<Connection>& c) {
@@ -149,7 +222,14 @@ void Server::close_connection(const std::shared_ptr<Connection>& c) {
     }
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->fd, nullptr);
     ::shutdown(c->fd, SHUT_RDWR);  // the fd itself closes with the last reference
-    connections_.erase(c->id);
+    if (connections_.erase(c->id)) {
+        auto it = connections_per_uid_.find(c->caller.uid());
+        if (it != connections_per_uid_.end() && --it->second == 0) connections_per_uid_.erase(it);
+    }
+    if (listener_paused_) {  // a descriptor may be free again (answers in flight may still hold this one)
+        epoll_set(epoll_fd_, EPOLL_CTL_ADD, listener_.fd(), EPOLLIN, kListenerId);
+        listener_paused_ = false;
+    }
 }
 
 void Server::on_readable(const std::shared_ptr<Connection>& c) {
@@ -160,6 +240,8 @@ void Server::on_readable(const std::shared_ptr<Connection>& c) {
     for (;;) {
         ssize_t n = ::recv(c->fd, scratch.data(), scratch.size(), 0);
         if (n > 0) {
+            c->last_activity = std::chrono::steady_clock::now();
+            if (c->in.empty()) c->frame_started = c->last_activity;
             c->in.insert(c->in.end(), scratch.data(), scratch.data() + n);
             total += static_cast<size_t>(n);
             if (static_cast<size_t>(n) < kReadChunk || total >= 4 * kReadChunk) break;  // be fair to others
@@ -212,6 +294,8 @@ void Server::process_input(const std::shared_ptr<Connection>& c) {
         off += parsed.consumed;
     }
     c->in.erase(c->in.begin(), c->in.begin() + static_cast<long>(off));
+    // What is left is the start of the next frame: its clock starts now.
+    if (off > 0 && !c->in.empty()) c->frame_started = std::chrono::steady_clock::now();
     if (c->in.empty() && c->in.capacity() > kIdleInputCapacity) std::vector<uint8_t>().swap(c->in);
     bool closed;
     {
@@ -295,13 +379,14 @@ void Server::reply_error(const std::shared_ptr<Connection>& c, uint32_t id, uint
 
 void Server::deny(const std::shared_ptr<Connection>& c, uint32_t id, uint8_t op, const std::string& key,
                   std::string_view action) {
-    log::warning("access denied: " + who(*c) + " may not " + std::string(action) +
-                 (key.empty() ? std::string() : " key=" + key));
+    if (denials_.allow(c->caller.uid()))
+        log::warning("access denied: " + who(*c) + " may not " + std::string(action) +
+                     (key.empty() ? std::string() : " key=" + log::client_text(key)));
     reply_error(c, id, op,
                 {ErrorCode::access_denied,
                  key.empty() ? "access denied: uid " + std::to_string(c->caller.uid()) + " may not " +
                                    std::string(action) + " keys"
-                             : "access to key " + key + " denied for uid " + std::to_string(c->caller.uid())});
+                             : "access to key " + log::client_text(key, 256) + " denied for uid " + std::to_string(c->caller.uid())});
 }
 
 bool Server::submit(const std::shared_ptr<Connection>& c, uint32_t id, uint8_t op, Token& token,

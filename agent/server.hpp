@@ -5,6 +5,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -18,11 +19,24 @@
 #include "agent/key_registry.hpp"
 #include "agent/lifecycle_runner.hpp"
 #include "agent/listener.hpp"
+#include "agent/log_limiter.hpp"
 #include "agent/policy.hpp"
 
 namespace keyward::agent {
 
 inline constexpr uint32_t kMaxInFlightPerConnection = 128;
+
+// What one caller may hold of the agent: every local process that reaches the socket may
+// be hostile to the others (docs/security.md).
+struct ServerLimits {
+    size_t max_connections = 1000;
+    size_t max_connections_per_uid = 250;  // root and the agent's own uid are exempt
+    std::chrono::seconds read_timeout{10};
+    std::chrono::seconds idle_timeout{600};
+};
+// Limits from the configuration, with the connection caps sized from the open-file limit
+// where the configuration leaves them at 0.
+ServerLimits limits_for(const AgentConfig& config, size_t open_file_limit);
 
 struct Connection;
 
@@ -45,10 +59,16 @@ public:
     void set_sign_here_limit(std::chrono::microseconds limit);
     // Identities; null when none are configured. Replace only from the event loop (reload).
     void set_lifecycle(std::shared_ptr<LifecycleRunner> lifecycle);
+    // From the event loop (or before run()): applies to new connections and the next sweep.
+    void set_limits(const ServerLimits& limits);
     KeyRegistry& registry() { return *registry_; }
 
 private:
     void accept_all();
+    // Refuses a connection over a cap: one `busy` frame, then close.
+    void refuse(int fd, const Caller& caller, const std::string& why);
+    // Once a second: timeouts, a listener paused for want of descriptors, log summaries.
+    void sweep();
     void on_readable(const std::shared_ptr<Connection>& c);
     void on_writable(const std::shared_ptr<Connection>& c);
     void process_input(const std::shared_ptr<Connection>& c);
@@ -89,6 +109,15 @@ private:
     bool last_ready_event_ = false;
     bool nothing_queued_behind_ = false;
     std::unordered_map<uint64_t, std::shared_ptr<Connection>> connections_;
+    std::unordered_map<uid_t, size_t> connections_per_uid_;
+    ServerLimits limits_;
+    uid_t agent_uid_ = ::getuid();
+    // Out of descriptors (EMFILE/ENFILE): the level-triggered listener would stay readable
+    // and spin the loop, so it leaves epoll until a connection closes.
+    bool listener_paused_ = false;
+    std::chrono::steady_clock::time_point last_sweep_{};
+    LogLimiter denials_{"denials", 5, std::chrono::seconds(60)};
+    LogLimiter refusals_{"refused connections", 3, std::chrono::seconds(60)};
     std::atomic<uint64_t> signatures_{0};
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };

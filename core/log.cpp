@@ -22,6 +22,25 @@ bool parse_level(std::string_view name, Level& out) noexcept {
     return true;
 }
 
+std::string client_text(std::string_view text, size_t max) {
+    static constexpr char kDigits[] = "0123456789abcdef";
+    std::string out;
+    const std::string_view shown = text.substr(0, max);
+    out.reserve(shown.size() + 16);
+    for (char ch : shown) {
+        const auto b = static_cast<unsigned char>(ch);
+        if (b < 0x20 || b >= 0x7f || b == '\\') {
+            out += "\\x";
+            out += kDigits[b >> 4];
+            out += kDigits[b & 15];
+        } else {
+            out += ch;
+        }
+    }
+    if (text.size() > max) out += "...(" + std::to_string(text.size()) + " bytes)";
+    return out;
+}
+
 bool enabled(Level level) noexcept { return static_cast<int>(level) <= g_level.load(std::memory_order_relaxed); }
 
 void write(Level level, std::string_view message) noexcept {

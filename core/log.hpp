@@ -3,6 +3,8 @@
 // the journal. Never pass a PIN or key material here.
 #pragma once
 
+#include <cstddef>
+#include <string>
 #include <string_view>
 
 namespace keyward::log {
@@ -13,6 +15,12 @@ void set_level(Level level) noexcept;
 bool parse_level(std::string_view name, Level& out) noexcept;
 bool enabled(Level level) noexcept;
 void write(Level level, std::string_view message) noexcept;
+
+// Text a client chose (a key name, an identity), made safe to put in a log line: control
+// bytes, backslashes and bytes outside printable ASCII become \xNN, so no client can forge
+// a line, a journald priority or a terminal sequence; cut after `max` bytes with the full
+// length noted, so no client can fill the log with one request.
+std::string client_text(std::string_view text, size_t max = 64);
 
 inline void error(std::string_view m) noexcept { write(Level::error, m); }
 inline void warning(std::string_view m) noexcept { write(Level::warning, m); }

@@ -3,6 +3,7 @@
 
 #include "agent/config.hpp"
 #include "agent/policy.hpp"
+#include "agent/server.hpp"
 
 using namespace keyward;
 using namespace keyward::agent;
@@ -107,8 +108,8 @@ TEST_CASE("policy: default deny, owners always, grants by uid and group", "[poli
     auto r = parse_config("[agent]\nadmin_users = [500]\n[keys.web]\nallow_users = [1000]\nallow_groups = [0]\n", "p");
     REQUIRE(r.ok());
     AccessPolicy policy(r.value(), 4242);
-    Caller root(0, 0, 1), agent(4242, 4242, 2), granted(1000, 1000, 3), stranger(65534, 65534, 4),
-        admin(500, 500, 5);
+    Caller root(0, 0, 1, {}), agent(4242, 4242, 2, {}), granted(1000, 1000, 3, {}), stranger(65534, 65534, 4, {}),
+        admin(500, 500, 5, {});
     CHECK(policy.may_sign(root, "web"));
     CHECK(policy.may_sign(agent, "other"));
     CHECK(policy.may_sign(granted, "web"));
@@ -117,6 +118,33 @@ TEST_CASE("policy: default deny, owners always, grants by uid and group", "[poli
     CHECK_FALSE(policy.may_sign(admin, "web"));
     CHECK(policy.may_manage(admin));
     CHECK_FALSE(policy.may_manage(granted));
-    Caller in_root_group(77777, 0, 6);  // primary group 0 matches allow_groups
+    Caller in_root_group(77777, 0, 6, {});  // primary group 0 matches allow_groups
     CHECK(policy.may_sign(in_root_group, "web"));
+    // The groups are the process's own (SO_PEERGROUPS), not the user database's.
+    Caller supplementary(77777, 77777, 7, {12, 0});
+    CHECK(policy.may_sign(supplementary, "web"));
+    Caller dropped(77777, 77777, 8, {12});
+    CHECK_FALSE(policy.may_sign(dropped, "web"));
+}
+
+TEST_CASE("config: connection limits and timeouts", "[config]") {
+    auto r = parse_config("[agent]\nmax_connections = 500\nmax_connections_per_uid = 20\nread_timeout = \"5s\"\n"
+                          "idle_timeout = 120\n", "l.toml");
+    REQUIRE(r.ok());
+    auto limits = limits_for(r.value(), 1024);
+    CHECK(limits.max_connections == 500);
+    CHECK(limits.max_connections_per_uid == 20);
+    CHECK(limits.read_timeout == std::chrono::seconds(5));
+    CHECK(limits.idle_timeout == std::chrono::seconds(120));
+
+    auto sized = limits_for(parse_config("", "d.toml").value(), 1024);
+    CHECK(sized.max_connections == 1024 - 64);
+    CHECK(sized.max_connections_per_uid == (1024 - 64) / 4);
+
+    for (const char* bad : {"max_connections = 0", "max_connections_per_uid = -1", "read_timeout = \"soon\"",
+                            "idle_timeout = 0", "read_timeout = \"2d\""}) {
+        auto e = parse_config(std::string("[agent]\n") + bad + "\n", "bad.toml");
+        CHECK_FALSE(e.ok());
+        CHECK(e.status().message.find("bad.toml:2") == 0);
+    }
 }
