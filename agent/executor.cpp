@@ -1,5 +1,6 @@
 #include "agent/executor.hpp"
 
+#include <algorithm>
 #include <utility>
 
 #include "core/log.hpp"
@@ -26,11 +27,18 @@ Executor::~Executor() {
     for (auto& t : threads_) t.join();
 }
 
-bool Executor::try_submit(std::function<void()> job) {
+bool Executor::try_submit(std::function<void()> job, Owner owner) {
     {
         std::lock_guard lock(mu_);
-        if (stopping_ || queue_.size() >= max_queued_) return false;
-        queue_.push_back(std::move(job));
+        if (stopping_ || queued_ >= max_queued_) return false;
+        auto& mine = queues_[owner];
+        if (mine.size() >= std::max<size_t>(1, max_queued_ / 2)) {
+            if (mine.empty()) queues_.erase(owner);
+            return false;
+        }
+        if (mine.empty()) turns_.push_back(owner);
+        mine.push_back(std::move(job));
+        ++queued_;
     }
     cv_.notify_one();
     return true;
@@ -42,10 +50,16 @@ void Executor::run() {
         {
             std::unique_lock lock(mu_);
             // A free share of the device, not just a free worker: a caller may hold one.
-            cv_.wait(lock, [&] { return (stopping_ && queue_.empty()) || (!queue_.empty() && running_ < threads_.size()); });
-            if (queue_.empty()) return;  // stopping and drained
-            job = std::move(queue_.front());
-            queue_.pop_front();
+            cv_.wait(lock, [&] { return (stopping_ && queued_ == 0) || (queued_ > 0 && running_ < threads_.size()); });
+            if (queued_ == 0) return;  // stopping and drained
+            const Owner owner = turns_.front();
+            turns_.pop_front();
+            auto it = queues_.find(owner);
+            job = std::move(it->second.front());
+            it->second.pop_front();
+            if (it->second.empty()) queues_.erase(it);
+            else turns_.push_back(owner);  // its next job waits for everyone else's turn
+            --queued_;
             ++running_;
         }
         t_share_of = this;
@@ -61,7 +75,7 @@ void Executor::run() {
 
 bool Executor::take_share_here() {
     std::lock_guard lock(mu_);
-    if (stopping_ || !queue_.empty() || running_ >= threads_.size()) return false;
+    if (stopping_ || queued_ > 0 || running_ >= threads_.size()) return false;
     ++running_;
     t_share_of = this;
     return true;
@@ -76,7 +90,7 @@ void Executor::finished_running() noexcept {
     {
         std::lock_guard lock(mu_);
         --running_;
-        wake = !queue_.empty();
+        wake = queued_ > 0;
     }
     if (wake) cv_.notify_one();
 }

@@ -5,24 +5,33 @@
 
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 namespace keyward::agent {
 
 class Executor {
 public:
+    // Whose work a job is: a caller's uid, or the agent's own work (the lifecycle).
+    using Owner = uint32_t;
+    static constexpr Owner kAgentWork = UINT32_MAX;
+
+    // `max_queued` bounds the queue; one owner may fill at most half of it.
     Executor(std::string name, size_t threads, size_t max_queued);
     ~Executor();  // finishes queued work, then joins
     Executor(const Executor&) = delete;
     Executor& operator=(const Executor&) = delete;
 
-    // False when the queue is full or the executor is stopping: answer "busy".
-    bool try_submit(std::function<void()> job);
+    // False when the queue (or the owner's share of it) is full or the executor is stopping:
+    // answer "busy". Queued work is served round-robin between owners, so one owner's
+    // flood waits behind itself instead of in front of everyone else.
+    bool try_submit(std::function<void()> job, Owner owner = kAgentWork);
     // Runs `job` on the calling thread when a worker's share of the device is free right now
     // and nothing is queued (queued work goes first); false (job untouched) otherwise, and
     // the caller submits it. Workers and callers together never make more concurrent
@@ -52,7 +61,9 @@ private:
     size_t max_queued_;
     std::mutex mu_;
     std::condition_variable cv_;
-    std::deque<std::function<void()>> queue_;
+    std::unordered_map<Owner, std::deque<std::function<void()>>> queues_;
+    std::deque<Owner> turns_;  // owners with queued work, in the order they are served next
+    size_t queued_ = 0;
     size_t running_ = 0;  // jobs running, on workers or on callers' threads
     bool stopping_ = false;
     std::vector<std::thread> threads_;

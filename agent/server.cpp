@@ -399,7 +399,7 @@ bool Server::submit(const std::shared_ptr<Connection>& c, uint32_t id, uint8_t o
     }
     c->in_flight.fetch_add(1);
     if (may_run_here && token.executor->try_run_here(job)) return true;
-    if (!token.executor->try_submit(std::move(job))) {
+    if (!token.executor->try_submit(std::move(job), c->caller.uid())) {
         c->in_flight.fetch_sub(1);
         reply_error(c, id, op, {ErrorCode::busy, "token " + token.name + " is saturated; retry later"});
         return false;

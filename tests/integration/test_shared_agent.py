@@ -277,6 +277,70 @@ class TestHostileRequests(SharedAgentCase):
         self.root_signs(within=2.0)
 
 
+class TestFairness(SharedAgentCase):
+    """One uid keeps the token's queue full of RSA-2048 signatures; another uid's EC
+    signature waits for about one operation, not for the flood."""
+
+    config_text = "[keys.flood-rsa]\nallow_users = [%d]\n" % NOBODY_UID
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.agent.create_key("flood-rsa", "rsa-2048")
+
+    def test_a_flood_from_one_uid_does_not_delay_another(self):
+        stop_file = os.path.join(self.tmp.public_dir("public"), "fair.stop")
+        ready = os.path.join(self.tmp.public_dir("public"), "fair.ready")
+        digest = hashlib.sha256(b"flood").digest()
+        flood_body = tlv(TAG_NAME, "flood-rsa") + tlv(TAG_SCHEME, struct.pack(">H", 0x0401)) + tlv(TAG_DIGEST, digest)
+
+        def flood():
+            socks = []
+            for _ in range(16):
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                s.settimeout(60)
+                s.connect(self.agent.socket)
+                socks.append(s)
+            sent = answered = 0
+            for s in socks:  # fill every connection's pipeline, then keep it full
+                s.sendall(b"".join(frame(OPS["sign"], i + 1, flood_body) for i in range(120)))
+                sent += 120
+            open(ready, "w").close()
+            while not os.path.exists(stop_file):
+                for s in socks:
+                    answer = recv_frame(s)
+                    answered += 1
+                    s.sendall(frame(OPS["sign"], 1, flood_body))
+            return f"{answered}".encode()
+
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if as_nobody(flood) else 1)
+        latencies = []
+        try:
+            harness.wait_until(lambda: os.path.exists(ready), 60)
+            time.sleep(0.5)  # let the queue fill
+            ec_digest = hashlib.sha256(b"mine").digest()
+            body = tlv(TAG_NAME, KEY) + tlv(TAG_SCHEME, struct.pack(">H", 0x0403)) + tlv(TAG_DIGEST, ec_digest)
+            s = harness.connect_unix(self.agent.socket, timeout=60)
+            for i in range(40):
+                started = time.monotonic()
+                s.sendall(frame(OPS["sign"], i + 1, body))
+                answer = recv_frame(s)
+                latencies.append(time.monotonic() - started)
+                self.assertEqual(answer["status"], 0, answer)
+            s.close()
+        finally:
+            open(stop_file, "w").close()
+            os.waitpid(pid, 0)
+        latencies.sort()
+        median, worst = latencies[len(latencies) // 2], latencies[-1]
+        print(f"fairness: EC sign under an RSA flood from another uid: median {median * 1000:.1f} ms, "
+              f"max {worst * 1000:.1f} ms")
+        self.assertLess(median, 0.1, f"latencies {latencies}")
+        self.assertLess(worst, 0.5, f"latencies {latencies}")
+
+
 class TestProcessGroups(SharedAgentCase):
     """allow_groups is matched against the groups the connecting process holds."""
 

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <atomic>
 #include <future>
+#include <mutex>
+#include <vector>
 #include <thread>
 
 #include "agent/executor.hpp"
@@ -136,4 +138,46 @@ TEST_CASE("executor: work on workers and on callers never exceeds the number of 
     REQUIRE(eventually([&] { return finished.load() == submitted + inline_runs.load(); }));
     CHECK(most.load() <= static_cast<int>(kWorkers));
     CHECK(inline_runs.load() > 0);
+}
+
+TEST_CASE("executor: queued work is served round-robin between owners", "[executor]") {
+    Executor ex("test", 1, 1000);
+    std::promise<void> release;
+    auto released = release.get_future().share();
+    std::atomic<bool> started{false};
+    std::mutex mu;
+    std::vector<int> order;
+    REQUIRE(ex.try_submit([&, released] { started = true; released.wait(); }, 1001));
+    REQUIRE(eventually([&] { return started.load(); }));
+    // One owner floods the queue, then two others ask for one operation each.
+    for (int i = 0; i < 100; ++i)
+        REQUIRE(ex.try_submit([&, i] { std::lock_guard l(mu); order.push_back(i); }, 1001));
+    REQUIRE(ex.try_submit([&] { std::lock_guard l(mu); order.push_back(-1); }, 1002));
+    REQUIRE(ex.try_submit([&] { std::lock_guard l(mu); order.push_back(-2); }, 0));
+    release.set_value();
+    REQUIRE(eventually([&] { std::lock_guard l(mu); return order.size() == 102; }));
+    std::lock_guard l(mu);
+    // Each of the others waits for at most one of the flood's operations, not a hundred.
+    const auto pos = [&](int v) { return std::find(order.begin(), order.end(), v) - order.begin(); };
+    CHECK(pos(-1) <= 1);
+    CHECK(pos(-2) <= 2);
+    // The flood itself keeps its own order.
+    std::vector<int> flood;
+    for (int v : order)
+        if (v >= 0) flood.push_back(v);
+    CHECK(std::is_sorted(flood.begin(), flood.end()));
+}
+
+TEST_CASE("executor: one owner may fill at most half of the queue", "[executor]") {
+    Executor ex("test", 1, 10);
+    std::promise<void> release;
+    auto released = release.get_future().share();
+    std::atomic<bool> started{false};
+    REQUIRE(ex.try_submit([&, released] { started = true; released.wait(); }, 7));
+    REQUIRE(eventually([&] { return started.load(); }));
+    int accepted = 0;
+    for (int i = 0; i < 10; ++i) accepted += ex.try_submit([] {}, 7);
+    CHECK(accepted == 5);
+    CHECK(ex.try_submit([] {}, 8));  // another owner still gets in
+    release.set_value();
 }
