@@ -38,8 +38,16 @@ void Server::handle_frame(const std::shared_ptr<Connection>& c, uint8_t op_byte,
             resp.uptime_seconds = static_cast<uint64_t>(
                 std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_)
                     .count());
-            resp.signatures = signatures_.load();
-            resp.key_count = static_cast<uint32_t>(registry_->key_count());
+            // Totals are for those who manage the agent; anyone else sees only the keys they
+            // may use, and no counter of other users' activity.
+            if (policy_->may_manage(c->caller)) {
+                resp.signatures = signatures_.load();
+                resp.key_count = static_cast<uint32_t>(registry_->key_count());
+            } else {
+                uint32_t mine = 0;
+                for (const auto& k : registry_->keys()) mine += policy_->may_sign(c->caller, k.name);
+                resp.key_count = mine;
+            }
             for (const auto& t : registry_->tokens())
                 resp.tokens.push_back({t->name, std::string(t->backend->kind()),
                                        std::string(device_health_name(t->health.load())), t->backend->description()});

@@ -341,6 +341,28 @@ class TestFairness(SharedAgentCase):
         self.assertLess(worst, 0.5, f"latencies {latencies}")
 
 
+class TestScopedStatus(SharedAgentCase):
+    """STATUS tells a non-admin only about the keys it may use, and nothing of other users'
+    activity (the global signature counter is a side channel)."""
+
+    config_text = "[keys.theirs]\nallow_users = [%d]\n" % NOBODY_UID
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.agent.create_key("theirs", "ec-p256")
+        cls.agent.create_key("not-theirs", "ec-p256")
+
+    def test_status_is_scoped_for_non_admins(self):
+        self.root_signs(within=5.0)
+        admin = self.agent.cli("status", json=True).data
+        self.assertEqual(admin["key_count"], 3, admin)
+        self.assertGreaterEqual(admin["signatures"], 1, admin)
+        theirs = self.agent.cli("status", json=True, user=NOBODY_UID).data
+        self.assertEqual(theirs["key_count"], 1, theirs)
+        self.assertEqual(theirs["signatures"], 0, theirs)
+
+
 class TestProcessGroups(SharedAgentCase):
     """allow_groups is matched against the groups the connecting process holds."""
 
