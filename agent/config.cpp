@@ -131,10 +131,19 @@ public:
                 int64_t n = 0;
                 s = count(v, key, 1, 1000000, n);
                 if (s.ok()) (k.str() == "max_connections" ? c.max_connections : c.max_connections_per_uid) = size_t(n);
-            } else if (k.str() == "read_timeout" || k.str() == "idle_timeout") {
+            } else if (k.str() == "read_timeout" || k.str() == "idle_timeout" || k.str() == "audit_interval") {
                 int64_t n = 0;
                 s = seconds(v, key, n);
-                if (s.ok()) (k.str() == "read_timeout" ? c.read_timeout_seconds : c.idle_timeout_seconds) = int(n);
+                if (s.ok())
+                    (k.str() == "read_timeout"   ? c.read_timeout_seconds
+                     : k.str() == "idle_timeout" ? c.idle_timeout_seconds
+                                                 : c.audit_interval_seconds) = int(n);
+            } else if (k.str() == "audit") {
+                std::string mode;
+                s = string(v, key, mode);
+                if (s.ok() && mode != "summary" && mode != "every-signature")
+                    s = fail(v.source(), key, "expected \"summary\" or \"every-signature\"");
+                if (s.ok()) c.audit_every_signature = mode == "every-signature";
             } else if (k.str() == "admin_users" || k.str() == "admin_groups") {
                 s = users_and_groups(k, v, "agent.", c.admins, handled);
             } else if (k.str() == "allow_users" || k.str() == "allow_groups") {

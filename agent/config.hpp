@@ -65,6 +65,8 @@ struct AgentConfig {
     size_t max_connections_per_uid = 0;
     int read_timeout_seconds = 10;    // a frame begun must be complete by then
     int idle_timeout_seconds = 600;   // a connection with nothing pending is closed after this
+    bool audit_every_signature = false;  // audit = "every-signature" (default "summary")
+    int audit_interval_seconds = 600;
 
     const KeyConfig* key(std::string_view name) const;
 };

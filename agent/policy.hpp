@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -26,12 +27,16 @@ public:
     pid_t pid() const noexcept { return pid_; }
     // The primary group, then the supplementary groups.
     const std::vector<gid_t>& groups() const noexcept { return groups_; }
+    // The executable at connect time, for audit records ("?" when unknown).
+    const std::string& exe() const noexcept { return exe_; }
+    void set_exe(std::string exe) { exe_ = std::move(exe); }
 
 private:
     uid_t uid_;
     gid_t gid_;
     pid_t pid_;
     std::vector<gid_t> groups_;
+    std::string exe_ = "?";
 };
 
 // The caller at the other end of a connected Unix socket; nullopt (errno set) when the

@@ -122,6 +122,7 @@ void Server::handle_sign(const std::shared_ptr<Connection>& c, uint32_t id, std:
         // this answer is encoded and written, which the client may answer with its next
         // request before this job has returned.
         Executor::release_device_share();
+        audit_.signature(c->caller, request.key, sig.ok() ? "ok" : error_code_name(sig.status().code));
         std::vector<uint8_t> out;
         if (sig.ok()) {
             // Signatures only: a device that fails fast must not make its key look fast
@@ -157,6 +158,7 @@ Token* Server::new_key_target(const std::shared_ptr<Connection>& c, uint32_t id,
 void Server::answer_new_key(const std::shared_ptr<Connection>& c, uint32_t id, ipc::Op op, Token* token,
                             const std::string& name, Result<BackendKey> made) {
     std::vector<uint8_t> out;
+    audit_.management(c->caller, ipc::op_name(op), name, made.ok() ? "ok" : error_code_name(made.status().code));
     if (made.ok()) {
         ipc::KeyInfo info = to_key_info(made.value(), token->name);
         auto owner = token->weak_from_this().lock();
@@ -237,6 +239,8 @@ void Server::handle_identity_op(const std::shared_ptr<Connection>& c, ipc::Op op
         } catch (const std::exception& e) {
             view = Status{ErrorCode::internal, std::string(ipc::op_name(op)) + " failed: " + e.what()};
         }
+        if (op == ipc::Op::renew || op == ipc::Op::rollback)
+            audit_.management(c->caller, ipc::op_name(op), name, view.ok() ? "ok" : error_code_name(view.status().code));
         std::vector<uint8_t> out;
         if (!view.ok() || !ipc::encode_response(out, id, op, ipc::DocumentResponse{view.value()})) {
             out.clear();
@@ -263,6 +267,7 @@ void Server::handle_delete(const std::shared_ptr<Connection>& c, uint32_t id, st
     Token* token = entry->token.get();
     submit(c, id, op, *token, [this, c, id, token, name = req->name]() {
         Status s = token->backend->destroy(name);
+        audit_.management(c->caller, "delete_key", name, s.ok() ? "ok" : error_code_name(s.code));
         std::vector<uint8_t> out;
         if (s.ok()) {
             registry_->remove(name);

@@ -60,7 +60,10 @@ void Server::set_sign_here_limit(std::chrono::microseconds limit) { sign_here_li
 
 void Server::set_lifecycle(std::shared_ptr<LifecycleRunner> lifecycle) { lifecycle_ = std::move(lifecycle); }
 
-void Server::set_limits(const ServerLimits& limits) { limits_ = limits; }
+void Server::set_limits(const ServerLimits& limits) {
+    limits_ = limits;
+    audit_.configure(limits.audit, limits.audit_interval);
+}
 
 ServerLimits limits_for(const AgentConfig& config, size_t open_file_limit) {
     ServerLimits l;
@@ -72,6 +75,8 @@ ServerLimits limits_for(const AgentConfig& config, size_t open_file_limit) {
         config.max_connections_per_uid ? config.max_connections_per_uid : std::max<size_t>(8, l.max_connections / 4);
     l.read_timeout = std::chrono::seconds(config.read_timeout_seconds);
     l.idle_timeout = std::chrono::seconds(config.idle_timeout_seconds);
+    l.audit = config.audit_every_signature ? AuditMode::every_signature : AuditMode::summary;
+    l.audit_interval = std::chrono::seconds(config.audit_interval_seconds);
     return l;
 }
 
@@ -172,6 +177,7 @@ void Server::accept_all() {
             continue;
         }
         ++mine;
+        caller->set_exe(executable_of(caller->pid()));
         uint64_t id = next_conn_id_++;
         auto c = std::make_shared<Connection>(id, fd, std::move(*caller));
         connections_.emplace(id, c);
@@ -211,6 +217,7 @@ void Server::sweep() {
         epoll_set(epoll_fd_, EPOLL_CTL_ADD, listener_.fd(), EPOLLIN, kListenerId);
         listener_paused_ = false;
     }
+    audit_.flush(now);
     for (const auto& line : denials_.summaries(now)) log::warning(line);
     for (const auto& line : refusals_.summaries(now)) log::warning(line);
 }

@@ -15,6 +15,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "agent/audit.hpp"
 #include "agent/config.hpp"
 #include "agent/key_registry.hpp"
 #include "agent/lifecycle_runner.hpp"
@@ -33,6 +34,8 @@ struct ServerLimits {
     size_t max_connections_per_uid = 250;  // root and the agent's own uid are exempt
     std::chrono::seconds read_timeout{10};
     std::chrono::seconds idle_timeout{600};
+    AuditMode audit = AuditMode::summary;
+    std::chrono::seconds audit_interval{600};
 };
 // Limits from the configuration, with the connection caps sized from the open-file limit
 // where the configuration leaves them at 0.
@@ -116,6 +119,7 @@ private:
     // and spin the loop, so it leaves epoll until a connection closes.
     bool listener_paused_ = false;
     std::chrono::steady_clock::time_point last_sweep_{};
+    Audit audit_;
     LogLimiter denials_{"denials", 5, std::chrono::seconds(60)};
     LogLimiter refusals_{"refused connections", 3, std::chrono::seconds(60)};
     std::atomic<uint64_t> signatures_{0};

@@ -5,6 +5,7 @@ from the user database."""
 
 import hashlib
 import os
+import re
 import resource
 import socket
 import struct
@@ -361,6 +362,43 @@ class TestScopedStatus(SharedAgentCase):
         theirs = self.agent.cli("status", json=True, user=NOBODY_UID).data
         self.assertEqual(theirs["key_count"], 1, theirs)
         self.assertEqual(theirs["signatures"], 0, theirs)
+
+
+class TestAuditSummary(SharedAgentCase):
+    """By default: each management operation, the first signature of each (key, uid,
+    executable) in an interval, and a count per (key, uid) when the interval ends."""
+
+    config_text = "[agent]\naudit_interval = 2\n"
+
+    def test_management_and_signature_records(self):
+        mark = self.agent.log_size()
+        for _ in range(3):
+            self.root_signs(within=5.0)
+        self.agent.create_key("audited", "ec-p256")
+        self.agent.cli("keys", "delete", "audited")
+        count_line = self.agent.wait_for_log(r"audit: op=sign-count key=shared uid=0 count=3 ", since=mark, timeout=10)
+        lines = [line for line in self.log_lines_since(mark) if "audit:" in line]
+        firsts = [line for line in lines if "op=sign " in line]
+        self.assertEqual(len(firsts), 1, "\n".join(lines))
+        self.assertRegex(firsts[0], r"audit: op=sign key=shared uid=0 pid=\d+ exe=\S*/keyward result=ok "
+                                    r"first-in-interval=yes")
+        self.assertTrue(any(re.search(r"op=generate_key key=audited uid=0 pid=\d+ exe=\S+ result=ok", line)
+                            for line in lines), "\n".join(lines))
+        self.assertTrue(any(re.search(r"op=delete_key key=audited uid=0 .* result=ok", line) for line in lines),
+                        "\n".join(lines))
+        self.assertIn("interval=2s", count_line)
+
+
+class TestAuditEverySignature(SharedAgentCase):
+    config_text = "[agent]\naudit = \"every-signature\"\n"
+
+    def test_one_record_per_signature(self):
+        mark = self.agent.log_size()
+        for _ in range(3):
+            self.root_signs(within=5.0)
+        records = [line for line in self.log_lines_since(mark) if "audit: op=sign key=shared" in line]
+        self.assertEqual(len(records), 3, "\n".join(records))
+        self.assertTrue(all("result=ok" in line for line in records))
 
 
 class TestProcessGroups(SharedAgentCase):
