@@ -57,21 +57,37 @@ Result<Listener> Listener::open(const std::string& path, mode_t mode, std::optio
     return l;
 }
 
+Listener Listener::adopt(int fd) {
+    Listener l;
+    l.fd_ = fd;
+    l.owns_path_ = false;
+    sockaddr_un addr{};
+    socklen_t len = sizeof addr;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0 && addr.sun_path[0] != '\0')
+        l.path_ = addr.sun_path;
+    else
+        l.path_ = "(socket from systemd)";
+    return l;
+}
+
 Listener::Listener(Listener&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)), path_(std::exchange(other.path_, {})) {}
+    : fd_(std::exchange(other.fd_, -1)),
+      path_(std::exchange(other.path_, {})),
+      owns_path_(std::exchange(other.owns_path_, true)) {}
 
 Listener& Listener::operator=(Listener&& other) noexcept {
     if (this != &other) {
         this->~Listener();
         fd_ = std::exchange(other.fd_, -1);
         path_ = std::exchange(other.path_, {});
+        owns_path_ = std::exchange(other.owns_path_, true);
     }
     return *this;
 }
 
 Listener::~Listener() {
     if (fd_ >= 0) ::close(fd_);
-    if (!path_.empty()) ::unlink(path_.c_str());
+    if (owns_path_ && !path_.empty()) ::unlink(path_.c_str());
     fd_ = -1;
     path_.clear();
 }

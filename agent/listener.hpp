@@ -14,6 +14,9 @@ namespace keyward::agent {
 class Listener {
 public:
     static Result<Listener> open(const std::string& path, mode_t mode, std::optional<gid_t> group);
+    // A listening socket someone else made (systemd socket activation): its path is
+    // theirs, so it is not removed on shutdown.
+    static Listener adopt(int fd);
     Listener() = default;
     Listener(Listener&& other) noexcept;
     Listener& operator=(Listener&& other) noexcept;
@@ -25,6 +28,7 @@ public:
 private:
     int fd_ = -1;
     std::string path_;
+    bool owns_path_ = true;
 };
 
 }  // namespace keyward::agent

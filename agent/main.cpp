@@ -1,4 +1,5 @@
 // keywardd: holds non-exportable keys on devices and signs for the programs it trusts.
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 
 #include "agent/embedded_token.hpp"
 #include "agent/lifecycle/issuers.hpp"
+#include "agent/systemd.hpp"
 #include "core/log.hpp"
 #include "agent/server.hpp"
 #include "ipc/client.hpp"
@@ -121,7 +123,19 @@ size_t raise_open_file_limit() {
     return rl.rlim_cur == RLIM_INFINITY ? size_t{1} << 20 : static_cast<size_t>(rl.rlim_cur);
 }
 
+// Keys never leave their devices, but PINs pass through this process: no core dumps, and
+// no ptrace or /proc/PID/mem access by other processes of the same user.
+void harden_process() {
+    rlimit none{0, 0};
+    ::setrlimit(RLIMIT_CORE, &none);
+    ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
 int run(const Options& options) {
+    harden_process();
+    // Read (and drop from the environment) before any child can inherit them.
+    Notifier notifier = Notifier::from_environment();
+    auto inherited = inherited_socket("agent");
     auto config = load(options);
     if (!config.ok()) {
         log::error("configuration error: " + config.status().message);
@@ -154,7 +168,16 @@ int run(const Options& options) {
         std::filesystem::create_directories(socket_path.parent_path(), ec);
     }
     mode_t mode = config->socket_mode.value_or(config->socket_group ? 0660 : 0600);
-    auto listener = Listener::open(config->socket, mode, config->socket_group);
+    Result<Listener> listener = Status{ErrorCode::internal, "no socket"};
+    if (inherited) {
+        if (!inherited->error.empty()) {
+            log::error(inherited->error);
+            return 1;
+        }
+        listener = Listener::adopt(inherited->fd);
+    } else {
+        listener = Listener::open(config->socket, mode, config->socket_group);
+    }
     if (!listener.ok()) {
         log::error(listener.status().message);
         return 1;
@@ -187,6 +210,7 @@ int run(const Options& options) {
                       reload);
         server.set_lifecycle(start_lifecycle(config.value(), registry));
         server.set_limits(limits_for(config.value(), open_files));
+        server.set_notifier(std::move(notifier));
         log::notice(std::string("keywardd ") + KEYWARD_VERSION + " ready" +
                     (config->source.empty() ? " (embedded token in " + config->state_dir + ")"
                                             : " (configuration " + config->source + ")"));

@@ -60,6 +60,16 @@ void Server::set_sign_here_limit(std::chrono::microseconds limit) { sign_here_li
 
 void Server::set_lifecycle(std::shared_ptr<LifecycleRunner> lifecycle) { lifecycle_ = std::move(lifecycle); }
 
+void Server::notify(std::string_view state) {
+    if (!notifier_.enabled()) return;
+    const auto tokens = registry_->tokens();
+    size_t present = 0;
+    for (const auto& t : tokens) present += t->health.load() == DeviceHealth::present;
+    notifier_.send(std::string(state) + "\nSTATUS=" + std::to_string(registry_->key_count()) + " keys on " +
+                   std::to_string(present) + "/" + std::to_string(tokens.size()) + " tokens present; " +
+                   std::to_string(connections_.size()) + " connections");
+}
+
 void Server::set_limits(const ServerLimits& limits) {
     limits_ = limits;
     audit_.configure(limits.audit, limits.audit_interval);
@@ -93,13 +103,23 @@ Status Server::run() {
     epoll_set(epoll_fd_, EPOLL_CTL_ADD, listener_.fd(), EPOLLIN, kListenerId);
     epoll_set(epoll_fd_, EPOLL_CTL_ADD, signal_fd_, EPOLLIN, kSignalId);
     log::notice("serving " + std::to_string(registry_->key_count()) + " keys on " + listener_.path());
+    notify("READY=1");
+    const auto watchdog = notifier_.watchdog_interval();
+    const int wait_ms =
+        watchdog ? static_cast<int>(std::clamp<int64_t>(watchdog->count() / 1000, 1, 1000)) : 1000;
 
     epoll_event events[64];
     for (;;) {
-        int n = ::epoll_wait(epoll_fd_, events, 64, 1000);
+        int n = ::epoll_wait(epoll_fd_, events, 64, wait_ms);
         if (n < 0) {
             if (errno == EINTR) continue;
             return {ErrorCode::internal, std::string("epoll_wait: ") + std::strerror(errno)};
+        }
+        // Pings come from the loop itself: a loop stuck anywhere stops them, and systemd
+        // restarts the agent.
+        if (watchdog && std::chrono::steady_clock::now() >= next_watchdog_) {
+            notifier_.send("WATCHDOG=1");
+            next_watchdog_ = std::chrono::steady_clock::now() + *watchdog;
         }
         if (std::chrono::steady_clock::now() - last_sweep_ >= std::chrono::seconds(1)) sweep();
         for (int i = 0; i < n; ++i) {
@@ -113,11 +133,17 @@ Status Server::run() {
                 while (::read(signal_fd_, &si, sizeof si) == sizeof si) {
                     if (si.ssi_signo == SIGHUP) {
                         log::notice("SIGHUP: reloading the configuration");
+                        notifier_.send("RELOADING=1\nMONOTONIC_USEC=" +
+                                       std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(
+                                                          std::chrono::steady_clock::now().time_since_epoch())
+                                                          .count()));
                         Status s = reload_ ? reload_(*this) : Status{};
+                        notify("READY=1");
                         if (!s.ok()) log::error("reload failed, keeping the running configuration: " + s.message);
                         else log::notice("configuration reloaded; " + std::to_string(registry_->key_count()) + " keys");
                     } else {
                         log::notice(std::string("stopping on ") + strsignal(static_cast<int>(si.ssi_signo)));
+                        notifier_.send("STOPPING=1\nSTATUS=stopping");
                         return {};
                     }
                 }

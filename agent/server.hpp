@@ -21,6 +21,7 @@
 #include "agent/lifecycle_runner.hpp"
 #include "agent/listener.hpp"
 #include "agent/log_limiter.hpp"
+#include "agent/systemd.hpp"
 #include "agent/policy.hpp"
 
 namespace keyward::agent {
@@ -64,6 +65,8 @@ public:
     void set_lifecycle(std::shared_ptr<LifecycleRunner> lifecycle);
     // From the event loop (or before run()): applies to new connections and the next sweep.
     void set_limits(const ServerLimits& limits);
+    // Before run(): where readiness, status and watchdog pings go (systemd).
+    void set_notifier(Notifier notifier) { notifier_ = std::move(notifier); }
     KeyRegistry& registry() { return *registry_; }
 
 private:
@@ -120,6 +123,10 @@ private:
     bool listener_paused_ = false;
     std::chrono::steady_clock::time_point last_sweep_{};
     Audit audit_;
+    Notifier notifier_;
+    std::chrono::steady_clock::time_point next_watchdog_{};
+    // "READY=1"-style state plus a STATUS= line for systemctl status.
+    void notify(std::string_view state);
     LogLimiter denials_{"denials", 5, std::chrono::seconds(60)};
     LogLimiter refusals_{"refused connections", 3, std::chrono::seconds(60)};
     std::atomic<uint64_t> signatures_{0};

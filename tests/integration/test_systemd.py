@@ -1,0 +1,178 @@
+"""keywardd under systemd's protocols, with the real pieces: readiness, status, reload and
+watchdog messages received on a real NOTIFY_SOCKET datagram socket; socket activation by
+systemd-socket-activate with a client connecting before the agent runs; and the process
+hardening (no core dumps, not dumpable) that holds with or without systemd."""
+
+import hashlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import harness
+from harness import NOBODY_UID, Agent, AgentTestCase, openssl
+
+KEY = "unit"
+SCHEME = "ecdsa_secp256r1_sha256"
+
+
+class NotifyListener:
+    """A NOTIFY_SOCKET: collects the datagrams the agent sends, with their arrival times."""
+
+    def __init__(self, path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.sock.settimeout(0.1)
+        self.messages = []  # (monotonic time, text)
+
+    def drain(self, seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                data = self.sock.recv(4096)
+                self.messages.append((time.monotonic(), data.decode()))
+            except socket.timeout:
+                pass
+
+    def wait_for(self, needle, since=0.0, timeout=15):
+        """The first message containing `needle` that arrived at or after `since`."""
+        end = time.monotonic() + timeout
+        while True:
+            for t, text in self.messages:
+                if t >= since and needle in text:
+                    return text
+            if time.monotonic() > end:
+                break
+            self.drain(0.1)
+        raise AssertionError(f"no {needle!r} from the agent; got {[m for _, m in self.messages]}")
+
+    def count(self, needle, since):
+        return sum(1 for t, text in self.messages if t >= since and needle in text)
+
+    def close(self):
+        self.sock.close()
+
+
+class TestNotify(AgentTestCase):
+    """READY=1 with a STATUS line once it serves, RELOADING=1 then READY=1 around SIGHUP,
+    WATCHDOG=1 at half the requested interval from the event loop (none while it is stopped),
+    STOPPING=1 on SIGTERM."""
+
+    @classmethod
+    def make_agent(cls):
+        cls.notify = NotifyListener(cls.tmp.join("notify.sock"))
+        return Agent(cls.tmp, env={"NOTIFY_SOCKET": cls.notify.path, "WATCHDOG_USEC": "400000"})
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls.notify.close()
+
+    def test_ready_status_watchdog_reload_stop(self):
+        ready = self.notify.wait_for("READY=1")
+        self.assertIn("STATUS=", ready)
+        self.assertRegex(ready, r"STATUS=\d+ keys on 1/1 tokens present")
+
+        start = time.monotonic()
+        self.notify.drain(2.0)
+        pings = self.notify.count("WATCHDOG=1", start)
+        self.assertGreaterEqual(pings, 6, "WATCHDOG=1 should come about every 200 ms")
+        self.assertLessEqual(pings, 14)
+
+        self.agent.signal(signal.SIGSTOP)
+        try:
+            time.sleep(0.3)
+            stopped_at = time.monotonic()
+            self.notify.drain(1.0)
+            self.assertEqual(self.notify.count("WATCHDOG=1", stopped_at), 0, "pings from a stopped agent")
+        finally:
+            self.agent.signal(signal.SIGCONT)
+        resumed = time.monotonic()
+        self.notify.drain(0.8)
+        self.assertGreaterEqual(self.notify.count("WATCHDOG=1", resumed), 2)
+
+        mark = time.monotonic()
+        self.agent.signal(signal.SIGHUP)
+        self.notify.wait_for("RELOADING=1", since=mark)
+        again = self.notify.wait_for("READY=1", since=mark)
+        self.assertIn("STATUS=", again)
+        reloading = [t for t, m in self.notify.messages if t >= mark and "RELOADING=1" in m]
+        readies = [t for t, m in self.notify.messages if t >= mark and "READY=1" in m]
+        self.assertLess(reloading[0], readies[0])
+        self.assertIn("MONOTONIC_USEC=", [m for t, m in self.notify.messages if "RELOADING=1" in m][0])
+
+        mark = time.monotonic()
+        self.agent.stop()
+        self.notify.wait_for("STOPPING=1", since=mark)
+
+
+class TestSocketActivation(AgentTestCase):
+    """systemd-socket-activate owns the socket and starts keywardd on the first connection:
+    the client that connected before the agent ran is served, and the agent does not remove
+    a socket that is not its own."""
+
+    @classmethod
+    def make_agent(cls):
+        agent = Agent(cls.tmp)
+        base = agent.argv
+        activator = harness.require_program("systemd-socket-activate")
+        agent.argv = lambda: [activator, "-l", agent.socket, "--fdname=agent", "--"] + base()
+        os.makedirs(agent.state_dir, mode=0o700, exist_ok=True)
+        return agent
+
+    def test_first_client_is_served_and_the_socket_stays(self):
+        digest = hashlib.sha256(b"activated").digest()
+        self.agent.create_key(KEY, "ec-p256")
+        out = self.tmp.join("activated.sig")
+        pub = self.tmp.join("unit.pub.pem")
+        self.agent.pubkey(KEY, pub)
+        msg = self.tmp.write("m.txt", "activated")
+        self.agent.cli("sign", KEY, "--scheme", SCHEME, "--in", msg, "--out", out)
+        openssl("dgst", "-sha256", "-verify", pub, "-signature", out, msg)
+        self.assertIn("serving", self.agent.log_text())
+        self.assertTrue(os.path.exists(self.agent.socket))
+        self.agent.stop()
+        self.assertTrue(os.path.exists(self.agent.socket), "the agent removed systemd's socket")
+
+
+class TestProcessHardening(AgentTestCase):
+    """No core dumps, and not dumpable: another process of the agent's own user cannot read
+    its memory (here the agent runs as uid 65534)."""
+
+    @classmethod
+    def make_agent(cls):
+        public = cls.tmp.public_dir("public")
+        state = os.path.join(public, "state")
+        os.makedirs(state, mode=0o700)
+        os.chown(state, NOBODY_UID, NOBODY_UID)
+        agent = Agent(cls.tmp, state_dir=state, socket=os.path.join(public, "agent.sock"), socket_mode=0o666)
+        base = agent.argv
+        setpriv = harness.require_program("setpriv")
+        agent.argv = lambda: [setpriv, f"--reuid={NOBODY_UID}", f"--regid={NOBODY_UID}", "--clear-groups", "--"] + base()
+        return agent
+
+    def test_no_core_dumps(self):
+        with open(f"/proc/{self.agent.pid}/limits") as f:
+            core = [line for line in f if line.startswith("Max core file size")][0]
+        self.assertEqual(core.split()[4:6], ["0", "0"], core)
+
+    def test_same_user_cannot_read_its_memory(self):
+        status = open(f"/proc/{self.agent.pid}/status").read()
+        self.assertIn(f"Uid:\t{NOBODY_UID}", status)
+        # A non-dumpable process's /proc files belong to root, whoever runs it.
+        self.assertEqual(os.stat(f"/proc/{self.agent.pid}/mem").st_uid, 0)
+        probe = ("import sys\n"
+                 "try:\n"
+                 f"    open('/proc/{self.agent.pid}/mem', 'rb')\n"
+                 "    print('opened')\n"
+                 "except PermissionError:\n"
+                 "    print('denied')\n")
+        done = harness.run([shutil.which("python3"), "-c", probe], user=NOBODY_UID, check=False)
+        self.assertEqual(done.stdout.strip(), "denied", done.describe())
+
+
+if __name__ == "__main__":
+    harness.main()
