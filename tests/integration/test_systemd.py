@@ -5,6 +5,7 @@ hardening (no core dumps, not dumpable) that holds with or without systemd."""
 
 import hashlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -172,6 +173,39 @@ class TestProcessHardening(AgentTestCase):
                  "    print('denied')\n")
         done = harness.run([shutil.which("python3"), "-c", probe], user=NOBODY_UID, check=False)
         self.assertEqual(done.stdout.strip(), "denied", done.describe())
+
+
+class TestUnits(AgentTestCase):
+    """The shipped units verify, and the service's sandbox scores at most 2.0 in
+    `systemd-analyze security --offline=true` (docs/systemd.md justifies what is left)."""
+
+    UNITS = os.path.join(harness.source_dir(), "systemd")
+
+    def installed_copy(self):
+        """The units with ExecStart pointing at the build tree (verify checks the binary)."""
+        where = self.tmp.mkdir("units")
+        for name in ("keywardd.service", "keywardd.socket"):
+            text = open(os.path.join(self.UNITS, name)).read()
+            text = text.replace("/usr/sbin/keywardd", harness.keywardd_path())
+            with open(os.path.join(where, name), "w") as f:
+                f.write(text)
+        return where
+
+    def test_units_verify(self):
+        where = self.installed_copy()
+        analyze = harness.require_program("systemd-analyze")
+        done = harness.run([analyze, "verify", os.path.join(where, "keywardd.service"),
+                            os.path.join(where, "keywardd.socket")], check=False)
+        self.assertEqual(done.rc, 0, done.describe())
+
+    def test_exposure_at_most_2(self):
+        analyze = harness.require_program("systemd-analyze")
+        done = harness.run([analyze, "security", "--offline=true", os.path.join(self.installed_copy(),
+                                                                               "keywardd.service")], check=False)
+        m = re.search(r"Overall exposure level for keywardd.service: (\d+\.\d+)", done.stdout)
+        self.assertIsNotNone(m, done.describe())
+        print(f"systemd-analyze security: exposure {m.group(1)}")
+        self.assertLessEqual(float(m.group(1)), 2.0, done.stdout)
 
 
 if __name__ == "__main__":
