@@ -1,4 +1,5 @@
 #include "agent/key_registry.hpp"
+#include "agent/credentials.hpp"
 
 #include <mutex>
 
@@ -29,13 +30,17 @@ Result<std::shared_ptr<Token>> open_token(const TokenConfig& config) {
     token->name = config.name;
     token->config = config;
     if (config.kind == "pkcs11") {
-        pkcs11::Pkcs11Config pc{config.module, config.uri, config.pin_file, config.sessions};
+        auto pin_file = secret_file_path(config.pin_file, "token " + config.name + ": pin_file");
+        if (!pin_file.ok()) return pin_file.status();
+        pkcs11::Pkcs11Config pc{config.module, config.uri, pin_file.value(), config.sessions};
         auto backend = pkcs11::open_backend(pc);
         if (!backend.ok())
             return Status{backend.status().code, "token " + config.name + ": " + backend.status().message};
         token->backend = std::move(backend).value();
     } else if (config.kind == "tpm") {
-        tpm::TpmConfig tc{config.tcti, config.key_dir, config.auth_file};
+        auto auth_file = secret_file_path(config.auth_file, "token " + config.name + ": auth_file");
+        if (!auth_file.ok()) return auth_file.status();
+        tpm::TpmConfig tc{config.tcti, config.key_dir, auth_file.value()};
         auto backend = tpm::open_backend(tc);
         if (!backend.ok())
             return Status{backend.status().code, "token " + config.name + ": " + backend.status().message};

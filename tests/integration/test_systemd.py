@@ -175,6 +175,51 @@ class TestProcessHardening(AgentTestCase):
         self.assertEqual(done.stdout.strip(), "denied", done.describe())
 
 
+class TestCredentials(AgentTestCase):
+    """pin_file = "credential:NAME" reads $CREDENTIALS_DIRECTORY/NAME (what LoadCredential=
+    gives a service); without that directory the agent says what is missing."""
+
+    TOKEN_PIN = "583920"
+
+    @classmethod
+    def make_agent(cls):
+        tokens = cls.tmp.mkdir("softhsm-tokens")
+        cls.softhsm_conf = cls.tmp.write("softhsm2.conf", f"directories.tokendir = {tokens}\n"
+                                                          "objectstore.backend = file\nlog.level = ERROR\n")
+        # A throw-away token; its PIN on this command line is the fixture's, not keyward's.
+        harness.run(["softhsm2-util", "--init-token", "--free", "--label", "creds", "--so-pin", "27182818",
+                     "--pin", cls.TOKEN_PIN], env={"SOFTHSM2_CONF": cls.softhsm_conf})
+        cls.credentials = cls.tmp.mkdir("credentials", 0o500)
+        pin = os.path.join(cls.credentials, "hsm-pin")
+        os.chmod(cls.credentials, 0o700)
+        with open(pin, "w") as f:
+            f.write(cls.TOKEN_PIN + "\n")
+        os.chmod(pin, 0o400)
+        os.chmod(cls.credentials, 0o500)
+        cls.config = cls.tmp.write("keyward.toml", "[tokens.hsm]\nkind = \"pkcs11\"\n"
+                                                   "module = \"/usr/lib/softhsm/libsofthsm2.so\"\n"
+                                                   "uri = \"pkcs11:token=creds\"\npin_file = \"credential:hsm-pin\"\n")
+        return Agent(cls.tmp, config=cls.config,
+                     env={"SOFTHSM2_CONF": cls.softhsm_conf, "CREDENTIALS_DIRECTORY": cls.credentials})
+
+    def test_the_pin_comes_from_the_credential(self):
+        self.agent.create_key("cred-key", "ec-p256")
+        digest = hashlib.sha256(b"credential").digest()
+        self.agent.cli("sign", "cred-key", "--scheme", SCHEME, "--digest", digest.hex(), "--out", os.devnull)
+        self.assertNotIn(self.TOKEN_PIN, self.agent.log_text())
+
+    def test_without_credentials_directory_the_agent_says_so(self):
+        other = Agent(self.tmp, name="nocreds", config=self.config, env={"SOFTHSM2_CONF": self.softhsm_conf})
+        other.env.pop("CREDENTIALS_DIRECTORY", None)
+        other.start()
+        try:
+            line = other.wait_for_log(r"CREDENTIALS_DIRECTORY is not set")
+            self.assertIn("LoadCredential=hsm-pin", line)
+            self.assertIn("token hsm", line)
+        finally:
+            other.stop()
+
+
 class TestUnits(AgentTestCase):
     """The shipped units verify, and the service's sandbox scores at most 2.0 in
     `systemd-analyze security --offline=true` (docs/systemd.md justifies what is left)."""
