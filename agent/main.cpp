@@ -13,6 +13,7 @@
 
 #include "agent/embedded_token.hpp"
 #include "agent/lifecycle/issuers.hpp"
+#include "agent/state_dir.hpp"
 #include "agent/systemd.hpp"
 #include "core/log.hpp"
 #include "agent/server.hpp"
@@ -144,6 +145,10 @@ int run(const Options& options) {
     log::Level level = log::Level::info;
     log::parse_level(config->log_level, level);
     log::set_level(level);
+    if (Status s = secure_state_dir(config->state_dir, ::geteuid()); !s.ok()) {
+        log::error(s.message);
+        return kExitConfig;
+    }
 
     // Block the signals before any thread exists; the event loop takes them via signalfd.
     sigset_t signals;

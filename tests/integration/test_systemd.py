@@ -146,7 +146,8 @@ class TestProcessHardening(AgentTestCase):
     @classmethod
     def make_agent(cls):
         public = cls.tmp.public_dir("public")
-        state = os.path.join(public, "state")
+        home = cls.tmp.public_dir("nobody-home", 0o711)  # traversable, writable by root only
+        state = os.path.join(home, "state")
         os.makedirs(state, mode=0o700)
         os.chown(state, NOBODY_UID, NOBODY_UID)
         agent = Agent(cls.tmp, state_dir=state, socket=os.path.join(public, "agent.sock"), socket_mode=0o666)
@@ -218,6 +219,57 @@ class TestCredentials(AgentTestCase):
             self.assertIn("token hsm", line)
         finally:
             other.stop()
+
+
+class TestStateDirectory(AgentTestCase):
+    """A state directory others could write to, or one below a directory others could
+    write to, is refused with a message that says how to fix it."""
+
+    def start_with_state(self, state):
+        agent = Agent(self.tmp, name=f"sd{len(os.listdir(self.tmp.path))}", state_dir=state,
+                      socket=self.tmp.join(f"sd-{os.path.basename(state)}.sock"))
+        proc = agent.spawn()
+        try:
+            rc = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            agent.stop()
+            return None, agent.log_text()
+        return rc, agent.log_text()
+
+    def test_world_writable_state_directory_is_refused(self):
+        state = self.tmp.mkdir("open-state", 0o777)
+        os.chmod(state, 0o777)
+        rc, log = self.start_with_state(state)
+        self.assertEqual(rc, 78, log)
+        self.assertIn(f"the state directory {state} is writable by others (mode 0777)", log)
+        self.assertIn(f"chmod 700 {state}", log)
+
+    def test_state_directory_below_a_writable_directory_is_refused(self):
+        parent = self.tmp.mkdir("shared-parent", 0o777)
+        os.chmod(parent, 0o777)
+        rc, log = self.start_with_state(os.path.join(parent, "state"))
+        self.assertEqual(rc, 78, log)
+        self.assertIn(f"the directory {parent} above the state directory is writable by others", log)
+
+    def test_state_directory_owned_by_someone_else_is_refused(self):
+        state = self.tmp.mkdir("their-state", 0o700)
+        os.chown(state, NOBODY_UID, NOBODY_UID)
+        rc, log = self.start_with_state(state)
+        self.assertEqual(rc, 78, log)
+        self.assertIn(f"belongs to uid {NOBODY_UID}", log)
+
+    def test_symlinked_state_directory_is_refused(self):
+        real = self.tmp.mkdir("real-state", 0o700)
+        link = self.tmp.join("link-state")
+        os.symlink(real, link)
+        rc, log = self.start_with_state(link)
+        self.assertEqual(rc, 78, log)
+        self.assertIn("is a symbolic link", log)
+
+    def test_a_private_state_directory_below_sticky_tmp_is_accepted(self):
+        # The suite's own temporary directory sits in /tmp (sticky, world-writable): allowed.
+        self.assertTrue(self.agent.alive())
+        self.assertTrue(os.stat("/tmp").st_mode & 0o1000)
 
 
 class TestUnits(AgentTestCase):
