@@ -6,7 +6,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <condition_variable>
 #include <cstdlib>
@@ -14,6 +16,7 @@
 #include <mutex>
 #include <new>
 #include <unordered_map>
+#include <vector>
 
 #include "ipc/codec.hpp"
 
@@ -21,7 +24,7 @@ namespace keyward {
 
 std::string resolve_socket_path(std::string_view explicit_path) {
     if (!explicit_path.empty()) return std::string(explicit_path);
-    if (const char* env = std::getenv("KEYWARD_SOCKET"); env && *env) return env;
+    if (const char* env = ::secure_getenv("KEYWARD_SOCKET"); env && *env) return env;  // not in setuid programs
     return std::string(kDefaultSocketPath);
 }
 
@@ -72,6 +75,42 @@ struct Client::Impl {
 
     std::vector<uint8_t> rbuf;   // owned by whichever thread is the reader
     size_t rbuf_start = 0;
+
+    // Who this process was when the connection was opened: the agent decided then, from the
+    // kernel's SO_PEERCRED/SO_PEERGROUPS, what the connection may do. A process that changed
+    // its ids or groups since (a daemon dropping privileges) gets a new connection, so that
+    // it never keeps rights it gave up.
+    struct Credentials {
+        uid_t euid = 0;
+        gid_t egid = 0;
+        std::vector<gid_t> groups;
+        bool operator==(const Credentials&) const = default;
+    };
+    Credentials connected_as;
+    Clock::time_point last_used{};
+
+    static Credentials current_credentials() {
+        Credentials c{::geteuid(), ::getegid(), {}};
+        int n = ::getgroups(0, nullptr);
+        if (n > 0) {
+            c.groups.resize(static_cast<size_t>(n));
+            n = ::getgroups(n, c.groups.data());
+            c.groups.resize(static_cast<size_t>(std::max(n, 0)));
+        }
+        return c;
+    }
+
+    // Called with mu held, before a request on an open connection: false when it must be
+    // replaced — the process's credentials changed, or the agent closed it while it sat
+    // idle (its idle timeout), which a request would otherwise only find out by failing.
+    bool connection_still_good_locked(Clock::time_point now) {
+        if (!(current_credentials() == connected_as)) return false;
+        if (!pending.empty() || now - last_used < std::chrono::seconds(1)) return true;
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 0) <= 0) return true;
+        char byte;
+        return ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) != 0;
+    }
 
     explicit Impl(ClientOptions o) : options(std::move(o)), path(resolve_socket_path(options.socket_path)) {}
     ~Impl() {
@@ -288,9 +327,13 @@ struct Client::Impl {
 
     template <typename Encode>
     Result<Slot> call_once(Encode& encode) {
-        const auto deadline = Clock::now() + options.timeout;
+        const auto now = Clock::now();
+        const auto deadline = now + options.timeout;
         Slot slot;
         std::unique_lock lock(mu);
+        if (fd >= 0 && !connection_still_good_locked(now))
+            drop_connection_locked({ErrorCode::connection_lost, "the connection to the agent was renewed"});
+        last_used = now;
         if (fd < 0) {
             Status s = connect_locked(deadline);
             if (!s.ok()) return s;

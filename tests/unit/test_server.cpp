@@ -4,6 +4,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <grp.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -38,7 +39,7 @@ std::shared_ptr<Token> fake_token(const std::string& name, std::chrono::millisec
 // Runs a Server on a temporary socket for the duration of a test.
 class RunningAgent {
 public:
-    RunningAgent() {
+    explicit RunningAgent(mode_t socket_mode = 0600, ServerLimits limits = {}) {
         sigset_t s;
         sigemptyset(&s);
         sigaddset(&s, SIGTERM);
@@ -48,7 +49,7 @@ public:
         dir_ = std::filesystem::temp_directory_path() / ("keyward-unit-" + std::to_string(getpid()));
         std::filesystem::create_directories(dir_);
         path_ = (dir_ / "agent.sock").string();
-        auto listener = Listener::open(path_, 0600, std::nullopt);
+        auto listener = Listener::open(path_, socket_mode, std::nullopt);
         REQUIRE(listener.ok());
         registry_ = std::make_shared<KeyRegistry>();
         registry_->reset({fake_token("slow", 400ms, "slowkey"), fake_token("fast", 0ms, "fastkey")}, "fast");
@@ -58,6 +59,7 @@ public:
         // Generous, so that a preempted or sanitizer-slowed fake signature still counts as
         // fast; the slow token's 400 ms are far above it.
         server_->set_sign_here_limit(20ms);
+        server_->set_limits(limits);
         thread_ = std::thread([this] { result_ = server_->run(); });
     }
     ~RunningAgent() {
@@ -277,4 +279,37 @@ TEST_CASE("client library: a forked child gets its own connection", "[client]") 
     CHECK(WEXITSTATUS(status) == 0);
     // The parent's connection was not disturbed by the child.
     CHECK(client.sign("fastkey", ipc::Scheme::ecdsa_secp256r1_sha256, std::vector<uint8_t>(32, 4)).ok());
+}
+
+TEST_CASE("client library: a process that dropped privileges does not keep root's connection", "[client]") {
+    RunningAgent agent(0666);
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        Client client({agent.path(), 5s, "unit"});
+        // As root: the connection is root's, and root may sign.
+        if (!client.sign("fastkey", ipc::Scheme::ecdsa_secp256r1_sha256, std::vector<uint8_t>(32, 1)).ok()) ::_exit(2);
+        if (::setgroups(0, nullptr) != 0 || ::setresgid(65534, 65534, 65534) != 0 ||
+            ::setresuid(65534, 65534, 65534) != 0)
+            ::_exit(3);
+        auto after = client.sign("fastkey", ipc::Scheme::ecdsa_secp256r1_sha256, std::vector<uint8_t>(32, 2));
+        ::_exit(after.ok() ? 4 : after.status().code == ErrorCode::access_denied ? 0 : 5);
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    REQUIRE(WIFEXITED(status));
+    // 4 would mean the signature was made with root's rights after setuid().
+    CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("client library: a connection the agent closed while idle is replaced unnoticed", "[client]") {
+    ServerLimits limits;
+    limits.idle_timeout = 1s;
+    RunningAgent agent(0600, limits);
+    Client client({agent.path(), 5s, "unit"});
+    REQUIRE(client.status().ok());
+    std::this_thread::sleep_for(2500ms);  // the agent's sweep closes the idle connection
+    // Not retried behind the caller's back if lost, so it must not find the connection dead.
+    auto made = client.generate_key({"after-idle", "ec-p256", "fast"});
+    CHECK(made.ok());
+    if (!made.ok()) FAIL(made.status().message);
 }
