@@ -59,7 +59,9 @@ bool set_contents(ASN1_OCTET_STRING* s, std::span<const uint8_t> bytes) {
     return ASN1_OCTET_STRING_set(s, bytes.data(), static_cast<int>(bytes.size())) == 1;
 }
 
-Status bad(const std::string& why) { return Status{ErrorCode::invalid_argument, "not a usable TSS2 PRIVATE KEY: " + why}; }
+Status bad(const std::string& why) {
+    return Status{ErrorCode::invalid_argument, "not a usable TSS2 PRIVATE KEY: " + why};
+}
 
 // PEM in, DER out; bytes that are no PEM are taken as DER.
 std::vector<uint8_t> der_of(std::span<const uint8_t> bytes) {

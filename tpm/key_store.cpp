@@ -96,7 +96,8 @@ Status KeyStore::create(const std::string& name, std::string_view contents) cons
     // Published with link(2), which refuses an existing name: two creators cannot replace
     // each other's key, and a crash never leaves half a key under the name.
     Status s = files::publish_new(path_of(name), contents, 0600);
-    if (s.code == ErrorCode::key_exists) return Status{ErrorCode::key_exists, "a key named " + name + " exists already"};
+    if (s.code == ErrorCode::key_exists)
+        return Status{ErrorCode::key_exists, "a key named " + name + " exists already"};
     if (!s.ok()) return Status{ErrorCode::device_error, s.message};
     return {};
 }

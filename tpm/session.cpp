@@ -78,7 +78,8 @@ void TpmSession::read_tpm_info() {
     info_ = text;
 }
 
-TSS2_RC TpmSession::default_parent(ESYS_CONTEXT* ctx, TPM2_HANDLE& handle, Loaded& primary, ESYS_TR& tr, const char*& call) {
+TSS2_RC TpmSession::default_parent(ESYS_CONTEXT* ctx, TPM2_HANDLE& handle, Loaded& primary, ESYS_TR& tr,
+                                   const char*& call) {
     if (find_srk(ctx)) {
         handle = kSrkHandle;
         tr = srk_;
@@ -116,7 +117,8 @@ bool TpmSession::find_srk(ESYS_CONTEXT* ctx) {
     return false;
 }
 
-TSS2_RC TpmSession::parent_of(ESYS_CONTEXT* ctx, TPM2_HANDLE parent, Loaded& primary, ESYS_TR& tr, const char*& call) {
+TSS2_RC TpmSession::parent_of(ESYS_CONTEXT* ctx, TPM2_HANDLE parent, Loaded& primary, ESYS_TR& tr,
+                              const char*& call) {
     if (parent == kSrkHandle && find_srk(ctx)) {
         tr = srk_;
         return TSS2_RC_SUCCESS;
@@ -168,7 +170,7 @@ TSS2_RC TpmSession::parent_of(ESYS_CONTEXT* ctx, TPM2_HANDLE parent, Loaded& pri
 }
 
 TSS2_RC TpmSession::load(ESYS_CONTEXT* ctx, const std::string& label, const KeyFile& file, const char*& call,
-             Status& problem) {
+                         Status& problem) {
     if (current_.label == label && current_.key) return TSS2_RC_SUCCESS;
     drop_loaded();
     Loaded parent;
@@ -189,9 +191,9 @@ TSS2_RC TpmSession::load(ESYS_CONTEXT* ctx, const std::string& label, const KeyF
     if (rc != TSS2_RC_SUCCESS) {
         // TPM_RC_INTEGRITY and friends on Load: this blob is not for this TPM / parent.
         if (classify(rc) == RcKind::other)
-            problem = Status{ErrorCode::device_error, "the TPM cannot load key " + label + " (" + call +
-                                                          ": " + rc_text(rc) +
-                                                          "); it was made by another TPM or under another parent"};
+            problem = Status{ErrorCode::device_error,
+                             "the TPM cannot load key " + label + " (" + call + ": " + rc_text(rc) +
+                                 "); it was made by another TPM or under another parent"};
         return classify(rc) == RcKind::other ? TSS2_RC_SUCCESS : rc;
     }
     next.label = label;
