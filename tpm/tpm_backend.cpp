@@ -99,7 +99,7 @@ public:
         made.empty_auth = config_.auth_file.empty();
         Status problem;
         Status s = tpm_.run("creating " + std::string(key_type_name(type)) + " key " + label,
-                       [&](ESYS_CONTEXT* ctx, const char*& call) -> TSS2_RC {
+                            [&](ESYS_CONTEXT* ctx, const char*& call) -> TSS2_RC {
             TPM2_HANDLE parent_handle = TPM2_RH_OWNER;
             Loaded parent;
             ESYS_TR parent_tr = ESYS_TR_NONE;
