@@ -73,6 +73,23 @@ Status write_atomic(const std::string& path, std::string_view data, unsigned mod
     return fsync_dir(parent_of(path));
 }
 
+Status publish_new(const std::string& path, std::string_view data, unsigned mode) {
+    const std::string tmp = temp_name(path);
+    if (Status s = write_new(tmp, data, mode); !s.ok()) {
+        ::unlink(tmp.c_str());
+        return s;
+    }
+    const int linked = ::link(tmp.c_str(), path.c_str());
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    if (linked != 0) {
+        if (err == EEXIST) return {ErrorCode::key_exists, "cannot create " + path + ": it exists already"};
+        errno = err;
+        return io_error("cannot create", path);
+    }
+    return fsync_dir(parent_of(path));
+}
+
 Status switch_symlink(const std::string& link, const std::string& target) {
     const std::string tmp = temp_name(link);
     if (::symlink(target.c_str(), tmp.c_str()) != 0) return io_error("cannot create symlink", tmp);

@@ -10,6 +10,9 @@
 #include <cstring>
 #include <memory>
 
+#include "core/durable_file.hpp"
+#include "core/unique_fd.hpp"
+
 namespace keyward::tpm {
 namespace {
 
@@ -36,13 +39,6 @@ Status make_dirs(const std::string& dir) {
 
 struct DirCloser {
     void operator()(DIR* d) const noexcept { ::closedir(d); }
-};
-
-struct Fd {
-    int fd = -1;
-    ~Fd() {
-        if (fd >= 0) ::close(fd);
-    }
 };
 
 }  // namespace
@@ -77,15 +73,15 @@ Result<std::vector<std::string>> KeyStore::names() const {
 
 Result<std::vector<uint8_t>> KeyStore::read(const std::string& name) const {
     if (!is_valid_name(name)) return Status{ErrorCode::no_such_key, "no key named " + name};
-    Fd f{::open(path_of(name).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW)};
-    if (f.fd < 0) {
+    UniqueFd f(::open(path_of(name).c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (!f) {
         if (errno == ENOENT) return Status{ErrorCode::no_such_key, "no key named " + name};
         return Status{ErrorCode::device_error, "cannot read " + path_of(name) + ": " + errno_text(errno)};
     }
     std::vector<uint8_t> out;
     uint8_t buf[4096];
     for (;;) {
-        const ssize_t n = ::read(f.fd, buf, sizeof buf);
+        const ssize_t n = ::read(f.get(), buf, sizeof buf);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return Status{ErrorCode::device_error, "cannot read " + path_of(name) + ": " + errno_text(errno)};
         if (n == 0) break;
@@ -97,33 +93,12 @@ Result<std::vector<uint8_t>> KeyStore::read(const std::string& name) const {
 
 Status KeyStore::create(const std::string& name, std::string_view contents) const {
     if (!is_valid_name(name)) return Status{ErrorCode::invalid_argument, "invalid key name " + name};
-    std::string tmp = dir_ + "/.tmp-" + name + "-XXXXXX";
-    Fd f{::mkostemp(tmp.data(), O_CLOEXEC)};
-    if (f.fd < 0) return Status{ErrorCode::device_error, "cannot create a file in " + dir_ + ": " + errno_text(errno)};
-    auto fail = [&](const std::string& what) {
-        const int err = errno;
-        ::unlink(tmp.c_str());
-        return Status{ErrorCode::device_error, what + " " + tmp + ": " + errno_text(err)};
-    };
-    if (::fchmod(f.fd, 0600) != 0) return fail("cannot chmod");
-    size_t done = 0;
-    while (done < contents.size()) {
-        const ssize_t n = ::write(f.fd, contents.data() + done, contents.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return fail("cannot write");
-        done += static_cast<size_t>(n);
-    }
-    if (::fsync(f.fd) != 0) return fail("cannot sync");
-    // link() refuses an existing name, so two creators cannot replace each other's key.
-    if (::link(tmp.c_str(), path_of(name).c_str()) != 0) {
-        const int err = errno;
-        ::unlink(tmp.c_str());
-        if (err == EEXIST) return Status{ErrorCode::key_exists, "a key named " + name + " exists already"};
-        return Status{ErrorCode::device_error, "cannot create " + path_of(name) + ": " + errno_text(err)};
-    }
-    ::unlink(tmp.c_str());
-    Fd d{::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
-    if (d.fd >= 0) ::fsync(d.fd);
+    // Published with link(2), which refuses an existing name: two creators cannot replace
+    // each other's key, and a crash never leaves half a key under the name.
+    Status s = files::publish_new(path_of(name), contents, 0600);
+    if (s.code == ErrorCode::key_exists)
+        return Status{ErrorCode::key_exists, "a key named " + name + " exists already"};
+    if (!s.ok()) return Status{ErrorCode::device_error, s.message};
     return {};
 }
 

@@ -1,13 +1,13 @@
 #include "tpm/public_key.hpp"
 
-#include <memory>
-
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
-#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <openssl/x509.h>
+
+#include "core/ecdsa_sig.hpp"
+#include "core/ossl.hpp"
 
 namespace keyward::tpm {
 namespace {
@@ -17,26 +17,19 @@ constexpr TPMA_OBJECT kSigningKeyAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT
                                               TPMA_OBJECT_SIGN_ENCRYPT;
 constexpr uint32_t kDefaultRsaExponent = 65537;
 
-using BnPtr = std::unique_ptr<BIGNUM, decltype(&BN_free)>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
-using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)>;
-using ParamBldPtr = std::unique_ptr<OSSL_PARAM_BLD, decltype(&OSSL_PARAM_BLD_free)>;
-using ParamsPtr = std::unique_ptr<OSSL_PARAM, decltype(&OSSL_PARAM_free)>;
-
 Result<std::vector<uint8_t>> spki_from_params(const char* algorithm, OSSL_PARAM_BLD* bld) {
-    ParamsPtr params(OSSL_PARAM_BLD_to_param(bld), OSSL_PARAM_free);
-    PkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_name(nullptr, algorithm, nullptr), EVP_PKEY_CTX_free);
+    ossl::Params params(OSSL_PARAM_BLD_to_param(bld));
+    ossl::PKeyCtx ctx(EVP_PKEY_CTX_new_from_name(nullptr, algorithm, nullptr));
     EVP_PKEY* raw = nullptr;
     if (!params || !ctx || EVP_PKEY_fromdata_init(ctx.get()) <= 0 ||
         EVP_PKEY_fromdata(ctx.get(), &raw, EVP_PKEY_PUBLIC_KEY, params.get()) <= 0)
         return Status{ErrorCode::device_error, "the TPM's public key is not a valid key"};
-    PkeyPtr pkey(raw, EVP_PKEY_free);
+    ossl::PKey pkey(raw);
     unsigned char* der = nullptr;
     const int len = i2d_PUBKEY(pkey.get(), &der);
+    ossl::Bytes owner(der);
     if (len <= 0) return Status{ErrorCode::internal, "cannot encode the public key"};
-    std::vector<uint8_t> out(der, der + len);
-    OPENSSL_free(der);
-    return out;
+    return std::vector<uint8_t>(der, der + len);
 }
 
 }  // namespace
@@ -115,7 +108,7 @@ std::string unusable_reason(const TPMT_PUBLIC& pub) {
 }
 
 Result<std::vector<uint8_t>> spki_of(const TPMT_PUBLIC& pub) {
-    ParamBldPtr bld(OSSL_PARAM_BLD_new(), OSSL_PARAM_BLD_free);
+    ossl::ParamBld bld(OSSL_PARAM_BLD_new());
     if (!bld) return Status{ErrorCode::internal, "out of memory"};
     if (pub.type == TPM2_ALG_ECC) {
         const auto& x = pub.unique.ecc.x;
@@ -135,8 +128,8 @@ Result<std::vector<uint8_t>> spki_of(const TPMT_PUBLIC& pub) {
     }
     if (pub.type == TPM2_ALG_RSA) {
         const uint32_t e = pub.parameters.rsaDetail.exponent ? pub.parameters.rsaDetail.exponent : kDefaultRsaExponent;
-        BnPtr n(BN_bin2bn(pub.unique.rsa.buffer, pub.unique.rsa.size, nullptr), BN_free);
-        BnPtr exp(BN_new(), BN_free);
+        ossl::Bn n(BN_bin2bn(pub.unique.rsa.buffer, pub.unique.rsa.size, nullptr));
+        ossl::Bn exp(BN_new());
         if (!n || !exp || !BN_set_word(exp.get(), e) || !OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, n.get()) ||
             !OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_E, exp.get()))
             return Status{ErrorCode::internal, "out of memory"};
@@ -165,33 +158,14 @@ std::vector<Attribute> object_attributes(TPMA_OBJECT attrs) {
     return out;
 }
 
-TPMI_ALG_HASH hash_alg_for(size_t digest_size) noexcept {
-    switch (digest_size) {
-        case 32: return TPM2_ALG_SHA256;
-        case 48: return TPM2_ALG_SHA384;
-        case 64: return TPM2_ALG_SHA512;
-        default: return TPM2_ALG_NULL;
-    }
-}
-
 Result<std::vector<uint8_t>> signature_bytes(const TPMT_SIGNATURE& sig) {
     switch (sig.sigAlg) {
         case TPM2_ALG_ECDSA: {
             const auto& r = sig.signature.ecdsa.signatureR;
             const auto& s = sig.signature.ecdsa.signatureS;
-            std::unique_ptr<ECDSA_SIG, decltype(&ECDSA_SIG_free)> es(ECDSA_SIG_new(), ECDSA_SIG_free);
-            BIGNUM* br = BN_bin2bn(r.buffer, r.size, nullptr);
-            BIGNUM* bs = BN_bin2bn(s.buffer, s.size, nullptr);
-            if (!es || !br || !bs || !ECDSA_SIG_set0(es.get(), br, bs)) {
-                BN_free(br);
-                BN_free(bs);
-                return Status{ErrorCode::internal, "out of memory"};
-            }
-            unsigned char* der = nullptr;
-            const int len = i2d_ECDSA_SIG(es.get(), &der);
-            if (len <= 0) return Status{ErrorCode::internal, "cannot encode the ECDSA signature"};
-            std::vector<uint8_t> out(der, der + len);
-            OPENSSL_free(der);
+            std::vector<uint8_t> out;
+            if (!ecdsa_rs_to_der({r.buffer, r.size}, {s.buffer, s.size}, out))
+                return Status{ErrorCode::device_error, "the TPM answered an empty ECDSA signature value"};
             return out;
         }
         case TPM2_ALG_RSASSA:

@@ -30,7 +30,6 @@ std::vector<Attribute> object_attributes(TPMA_OBJECT attrs);
 // Why a public area cannot be used as a keyward signing key, or empty when it can.
 std::string unusable_reason(const TPMT_PUBLIC& pub);
 
-TPMI_ALG_HASH hash_alg_for(size_t digest_size) noexcept;
 // ECDSA: DER ECDSA-Sig-Value; RSA: the signature block.
 Result<std::vector<uint8_t>> signature_bytes(const TPMT_SIGNATURE& sig);
 

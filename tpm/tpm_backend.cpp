@@ -1,36 +1,33 @@
 // TpmBackend: keys wrapped by a TPM 2.0 under its storage root key, kept as TSS2 PRIVATE KEY
-// files, signed through ESAPI. The TPM may have as few as three object slots and no resource
-// manager (swtpm, /dev/tpm0), so the backend keeps at most one key loaded between calls and
-// loads a parent only while it loads a key.
+// files, signed through ESAPI. The KeyBackend side lives here: key files in, descriptions and
+// signatures out. The TPM connection, its recovery, parents and sessions are TpmSession's
+// (tpm/session.hpp), which schemes a key supports is tpm/schemes.hpp's, the auth value file
+// tpm/auth_file.hpp's.
+//
+// Threading: every entry point takes mu_ and holds it for the whole operation, so the
+// TpmSession, the description cache and the rejected-auth map see one thread at a time
+// (max_concurrency() is 1: the TPM runs one command at a time anyway).
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/sha.h>
-#include <openssl/x509.h>
 
-#include <algorithm>
 #include <array>
-#include <chrono>
+#include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <mutex>
-#include <thread>
 
+#include "core/hex.hpp"
+#include "tpm/auth_file.hpp"
 #include "tpm/esys.hpp"
 #include "tpm/key_file.hpp"
 #include "tpm/key_store.hpp"
 #include "tpm/public_key.hpp"
 #include "tpm/rc.hpp"
+#include "tpm/schemes.hpp"
+#include "tpm/session.hpp"
 #include "tpm/tpm_backend.hpp"
-#include "core/hex.hpp"
 
 namespace keyward::tpm {
 namespace {
-
-constexpr TPM2_HANDLE kSrkHandle = 0x81000001;
-constexpr int kBusyRetries = 20;
-constexpr auto kBusyPause = std::chrono::milliseconds(5);
-constexpr size_t kMaxAuthSize = sizeof(TPMU_HA);  // TPM2B_AUTH holds at most a digest
 
 std::string hex32(uint32_t v) {
     char buf[16];
@@ -38,78 +35,14 @@ std::string hex32(uint32_t v) {
     return buf;
 }
 
-// An auth value read from the configured file; wiped when it goes.
-struct Auth {
-    TPM2B_AUTH value{};
-    ~Auth() { OPENSSL_cleanse(&value, sizeof value); }
-    std::array<uint8_t, SHA256_DIGEST_LENGTH> fingerprint() const {
-        std::array<uint8_t, SHA256_DIGEST_LENGTH> out{};
-        SHA256(value.buffer, value.size, out.data());
-        return out;
-    }
-};
-
-Status read_auth(const std::string& path, Auth& auth) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return Status{ErrorCode::device_unavailable, "cannot read the TPM auth file " + path};
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-    const bool too_long = text.size() > kMaxAuthSize;
-    if (!too_long) {
-        auth.value.size = static_cast<UINT16>(text.size());
-        std::memcpy(auth.value.buffer, text.data(), text.size());
-    }
-    OPENSSL_cleanse(text.data(), text.size());
-    if (too_long)
-        return Status{ErrorCode::invalid_argument, "the TPM auth value in " + path + " is longer than " +
-                                                       std::to_string(kMaxAuthSize) + " bytes"};
-    return {};
-}
-
-bool scheme_fits(const TPMT_PUBLIC& pub, KeyType type, const SchemeInfo& s, bool pss_ok) noexcept {
-    if (!keyward::scheme_fits(type, s, pss_ok)) return false;
-    const bool ec = key_type_is_ec(type);
-    // A key made with a fixed scheme signs only with that scheme and hash.
-    const TPMT_ASYM_SCHEME& fixed = ec ? reinterpret_cast<const TPMT_ASYM_SCHEME&>(pub.parameters.eccDetail.scheme)
-                                       : reinterpret_cast<const TPMT_ASYM_SCHEME&>(pub.parameters.rsaDetail.scheme);
-    if (fixed.scheme == TPM2_ALG_NULL) return true;
-    const TPM2_ALG_ID family = s.family == SchemeFamily::ecdsa      ? TPM2_ALG_ECDSA
-                               : s.family == SchemeFamily::rsa_pss ? TPM2_ALG_RSAPSS
-                                                                        : TPM2_ALG_RSASSA;
-    return fixed.scheme == family && fixed.details.anySig.hashAlg == hash_alg_for(s.digest_size);
-}
-
-std::vector<Scheme> schemes_for(const TPMT_PUBLIC& pub, KeyType type, bool pss_ok) {
-    std::vector<Scheme> out;
-    for (const auto& s : all_schemes())
-        if (scheme_fits(pub, type, s, pss_ok)) out.push_back(s.scheme);
-    return out;
-}
-
-// TLS 1.3 needs RSA-PSS with salt = hash length; TPMs built to the letter of TPM 2.0 before
-// revision 1.59 use the largest salt instead. Decided by verifying a real signature.
-bool pss_salt_is_hash_length(const std::vector<uint8_t>& spki, const std::vector<uint8_t>& digest,
-                             const std::vector<uint8_t>& signature) {
-    const unsigned char* p = spki.data();
-    std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> pkey(d2i_PUBKEY(nullptr, &p, static_cast<long>(spki.size())),
-                                                             EVP_PKEY_free);
-    if (!pkey) return false;
-    std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> ctx(EVP_PKEY_CTX_new(pkey.get(), nullptr),
-                                                                    EVP_PKEY_CTX_free);
-    return ctx && EVP_PKEY_verify_init(ctx.get()) > 0 &&
-           EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PSS_PADDING) > 0 &&
-           EVP_PKEY_CTX_set_signature_md(ctx.get(), EVP_sha256()) > 0 &&
-           EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx.get(), RSA_PSS_SALTLEN_DIGEST) > 0 &&
-           EVP_PKEY_verify(ctx.get(), signature.data(), signature.size(), digest.data(), digest.size()) == 1;
-}
-
 class TpmBackend final : public KeyBackend {
 public:
-    TpmBackend(TpmConfig config, KeyStore store) : config_(std::move(config)), store_(std::move(store)) {}
+    TpmBackend(TpmConfig config, KeyStore store)
+        : config_(std::move(config)), store_(std::move(store)), tpm_(config_.tcti) {}
 
     ~TpmBackend() override {
         std::lock_guard lock(mu_);
-        disconnect(true);
+        tpm_.disconnect(true);
     }
 
     std::string_view kind() const noexcept override { return "tpm"; }
@@ -117,13 +50,13 @@ public:
 
     std::string description() const override {
         std::lock_guard lock(mu_);
-        return (tpm_info_.empty() ? std::string("TPM 2.0") : tpm_info_) + " via " + config_.tcti;
+        return (tpm_.info().empty() ? std::string("TPM 2.0") : tpm_.info()) + " via " + config_.tcti;
     }
 
     DeviceHealth health() override {
         std::lock_guard lock(mu_);
-        if (conn_) return DeviceHealth::present;
-        return connect().ok() ? DeviceHealth::present : DeviceHealth::removed;
+        if (tpm_.connected()) return DeviceHealth::present;
+        return tpm_.connect().ok() ? DeviceHealth::present : DeviceHealth::removed;
     }
 
     Result<std::vector<BackendKey>> list_keys() override {
@@ -158,19 +91,19 @@ public:
                               std::string(key_type_name(type))};
         if (store_.read(label).ok()) return Status{ErrorCode::key_exists, "a key named " + label + " exists already"};
 
-        Auth auth;
+        AuthValue auth;
         if (!config_.auth_file.empty())
-            if (auto s = read_auth(config_.auth_file, auth); !s.ok()) return s;
+            if (auto s = read_auth_file(config_.auth_file, auth); !s.ok()) return s;
 
         KeyFile made;
         made.empty_auth = config_.auth_file.empty();
         Status problem;
-        Status s = run("creating " + std::string(key_type_name(type)) + " key " + label,
-                       [&](ESYS_CONTEXT* ctx, const char*& call) -> TSS2_RC {
+        Status s = tpm_.run("creating " + std::string(key_type_name(type)) + " key " + label,
+                            [&](ESYS_CONTEXT* ctx, const char*& call) -> TSS2_RC {
             TPM2_HANDLE parent_handle = TPM2_RH_OWNER;
             Loaded parent;
             ESYS_TR parent_tr = ESYS_TR_NONE;
-            TSS2_RC rc = default_parent(ctx, parent_handle, parent, parent_tr, call);
+            TSS2_RC rc = tpm_.default_parent(ctx, parent_handle, parent, parent_tr, call);
             if (rc != TSS2_RC_SUCCESS) return rc;
             Loaded session;
             ESYS_TR shandle = ESYS_TR_PASSWORD;
@@ -221,10 +154,10 @@ public:
         // Prove this TPM can load it (right TPM, parent present) before adopting it. It is
         // loaded under a name no key can have, so it never passes for a loaded key of that name.
         Status problem;
-        Status s = run("loading the imported key", [&](ESYS_CONTEXT* ctx, const char*& call) -> TSS2_RC {
-            return load(ctx, "\n" + label, parsed.value(), call, problem);
+        Status s = tpm_.run("loading the imported key", [&](ESYS_CONTEXT* ctx, const char*& call) -> TSS2_RC {
+            return tpm_.load(ctx, "\n" + label, parsed.value(), call, problem);
         }, problem);
-        drop_current();
+        tpm_.drop_loaded();
         if (!s.ok()) return Status{s.code, s.message + " (was it made on this TPM?)"};
         if (!problem.ok()) return problem;
         return store_and_describe(label, parsed.value());
@@ -232,7 +165,7 @@ public:
 
     Status destroy(const std::string& label) override {
         std::lock_guard lock(mu_);
-        if (current_.label == label) drop_current();
+        if (tpm_.loaded_label() == label) tpm_.drop_loaded();
         described_.erase(label);
         rejected_auth_.erase(label);
         // The TPM holds nothing for a key outside its slots: the blob is the key.
@@ -259,255 +192,18 @@ public:
                                                              (info->family == SchemeFamily::rsa_pss && !d.pss_ok
                                                                   ? " on this TPM (see its tls13_rsa_pss attribute)"
                                                                   : "")};
-        TPMT_SIG_SCHEME tpm_scheme{};
-        tpm_scheme.scheme = info->family == SchemeFamily::ecdsa     ? TPM2_ALG_ECDSA
-                            : info->family == SchemeFamily::rsa_pss ? TPM2_ALG_RSAPSS
-                                                                         : TPM2_ALG_RSASSA;
-        tpm_scheme.details.any.hashAlg = hash_alg_for(digest.size());
-        return sign_locked(label, d.file, tpm_scheme, digest);
+        return sign_locked(label, d.file, tpm_sig_scheme(*info), digest);
     }
 
 private:
+    // One key's cached description: the file's bytes (a changed file is read again), the
+    // parsed file, what the TPM reported for it, and whether its RSA-PSS is usable.
     struct Described {
         std::vector<uint8_t> blob;
         KeyFile file;
         BackendKey key;
         bool pss_ok = false;
     };
-
-    // The one key kept loaded between calls (and its auth session, for keys with an auth value).
-    struct Current {
-        std::string label;
-        Loaded key;
-        Loaded session;
-    };
-
-    // Runs `op` against the TPM: TPM_RC_RETRY and friends are retried after a pause; a lost
-    // connection is reopened, and a vanished handle or full slot table cleared, then `op` runs
-    // once more. `problem` is op's channel for failures that are not TPM codes.
-    template <typename Op>
-    Status run(const std::string& what, Op&& op, Status& problem) {
-        for (int attempt = 0;; ++attempt) {
-            if (!conn_)
-                if (auto s = connect(); !s.ok()) return Status{s.code, what + ": " + s.message};
-            problem = {};
-            const char* call = "";
-            TSS2_RC rc = TSS2_RC_SUCCESS;
-            for (int busy = 0; busy <= kBusyRetries; ++busy) {
-                rc = op(conn_->esys(), call);
-                if (classify(rc) != RcKind::busy) break;
-                std::this_thread::sleep_for(kBusyPause * (busy + 1));
-            }
-            const RcKind kind = classify(rc);
-            if (kind == RcKind::ok) return {};
-            const bool retryable = kind == RcKind::connection_lost || kind == RcKind::object_gone ||
-                                   kind == RcKind::out_of_slots;
-            if (kind == RcKind::connection_lost) disconnect(false);
-            else if (retryable) drop_current();
-            if (retryable && attempt == 0) continue;
-            return rc_status(rc, what + ": " + call);
-        }
-    }
-
-    Status connect() {
-        auto c = Connection::open(config_.tcti);
-        if (!c.ok()) return c.status();
-        conn_ = std::move(c).value();
-        srk_checked_ = false;
-        read_tpm_info();
-        return {};
-    }
-
-    // `orderly`: flush what we hold (shutting down); otherwise the connection is gone and
-    // the TPM forgot our objects already.
-    void disconnect(bool orderly) {
-        if (orderly) {
-            current_.session.flush();
-            current_.key.flush();
-        } else {
-            current_.session.abandon();
-            current_.key.abandon();
-        }
-        current_ = {};
-        if (conn_ && srk_ != ESYS_TR_NONE) Esys_TR_Close(conn_->esys(), &srk_);
-        srk_ = ESYS_TR_NONE;
-        srk_checked_ = false;
-        primary_contexts_.clear();
-        conn_.reset();
-    }
-
-    void drop_current() {
-        current_.session.flush();
-        current_.key.flush();
-        current_ = {};
-    }
-
-    void read_tpm_info() {
-        TPMS_CAPABILITY_DATA* raw = nullptr;
-        if (Esys_GetCapability(conn_->esys(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_TPM_PROPERTIES,
-                               TPM2_PT_MANUFACTURER, 8, nullptr, &raw) != TSS2_RC_SUCCESS)
-            return;
-        EsysPtr<TPMS_CAPABILITY_DATA> data(raw);
-        std::string vendor, manufacturer;
-        for (uint32_t i = 0; i < data->data.tpmProperties.count; ++i) {
-            const auto& p = data->data.tpmProperties.tpmProperty[i];
-            auto chars = [](uint32_t v) {
-                std::string s;
-                for (int shift = 24; shift >= 0; shift -= 8) {
-                    const char ch = static_cast<char>((v >> shift) & 0xFF);
-                    if (ch >= 0x20 && ch < 0x7F) s += ch;
-                }
-                return s;
-            };
-            if (p.property == TPM2_PT_MANUFACTURER) manufacturer = chars(p.value);
-            if (p.property >= TPM2_PT_VENDOR_STRING_1 && p.property <= TPM2_PT_VENDOR_STRING_4) vendor += chars(p.value);
-        }
-        std::string text = "TPM 2.0 " + manufacturer + " " + vendor;
-        text.erase(std::unique(text.begin(), text.end(), [](char a, char b) { return a == ' ' && b == ' '; }),
-                   text.end());
-        while (!text.empty() && text.back() == ' ') text.pop_back();
-        tpm_info_ = text;
-    }
-
-    // The parent for new keys: the persistent SRK when the TPM has one, else the derived primary.
-    TSS2_RC default_parent(ESYS_CONTEXT* ctx, TPM2_HANDLE& handle, Loaded& primary, ESYS_TR& tr, const char*& call) {
-        if (find_srk(ctx)) {
-            handle = kSrkHandle;
-            tr = srk_;
-            return TSS2_RC_SUCCESS;
-        }
-        handle = TPM2_RH_OWNER;
-        return parent_of(ctx, TPM2_RH_OWNER, primary, tr, call);
-    }
-
-    bool find_srk(ESYS_CONTEXT* ctx) {
-        if (srk_checked_) return srk_ != ESYS_TR_NONE;
-        srk_checked_ = true;
-        // Ask first: TR_FromTPMPublic on an absent handle fails loudly in ESYS's log.
-        TPMS_CAPABILITY_DATA* raw = nullptr;
-        if (Esys_GetCapability(ctx, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_HANDLES, kSrkHandle, 1, nullptr,
-                               &raw) != TSS2_RC_SUCCESS)
-            return false;
-        EsysPtr<TPMS_CAPABILITY_DATA> handles(raw);
-        if (handles->data.handles.count == 0 || handles->data.handles.handle[0] != kSrkHandle) return false;
-        ESYS_TR tr = ESYS_TR_NONE;
-        if (Esys_TR_FromTPMPublic(ctx, kSrkHandle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &tr) != TSS2_RC_SUCCESS)
-            return false;
-        // Only a storage key will do as a parent.
-        TPM2B_PUBLIC* pub = nullptr;
-        if (Esys_ReadPublic(ctx, tr, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub, nullptr, nullptr) ==
-            TSS2_RC_SUCCESS) {
-            EsysPtr<TPM2B_PUBLIC> owner(pub);
-            const TPMA_OBJECT a = pub->publicArea.objectAttributes;
-            if ((a & TPMA_OBJECT_RESTRICTED) && (a & TPMA_OBJECT_DECRYPT)) {
-                srk_ = tr;
-                return true;
-            }
-        }
-        Esys_TR_Close(ctx, &tr);
-        return false;
-    }
-
-    // A key file's parent: a hierarchy means its primary from the storage template (created
-    // now, flushed by `primary` when done); a persistent handle is used as it is.
-    TSS2_RC parent_of(ESYS_CONTEXT* ctx, TPM2_HANDLE parent, Loaded& primary, ESYS_TR& tr, const char*& call) {
-        if (parent == kSrkHandle && find_srk(ctx)) {
-            tr = srk_;
-            return TSS2_RC_SUCCESS;
-        }
-        if ((parent >> 24) == TPM2_HT_PERSISTENT) {
-            call = "Esys_TR_FromTPMPublic (the key's persistent parent)";
-            ESYS_TR t = ESYS_TR_NONE;
-            TSS2_RC rc = Esys_TR_FromTPMPublic(ctx, parent, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &t);
-            if (rc != TSS2_RC_SUCCESS) return rc;
-            primary = Loaded::persistent(ctx, t);
-            tr = t;
-            return TSS2_RC_SUCCESS;
-        }
-        ESYS_TR hierarchy;
-        switch (parent) {
-            case TPM2_RH_OWNER: hierarchy = ESYS_TR_RH_OWNER; break;
-            case TPM2_RH_ENDORSEMENT: hierarchy = ESYS_TR_RH_ENDORSEMENT; break;
-            case TPM2_RH_PLATFORM: hierarchy = ESYS_TR_RH_PLATFORM; break;
-            case TPM2_RH_NULL: hierarchy = ESYS_TR_RH_NULL; break;
-            default: call = "finding the key's parent"; return TPM2_RC_HANDLE | TPM2_RC_1;
-        }
-        // A saved context of the primary reloads much faster than CreatePrimary derives it.
-        if (auto saved = primary_contexts_.find(parent); saved != primary_contexts_.end()) {
-            ESYS_TR t = ESYS_TR_NONE;
-            if (Esys_ContextLoad(ctx, &saved->second, &t) == TSS2_RC_SUCCESS) {
-                primary = Loaded(ctx, t);
-                tr = t;
-                return TSS2_RC_SUCCESS;
-            }
-            primary_contexts_.erase(saved);  // from before a TPM reset: derive it again
-        }
-        const TPM2B_PUBLIC tmpl = storage_primary_template();
-        TPM2B_SENSITIVE_CREATE sensitive{};
-        TPM2B_DATA outside{};
-        TPML_PCR_SELECTION pcrs{};
-        call = "Esys_CreatePrimary";
-        ESYS_TR t = ESYS_TR_NONE;
-        TSS2_RC rc = Esys_CreatePrimary(ctx, hierarchy, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sensitive, &tmpl,
-                                        &outside, &pcrs, &t, nullptr, nullptr, nullptr, nullptr);
-        if (rc != TSS2_RC_SUCCESS) return rc;
-        primary = Loaded(ctx, t);
-        tr = t;
-        TPMS_CONTEXT* saved = nullptr;
-        if (Esys_ContextSave(ctx, t, &saved) == TSS2_RC_SUCCESS) {
-            EsysPtr<TPMS_CONTEXT> owner(saved);
-            primary_contexts_[parent] = *saved;
-        }
-        return TSS2_RC_SUCCESS;
-    }
-
-    TSS2_RC start_salted_session(ESYS_CONTEXT* ctx, ESYS_TR salt_key, Loaded& session) {
-        TPMT_SYM_DEF sym{};
-        sym.algorithm = TPM2_ALG_AES;
-        sym.keyBits.aes = 128;
-        sym.mode.aes = TPM2_ALG_CFB;
-        ESYS_TR s = ESYS_TR_NONE;
-        TSS2_RC rc = Esys_StartAuthSession(ctx, salt_key, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-                                           nullptr, TPM2_SE_HMAC, &sym, TPM2_ALG_SHA256, &s);
-        if (rc != TSS2_RC_SUCCESS) return rc;
-        session = Loaded(ctx, s);
-        // decrypt: the first command parameter (inSensitive, the digest) goes encrypted.
-        return Esys_TRSess_SetAttributes(ctx, s, TPMA_SESSION_CONTINUESESSION | TPMA_SESSION_DECRYPT, 0xFF);
-    }
-
-    // Makes `label` the loaded key (flushing the previous one first, so we never hold more
-    // than one key, plus its parent for the moment of the load).
-    TSS2_RC load(ESYS_CONTEXT* ctx, const std::string& label, const KeyFile& file, const char*& call,
-                 Status& problem) {
-        if (current_.label == label && current_.key) return TSS2_RC_SUCCESS;
-        drop_current();
-        Loaded parent;
-        ESYS_TR parent_tr = ESYS_TR_NONE;
-        TSS2_RC rc = parent_of(ctx, file.parent, parent, parent_tr, call);
-        if (rc != TSS2_RC_SUCCESS) return rc;
-        call = "Esys_Load";
-        ESYS_TR key = ESYS_TR_NONE;
-        rc = Esys_Load(ctx, parent_tr, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &file.priv, &file.pub, &key);
-        Current next;
-        if (rc == TSS2_RC_SUCCESS) {
-            next.key = Loaded(ctx, key);
-            if (!file.empty_auth) {
-                call = "Esys_StartAuthSession";
-                rc = start_salted_session(ctx, parent_tr, next.session);
-            }
-        }
-        if (rc != TSS2_RC_SUCCESS) {
-            // TPM_RC_INTEGRITY and friends on Load: this blob is not for this TPM / parent.
-            if (classify(rc) == RcKind::other)
-                problem = Status{ErrorCode::device_error, "the TPM cannot load key " + label + " (" + call +
-                                                              ": " + rc_text(rc) +
-                                                              "); it was made by another TPM or under another parent"};
-            return classify(rc) == RcKind::other ? TSS2_RC_SUCCESS : rc;
-        }
-        next.label = label;
-        current_ = std::move(next);
-        return TSS2_RC_SUCCESS;
-    }
 
     Result<BackendKey> store_and_describe(const std::string& label, const KeyFile& file) {
         const std::string pem = encode_key_file_pem(file);
@@ -541,20 +237,20 @@ private:
         if (!file.ok()) return Status{ErrorCode::device_error, "key file " + label + ": " + file.status().message};
         if (auto why = unusable_reason(file->pub.publicArea); !why.empty())
             return Status{ErrorCode::device_error, "key " + label + " is " + why};
-        if (current_.label == label) drop_current();  // the file may have changed under the same name
+        if (tpm_.loaded_label() == label) tpm_.drop_loaded();  // the file may have changed under the same name
 
         TPM2B_PUBLIC* pub_raw = nullptr;
         TPM2B_NAME* name_raw = nullptr;
         Status problem;
-        Status s = run("reading key " + label, [&](ESYS_CONTEXT* ctx, const char*& call) -> TSS2_RC {
-            TSS2_RC rc = load(ctx, label, file.value(), call, problem);
+        Status s = tpm_.run("reading key " + label, [&](ESYS_CONTEXT* ctx, const char*& call) -> TSS2_RC {
+            TSS2_RC rc = tpm_.load(ctx, label, file.value(), call, problem);
             if (rc != TSS2_RC_SUCCESS || !problem.ok()) return rc;
             call = "Esys_ReadPublic";
             Esys_Free(pub_raw);
             Esys_Free(name_raw);
             pub_raw = nullptr;
             name_raw = nullptr;
-            return Esys_ReadPublic(ctx, current_.key.get(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub_raw,
+            return Esys_ReadPublic(ctx, tpm_.loaded_key(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub_raw,
                                    &name_raw, nullptr);
         }, problem);
         EsysPtr<TPM2B_PUBLIC> pub(pub_raw);
@@ -578,8 +274,13 @@ private:
         d.key.attributes.push_back({"emptyAuth", file->empty_auth ? "true" : "false"});
         d.key.attributes.push_back({"tpm_name", to_hex({name->name, name->size})});
         if (!key_type_is_ec(d.key.type)) {
-            std::string verdict = check_pss(label, d);
-            d.key.attributes.push_back({"tls13_rsa_pss", verdict});
+            // Signs a fixed digest with RSA-PSS/SHA-256 and checks it with salt = hash length.
+            const PssVerdict pss = probe_rsa_pss(
+                d.file.pub.publicArea, d.key.spki, [&](const TPMT_SIG_SCHEME& scheme, std::span<const uint8_t> digest) {
+                    return sign_locked(label, d.file, scheme, digest);
+                });
+            d.pss_ok = pss.ok;
+            d.key.attributes.push_back({"tls13_rsa_pss", pss.text});
         }
         d.key.schemes = schemes_for(area, d.key.type, d.pss_ok);
         BackendKey out = d.key;
@@ -587,34 +288,15 @@ private:
         return out;
     }
 
-    // Signs a fixed digest with RSA-PSS/SHA-256 and checks it with salt = hash length.
-    std::string check_pss(const std::string& label, Described& d) {
-        const TPMI_ALG_ASYM_SCHEME fixed = d.file.pub.publicArea.parameters.rsaDetail.scheme.scheme;
-        if (fixed != TPM2_ALG_NULL && fixed != TPM2_ALG_RSAPSS) return "no: the key is fixed to another scheme";
-        TPMT_SIG_SCHEME scheme{};
-        scheme.scheme = TPM2_ALG_RSAPSS;
-        scheme.details.rsapss.hashAlg = TPM2_ALG_SHA256;
-        std::vector<uint8_t> digest(SHA256_DIGEST_LENGTH);
-        static constexpr char kProbe[] = "keyward: does this TPM's RSA-PSS salt equal the hash length?";
-        SHA256(reinterpret_cast<const unsigned char*>(kProbe), sizeof kProbe - 1, digest.data());
-        auto sig = sign_locked(label, d.file, scheme, digest);
-        if (!sig.ok()) return "unknown: the test signature failed: " + sig.status().message;
-        if (pss_salt_is_hash_length(d.key.spki, digest, sig.value())) {
-            d.pss_ok = true;
-            return "ok";
-        }
-        return "no: this TPM's RSA-PSS salt is not the hash length, which TLS 1.3 requires; rsa_pss_* not offered";
-    }
-
     Result<std::vector<uint8_t>> sign_locked(const std::string& label, const KeyFile& file,
                                              const TPMT_SIG_SCHEME& scheme, std::span<const uint8_t> digest) {
-        Auth auth;
-        std::array<uint8_t, SHA256_DIGEST_LENGTH> fingerprint{};
+        AuthValue auth;
+        AuthFingerprint fingerprint{};
         if (!file.empty_auth) {
             // Without an auth file the value is taken to be empty: tpm2-tools writes emptyAuth
             // FALSE for keys made without one. The TPM decides, once (see rejected_auth_).
             if (!config_.auth_file.empty())
-                if (auto s = read_auth(config_.auth_file, auth); !s.ok()) return s;
+                if (auto s = read_auth_file(config_.auth_file, auth); !s.ok()) return s;
             fingerprint = auth.fingerprint();
             auto rejected = rejected_auth_.find(label);
             if (rejected != rejected_auth_.end() && rejected->second == fingerprint) return auth_rejected(label);
@@ -628,20 +310,20 @@ private:
         TPMT_SIGNATURE* sig_raw = nullptr;
         Status problem;
         TSS2_RC sign_rc = TSS2_RC_SUCCESS;
-        Status s = run("signing with key " + label, [&](ESYS_CONTEXT* ctx, const char*& call) -> TSS2_RC {
-            TSS2_RC rc = load(ctx, label, file, call, problem);
+        Status s = tpm_.run("signing with key " + label, [&](ESYS_CONTEXT* ctx, const char*& call) -> TSS2_RC {
+            TSS2_RC rc = tpm_.load(ctx, label, file, call, problem);
             if (rc != TSS2_RC_SUCCESS || !problem.ok()) return rc;
             ESYS_TR shandle = ESYS_TR_PASSWORD;
             if (!file.empty_auth) {
                 call = "Esys_TR_SetAuth";
-                rc = Esys_TR_SetAuth(ctx, current_.key.get(), &auth.value);
+                rc = Esys_TR_SetAuth(ctx, tpm_.loaded_key(), &auth.value);
                 if (rc != TSS2_RC_SUCCESS) return rc;
-                shandle = current_.session.get();
+                shandle = tpm_.loaded_session();
             }
             call = "Esys_Sign";
             Esys_Free(sig_raw);
             sig_raw = nullptr;
-            sign_rc = Esys_Sign(ctx, current_.key.get(), shandle, ESYS_TR_NONE, ESYS_TR_NONE, &tpm_digest, &scheme,
+            sign_rc = Esys_Sign(ctx, tpm_.loaded_key(), shandle, ESYS_TR_NONE, ESYS_TR_NONE, &tpm_digest, &scheme,
                                 &ticket, &sig_raw);
             return sign_rc;
         }, problem);
@@ -671,15 +353,13 @@ private:
 
     const TpmConfig config_;
     const KeyStore store_;
-    mutable std::mutex mu_;
-    std::unique_ptr<Connection> conn_;
-    std::string tpm_info_;
-    ESYS_TR srk_ = ESYS_TR_NONE;  // the persistent SRK, when present (occupies no slot)
-    bool srk_checked_ = false;
-    Current current_;
-    std::map<TPM2_HANDLE, TPMS_CONTEXT> primary_contexts_;  // hierarchy -> its saved primary
+    mutable std::mutex mu_;  // guards everything below
+    TpmSession tpm_;
+    // The description cache: what each key file said and the TPM answered for it.
     std::map<std::string, Described> described_;
-    std::map<std::string, std::array<uint8_t, SHA256_DIGEST_LENGTH>> rejected_auth_;
+    // The fingerprint of the auth value the TPM rejected, per key: that value is not tried
+    // again (each failure counts toward the dictionary-attack lockout).
+    std::map<std::string, AuthFingerprint> rejected_auth_;
 };
 
 }  // namespace
