@@ -3,7 +3,16 @@
 // the scripted fake CA in test_faults.py.)
 #include <catch2/catch.hpp>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
 #include "agent/lifecycle/acme/http_message.hpp"
+#include "agent/lifecycle/acme/https_client.hpp"
 
 using namespace keyward::acme;
 
@@ -66,4 +75,94 @@ TEST_CASE("Retry-After as seconds or HTTP-date, clamped", "[acme][http]") {
     CHECK_FALSE(parse_retry_after("", now));
     CHECK_FALSE(parse_retry_after("-5", now));
     CHECK_FALSE(parse_retry_after("Tue, 14 Nov 2023 22:14:20 GMT trailing", now));
+}
+
+namespace {
+
+// A TCP listener on loopback that accepts (through its backlog) and never speaks.
+struct SilentServer {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    uint16_t port = 0;
+    SilentServer() {
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+        listen(fd, 8);
+        socklen_t len = sizeof a;
+        getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+        port = ntohs(a.sin_port);
+    }
+    ~SilentServer() { close(fd); }
+    std::string url() const { return "https://127.0.0.1:" + std::to_string(port) + "/dir"; }
+};
+
+}  // namespace
+
+TEST_CASE("HTTPS requests end at their deadline", "[acme][https]") {
+    SilentServer silent;
+    HttpsClient client(HttpsOptions{});
+    HttpRequest req;
+    req.url = silent.url();
+    const auto started = std::chrono::steady_clock::now();
+    auto r = client.request(req, std::chrono::milliseconds(500));
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code == keyward::ErrorCode::timeout);
+    CHECK(r.status().message.find("timed out") != std::string::npos);
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(3));
+}
+
+TEST_CASE("a raised cancel flag aborts a request in flight", "[acme][https]") {
+    SilentServer silent;
+    keyward::lifecycle::CancelFlag cancel{false};
+    HttpsOptions options;
+    options.cancel = &cancel;
+    HttpsClient client(options);
+    HttpRequest req;
+    req.url = silent.url();
+    std::thread raiser([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        cancel = true;
+    });
+    const auto started = std::chrono::steady_clock::now();
+    auto r = client.request(req, std::chrono::seconds(30));
+    raiser.join();
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().message == "interrupted: the agent is stopping");
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(5));
+}
+
+TEST_CASE("transport errors say what failed and where", "[acme][https]") {
+    uint16_t closed_port = 0;
+    {
+        SilentServer s;  // a port that was just free: nothing listens once it is closed
+        closed_port = s.port;
+    }
+    HttpRequest req;
+    req.url = "https://127.0.0.1:" + std::to_string(closed_port) + "/dir";
+    HttpsClient direct(HttpsOptions{});
+    auto refused = direct.request(req, std::chrono::seconds(5));
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.status().code == keyward::ErrorCode::connection_lost);
+    CHECK(refused.status().message.find("cannot connect to 127.0.0.1:" + std::to_string(closed_port)) == 0);
+
+    HttpsOptions via;
+    via.proxy = "http://127.0.0.1:" + std::to_string(closed_port);
+    HttpsClient proxied(via);
+    req.url = "https://127.0.0.1:9/dir";
+    auto down = proxied.request(req, std::chrono::seconds(5));
+    REQUIRE_FALSE(down.ok());
+    CHECK(down.status().code == keyward::ErrorCode::connection_lost);
+    CHECK(down.status().message.find("through the proxy " + *via.proxy) != std::string::npos);
+
+    HttpsOptions bad_ca;
+    bad_ca.ca_file = "/nonexistent/ca.pem";
+    SilentServer silent;
+    req.url = silent.url();
+    HttpsClient untrusting(bad_ca);
+    auto unreadable = untrusting.request(req, std::chrono::seconds(1));
+    REQUIRE_FALSE(unreadable.ok());
+    CHECK(unreadable.status().code == keyward::ErrorCode::invalid_argument);  // misconfigured, not transient
+    CHECK(unreadable.status().message.find("ca_file /nonexistent/ca.pem: cannot load") == 0);
+    CHECK_FALSE(direct.request(HttpRequest{"GET", "http://127.0.0.1/dir", {}, {}}, std::chrono::seconds(1)).ok());
 }

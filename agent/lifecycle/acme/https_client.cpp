@@ -96,9 +96,13 @@ Result<HttpResponse> HttpsClient::request(const HttpRequest& request, std::chron
     Transfer transfer{options_, {}};
     char error[CURL_ERROR_SIZE] = {};
     const long ms = std::max<long>(1, static_cast<long>(timeout.count()));
-    // The handle keeps its connection between requests; every option is set again so
-    // that nothing of the previous request leaks into this one.
-    curl_easy_reset(curl);
+    // The handle keeps its connection between requests. Its options point into this frame
+    // (error buffer, header list, callbacks' data): cleared on the way out, so that nothing
+    // dangles and nothing of this request leaks into the next.
+    struct ResetOnExit {
+        CURL* handle;
+        ~ResetOnExit() { curl_easy_reset(handle); }
+    } reset_on_exit{curl};
     bool set = curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str()) == CURLE_OK &&
                curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https") == CURLE_OK &&
                curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1) == CURLE_OK &&
