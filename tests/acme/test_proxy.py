@@ -26,14 +26,15 @@ NO_PROXY_ENV = {name: None for name in ("https_proxy", "HTTPS_PROXY", "http_prox
 
 
 class Tinyproxy:
-    """tinyproxy in the foreground on a free loopback port, allowing CONNECT to one port."""
+    """tinyproxy in the foreground on a free loopback port, allowing CONNECT to one port
+    (any port when connect_port is None). Also used by tests/lifecycle/test_cmp.py."""
 
-    def __init__(self, tmp, connect_port):
+    def __init__(self, tmp, connect_port=None):
         self.port = harness.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp.join("tinyproxy.log")
         config = (f"Port {self.port}\nListen 127.0.0.1\nTimeout 60\nLogFile \"{self.log_path}\"\nLogLevel Info\n"
-                  f"MaxClients 16\nAllow 127.0.0.1\nConnectPort {connect_port}\n")
+                  "MaxClients 16\nAllow 127.0.0.1\n" + (f"ConnectPort {connect_port}\n" if connect_port else ""))
         self.config_path = tmp.write("tinyproxy.conf", config)
         self.out = open(tmp.join("tinyproxy.out"), "ab")
         self.proc = subprocess.Popen([harness.require_program("tinyproxy"), "-d", "-c", self.config_path],
@@ -54,10 +55,13 @@ class Tinyproxy:
         except FileNotFoundError:
             return ""
 
+    def requests(self, request_line_start):
+        """How many requests whose line starts so ("CONNECT 127.0.0.1:14000 ") the proxy logged."""
+        return len(re.findall(r"Request \(file descriptor \d+\): " + re.escape(request_line_start), self.log_text()))
+
     def connects(self, target_port):
         """How many CONNECT requests to 127.0.0.1:target_port the proxy has logged."""
-        return len(re.findall(rf"Request \(file descriptor \d+\): CONNECT 127\.0\.0\.1:{target_port} ",
-                              self.log_text()))
+        return self.requests(f"CONNECT 127.0.0.1:{target_port} ")
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -68,7 +72,8 @@ class Tinyproxy:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
-        self.out.close() if not self.out.closed else None
+        if not self.out.closed:
+            self.out.close()
 
 
 class ProxyTest(AcmeTestBase):
