@@ -34,9 +34,8 @@ using CurlUrl = std::unique_ptr<CURLU, decltype(&curl_url_cleanup)>;
 std::optional<std::string> part(CURLU* url, CURLUPart which, unsigned flags = 0) {
     char* text = nullptr;
     if (curl_url_get(url, which, &text, flags) != CURLUE_OK) return std::nullopt;
-    std::string out(text);
-    curl_free(text);
-    return out;
+    std::unique_ptr<char, decltype(&curl_free)> owned(text, curl_free);
+    return std::string(text);
 }
 
 }  // namespace
