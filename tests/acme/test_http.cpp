@@ -112,6 +112,29 @@ TEST_CASE("HTTPS requests end at their deadline", "[acme][https]") {
     CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(3));
 }
 
+TEST_CASE("IPv6 literals are reached", "[acme][https]") {
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in6 a{};
+    a.sin6_family = AF_INET6;
+    a.sin6_addr = in6addr_loopback;
+    REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(listen(fd, 8) == 0);
+    socklen_t len = sizeof a;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    const std::string where = "[::1]:" + std::to_string(ntohs(a.sin6_port));
+    HttpsClient client(HttpsOptions{});
+    HttpRequest req;
+    req.url = "https://" + where + "/dir";
+    // The TCP connection is made (the listener's backlog takes it); the TLS handshake then
+    // waits for a server that never speaks.
+    auto r = client.request(req, std::chrono::milliseconds(500));
+    close(fd);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.status().code == keyward::ErrorCode::timeout);
+    CHECK(r.status().message.find("request to " + where + " timed out") == 0);
+    CHECK(client.connections_opened() == 1);
+}
+
 TEST_CASE("a raised cancel flag aborts a request in flight", "[acme][https]") {
     SilentServer silent;
     keyward::lifecycle::CancelFlag cancel{false};
