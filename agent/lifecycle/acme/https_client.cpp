@@ -42,13 +42,14 @@ struct HttpsClient::Transfer {
         auto* t = static_cast<Transfer*>(self);
         std::string_view line(data, size * count);
         t->header_bytes += line.size();
-        if (t->header_bytes > t->options.limits.max_header_bytes || t->response.headers.size() >= 200) {
+        const bool blank = line == "\r\n" || line == "\n";
+        if (t->header_bytes > t->options.limits.max_header_bytes || (!blank && t->response.headers.size() >= 200)) {
             t->header_too_large = true;
             return 0;
         }
         // A status line starts a response: forget an interim (1xx) one's headers.
         if (line.rfind("HTTP/", 0) == 0) t->response.headers.clear();
-        else if (line != "\r\n" && line != "\n") t->response.add_header_line(line);
+        else if (!blank) t->response.add_header_line(line);
         return line.size();
     }
 
