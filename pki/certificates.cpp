@@ -7,6 +7,7 @@
 #include <ctime>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
@@ -15,26 +16,49 @@
 namespace keyward::pki {
 namespace {
 
-struct BioFree {
-    void operator()(BIO* b) const noexcept { BIO_free_all(b); }
-};
-struct StoreFree {
-    void operator()(X509_STORE* s) const noexcept { X509_STORE_free(s); }
-};
-struct StoreCtxFree {
-    void operator()(X509_STORE_CTX* s) const noexcept { X509_STORE_CTX_free(s); }
-};
-struct StackFree {
-    void operator()(STACK_OF(X509)* s) const noexcept { sk_X509_free(s); }  // does not own the certs
-};
-struct NamesFree {
-    void operator()(GENERAL_NAMES* n) const noexcept { GENERAL_NAMES_free(n); }
-};
-struct EkuFree {
-    void operator()(EXTENDED_KEY_USAGE* e) const noexcept { EXTENDED_KEY_USAGE_free(e); }
-};
-
 Status invalid(std::string what) { return {ErrorCode::invalid_argument, std::move(what)}; }
+
+constexpr std::string_view kBegin = "-----BEGIN CERTIFICATE-----";
+constexpr std::string_view kEnd = "-----END CERTIFICATE-----";
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+// The base64 body of a block; only base64 characters and line breaks are allowed.
+bool decode_base64_lines(std::string_view body, std::vector<uint8_t>& out) {
+    std::string clean;
+    for (char c : body) {
+        if (is_space(c)) continue;
+        bool valid = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+                     c == '/' || c == '=';
+        if (!valid) return false;
+        clean += c;
+    }
+    if (clean.empty() || clean.size() % 4 != 0) return false;
+    out.resize(clean.size() / 4 * 3);
+    int n = EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(clean.data()), static_cast<int>(clean.size()));
+    if (n < 0) return false;
+    size_t pad = 0;
+    if (clean[clean.size() - 1] == '=') ++pad;
+    if (clean[clean.size() - 2] == '=') ++pad;
+    out.resize(static_cast<size_t>(n) - pad);
+    return true;
+}
+
+// The certificate of the block whose BEGIN line is at `begin`; `next` is set past its END
+// line. The block must hold exactly one DER certificate.
+Result<X509Ptr> read_block(std::string_view text, size_t begin, size_t& next) {
+    const size_t body = begin + kBegin.size();
+    const size_t end = text.find(kEnd, body);
+    if (end == std::string_view::npos) return invalid("is truncated (no END line)");
+    next = end + kEnd.size();
+    std::vector<uint8_t> der;
+    if (!decode_base64_lines(text.substr(body, end - body), der)) return invalid("is not valid base64");
+    const unsigned char* p = der.data();
+    X509Ptr cert(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
+    ERR_clear_error();
+    if (!cert || p != der.data() + der.size()) return invalid("is not one DER certificate");
+    return cert;
+}
 
 std::string lower(std::string s) {
     for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -61,10 +85,8 @@ std::string asn1_text(const ASN1_STRING* s) {
 }
 
 std::string name_text(const X509_NAME* name) {
-    char* text = X509_NAME_oneline(name, nullptr, 0);
-    std::string out = text ? text : "";
-    OPENSSL_free(text);
-    return out;
+    ossl::Chars text(X509_NAME_oneline(name, nullptr, 0));
+    return text ? text.get() : "";
 }
 
 std::vector<uint8_t> spki_of(X509* cert) {
@@ -72,8 +94,8 @@ std::vector<uint8_t> spki_of(X509* cert) {
     X509_PUBKEY* pub = X509_get_X509_PUBKEY(cert);
     unsigned char* der = nullptr;
     int len = pub ? i2d_X509_PUBKEY(pub, &der) : -1;
+    ossl::Bytes owned(der);
     if (len > 0) out.assign(der, der + len);
-    OPENSSL_free(der);
     return out;
 }
 
@@ -92,36 +114,53 @@ std::string verify_error_text(int code) {
 
 Result<std::vector<X509Ptr>> parse_certificates(std::string_view pem) {
     std::vector<X509Ptr> out;
-    std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-    if (!bio) return Status{ErrorCode::internal, "out of memory"};
-    for (;;) {
-        X509* cert = PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr);
-        if (!cert) break;
-        out.emplace_back(cert);
+    for (size_t pos = 0;;) {
+        const size_t begin = pem.find(kBegin, pos);
+        if (begin == std::string_view::npos) break;
+        Result<X509Ptr> cert = read_block(pem, begin, pos);
+        if (!cert.ok()) {
+            if (out.empty()) break;
+            return invalid("a PEM certificate block is damaged");  // after good ones: not the end of the input
+        }
+        out.push_back(std::move(cert.value()));
     }
-    const unsigned long err = ERR_peek_last_error();
-    ERR_clear_error();
     if (out.empty()) return invalid("no PEM certificate in the answer");
-    // The end of the input is fine; a damaged block after good ones is not.
-    if (err != 0 && ERR_GET_REASON(err) != PEM_R_NO_START_LINE) return invalid("a PEM certificate block is damaged");
+    return out;
+}
+
+Result<std::vector<std::string>> parse_pem_chain(std::string_view text, size_t max_certificates) {
+    auto bad = [](const std::string& why) { return invalid("certificate chain: " + why); };
+    if (text.size() > 512 * 1024) return bad("larger than 512 KiB");
+    std::vector<std::string> out;
+    for (size_t pos = 0;;) {
+        while (pos < text.size() && is_space(text[pos])) ++pos;
+        if (pos == text.size()) break;
+        if (text.substr(pos, kBegin.size()) != kBegin)
+            return bad("unexpected text at byte " + std::to_string(pos) + " (only CERTIFICATE blocks are allowed)");
+        Result<X509Ptr> cert = read_block(text, pos, pos);
+        if (!cert.ok()) return bad("block " + std::to_string(out.size() + 1) + " " + cert.status().message);
+        if (out.size() == max_certificates) return bad("more than " + std::to_string(max_certificates) + " certificates");
+        std::string pem = to_pem(cert->get());
+        if (pem.empty()) return Status{ErrorCode::internal, "cannot encode a certificate"};
+        out.push_back(std::move(pem));
+    }
+    if (out.empty()) return bad("no certificate in the answer");
     return out;
 }
 
 Result<CertInfo> describe(X509* cert) {
     CertInfo info;
     const ASN1_INTEGER* serial = X509_get0_serialNumber(cert);
-    if (BIGNUM* bn = ASN1_INTEGER_to_BN(serial, nullptr)) {
-        char* hex = BN_bn2hex(bn);
-        info.serial = hex ? hex : "";
-        OPENSSL_free(hex);
-        BN_free(bn);
+    if (ossl::Bn bn{ASN1_INTEGER_to_BN(serial, nullptr)}) {
+        ossl::Chars hex(BN_bn2hex(bn.get()));
+        info.serial = hex ? hex.get() : "";
     }
     if (!to_unix(X509_get0_notBefore(cert), info.not_before) || !to_unix(X509_get0_notAfter(cert), info.not_after))
         return invalid("the certificate's validity dates are unreadable");
     info.subject = name_text(X509_get_subject_name(cert));
     info.issuer = name_text(X509_get_issuer_name(cert));
     info.spki = spki_of(cert);
-    std::unique_ptr<GENERAL_NAMES, NamesFree> names(
+    ossl::GeneralNames names(
         static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)));
     for (int i = 0; names && i < sk_GENERAL_NAME_num(names.get()); ++i) {
         const GENERAL_NAME* n = sk_GENERAL_NAME_value(names.get(), i);
@@ -136,7 +175,7 @@ Result<CertInfo> describe(X509* cert) {
         }
     }
     int crit = 0;
-    std::unique_ptr<EXTENDED_KEY_USAGE, EkuFree> eku(
+    ossl::Eku eku(
         static_cast<EXTENDED_KEY_USAGE*>(X509_get_ext_d2i(cert, NID_ext_key_usage, &crit, nullptr)));
     if (eku) {
         info.has_eku = true;
@@ -154,7 +193,7 @@ Result<CertInfo> describe_pem(std::string_view pem) {
 }
 
 std::string to_pem(X509* cert) {
-    std::unique_ptr<BIO, BioFree> bio(BIO_new(BIO_s_mem()));
+    ossl::Bio bio(BIO_new(BIO_s_mem()));
     if (!bio || !PEM_write_bio_X509(bio.get(), cert)) return {};
     char* data = nullptr;
     const long len = BIO_get_mem_data(bio.get(), &data);
@@ -208,16 +247,16 @@ Result<IssuedChain> validate_issued(std::string_view cert_pem, std::string_view 
             return invalid("the issued certificate lacks the requested subject alternative name " + want);
     }
 
-    std::unique_ptr<X509_STORE, StoreFree> store(X509_STORE_new());
+    ossl::Store store(X509_STORE_new());
     if (!store) return Status{ErrorCode::internal, "out of memory"};
     if (X509_STORE_load_file(store.get(), expect.trust_anchors.c_str()) != 1) {
         ERR_clear_error();
         return Status{ErrorCode::invalid_argument, "cannot read the trust anchors " + expect.trust_anchors};
     }
-    std::unique_ptr<STACK_OF(X509), StackFree> untrusted(sk_X509_new_null());
+    ossl::CertView untrusted(sk_X509_new_null());
     for (size_t i = 0; i < certs.size(); ++i)
         if (i != leaf) sk_X509_push(untrusted.get(), certs[i].get());
-    std::unique_ptr<X509_STORE_CTX, StoreCtxFree> ctx(X509_STORE_CTX_new());
+    ossl::StoreCtx ctx(X509_STORE_CTX_new());
     if (!ctx || !X509_STORE_CTX_init(ctx.get(), store.get(), cert, untrusted.get()))
         return Status{ErrorCode::internal, "cannot set up certificate verification"};
     X509_VERIFY_PARAM* param = X509_STORE_CTX_get0_param(ctx.get());

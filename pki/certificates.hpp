@@ -11,15 +11,13 @@
 
 #include <openssl/x509.h>
 
-#include "pki/csr.hpp"
+#include "core/ossl.hpp"
 #include "core/result.hpp"
+#include "pki/csr.hpp"
 
 namespace keyward::pki {
 
-struct X509Free {
-    void operator()(X509* x) const noexcept { X509_free(x); }
-};
-using X509Ptr = std::unique_ptr<X509, X509Free>;
+using X509Ptr = ossl::Cert;
 
 struct CertInfo {
     std::string serial;            // hex, upper case
@@ -35,6 +33,11 @@ struct CertInfo {
 
 // Every CERTIFICATE block of a PEM text, in order (other text around them is ignored).
 Result<std::vector<X509Ptr>> parse_certificates(std::string_view pem);
+// A CA's certificate download (application/pem-certificate-chain, RFC 8555 §9.1), strictly:
+// only whitespace may sit between blocks, every block is one complete DER certificate, at
+// most `max_certificates`. Each comes back re-encoded as clean PEM, first = end-entity.
+// Errors start with "certificate chain: ".
+Result<std::vector<std::string>> parse_pem_chain(std::string_view text, size_t max_certificates = 10);
 Result<CertInfo> describe(X509* cert);
 // The first certificate of `pem`.
 Result<CertInfo> describe_pem(std::string_view pem);

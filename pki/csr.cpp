@@ -1,11 +1,15 @@
-// Builds a PKCS#10 request with OpenSSL and has it signed through a callback.
+// Builds a PKCS#10 request with OpenSSL and has it signed through a callback; reads the
+// requests an issuer is handed.
 #include "pki/csr.hpp"
+
+#include <arpa/inet.h>
 
 #include <algorithm>
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 
 #include "core/ossl.hpp"
 
@@ -217,6 +221,59 @@ Result<std::string> build_csr(const CsrRequest& request, std::span<const uint8_t
                                                    " does not verify against the key's public key"};
     }
     return to_pem(req.get());
+}
+
+Result<CsrFacts> read_csr(std::string_view pem) {
+    auto bad = [](const std::string& why) { return Status{ErrorCode::invalid_argument, "CSR: " + why}; };
+    ossl::Bio mem(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+    if (!mem) return Status{ErrorCode::internal, "out of memory"};
+    ossl::Req req(PEM_read_bio_X509_REQ(mem.get(), nullptr, nullptr, nullptr));
+    if (!req) {
+        ERR_clear_error();
+        return bad("not a PEM certificate request");
+    }
+    ossl::PKey key(X509_REQ_get_pubkey(req.get()));
+    if (!key || X509_REQ_verify(req.get(), key.get()) != 1) {
+        ERR_clear_error();
+        return bad("its signature does not verify");
+    }
+    CsrFacts facts;
+    int len = i2d_X509_REQ(req.get(), nullptr);
+    if (len <= 0) return bad("cannot encode as DER");
+    facts.der.resize(static_cast<size_t>(len));
+    unsigned char* out = facts.der.data();
+    i2d_X509_REQ(req.get(), &out);
+
+    X509_NAME* subject = X509_REQ_get_subject_name(req.get());
+    if (int idx = X509_NAME_get_index_by_NID(subject, NID_commonName, -1); idx >= 0) {
+        unsigned char* utf8 = nullptr;
+        int n = ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, idx)));
+        if (n < 0) return bad("unreadable common name");
+        ossl::Bytes owned(utf8);
+        facts.common_name.assign(reinterpret_cast<char*>(utf8), static_cast<size_t>(n));
+    }
+    ossl::Extensions exts(X509_REQ_get_extensions(req.get()));
+    if (exts) {
+        ossl::GeneralNames names(
+            static_cast<GENERAL_NAMES*>(X509V3_get_d2i(exts.get(), NID_subject_alt_name, nullptr, nullptr)));
+        for (int i = 0; names && i < sk_GENERAL_NAME_num(names.get()); ++i) {
+            const GENERAL_NAME* gn = sk_GENERAL_NAME_value(names.get(), i);
+            if (gn->type == GEN_DNS) {
+                const ASN1_IA5STRING* s = gn->d.dNSName;
+                facts.dns_names.emplace_back(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                                             static_cast<size_t>(ASN1_STRING_length(s)));
+            } else if (gn->type == GEN_IPADD) {
+                const ASN1_OCTET_STRING* s = gn->d.iPAddress;
+                char text[INET6_ADDRSTRLEN] = {};
+                int l = ASN1_STRING_length(s);
+                if ((l == 4 && inet_ntop(AF_INET, ASN1_STRING_get0_data(s), text, sizeof text)) ||
+                    (l == 16 && inet_ntop(AF_INET6, ASN1_STRING_get0_data(s), text, sizeof text)))
+                    facts.ip_addresses.emplace_back(text);
+            }
+        }
+    }
+    ERR_clear_error();
+    return facts;
 }
 
 }  // namespace keyward::pki

@@ -64,4 +64,15 @@ Result<Scheme> csr_scheme_for(std::span<const uint8_t> spki, std::span<const Sch
 // they were returned.
 Result<std::string> build_csr(const CsrRequest& request, std::span<const uint8_t> spki, const SignFn& sign);
 
+// What an issuer needs from a CSR it is handed.
+struct CsrFacts {
+    std::vector<uint8_t> der;
+    std::vector<std::string> dns_names;     // SAN dNSName entries, in order
+    std::vector<std::string> ip_addresses;  // SAN iPAddress entries, textual
+    std::string common_name;                // empty when absent
+};
+
+// A PEM CSR whose self-signature verifies. Errors start with "CSR: ".
+Result<CsrFacts> read_csr(std::string_view pem);
+
 }  // namespace keyward::pki

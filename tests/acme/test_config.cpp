@@ -87,3 +87,29 @@ TEST_CASE("wrong types and values are refused", "[acme][config]") {
                   .find("http01_listen: expected") != std::string::npos);
     }
 }
+
+TEST_CASE("proxy and no_proxy", "[acme][config]") {
+    auto read = [](const std::string& body) { return keyward::acme::read_acme_config(toml::parse(body)); };
+    CHECK_FALSE(read(kGood).proxy);  // unset: the environment's https_proxy / no_proxy
+    CHECK_FALSE(read(kGood).no_proxy);
+    const std::string both = kGood + "proxy = \"http://127.0.0.1:3128\"\nno_proxy = \"localhost,.internal,10.0.0.0/8\"\n";
+    CHECK(check(both) == "ok");
+    CHECK(read(both).proxy == std::optional<std::string>("http://127.0.0.1:3128"));
+    CHECK(read(both).no_proxy == std::optional<std::string>("localhost,.internal,10.0.0.0/8"));
+    CHECK(check(kGood + "proxy = \"http://[::1]:3128\"\nno_proxy = \"\"\n") == "ok");  // "": no exceptions
+    CHECK(read(kGood + "no_proxy = \"\"\n").no_proxy == std::optional<std::string>(""));
+    CHECK(check(kGood + "no_proxy = \"*\"\n") == "ok");
+
+    CHECK(check(kGood + "proxy = \"https://p.example:3128\"\n") ==
+          "keyward.toml:5: identities.web.issuer.proxy: URL \"https://p.example:3128\": only http is allowed "
+          "(expected \"http://host:port\")");
+    CHECK(check(kGood + "proxy = \"http://user:pw@p:3128\"\n").find("keyward.toml:5: identities.web.issuer.proxy:") == 0);
+    CHECK(check(kGood + "proxy = \"http://user:pw@p:3128\"\n").find("user info is not allowed") != std::string::npos);
+    CHECK(check(kGood + "proxy = \"p.example:3128\"\n").find("proxy: URL \"p.example:3128\": not an absolute URL") !=
+          std::string::npos);
+    CHECK(check(kGood + "proxy = \"http://p:0\"\n").find("bad port") != std::string::npos);
+    CHECK(check(kGood + "proxy = \"\"\n").find("proxy: must not be empty") != std::string::npos);
+    CHECK(check(kGood + "proxy = 3128\n").find("keyward.toml:5: identities.web.issuer.proxy: must be a string") == 0);
+    CHECK(check(kGood + "no_proxy = \"a;b\"\n").find("keyward.toml:5: identities.web.issuer.no_proxy: expected") == 0);
+    CHECK(check(kGood + "no_proxy = [\"a\"]\n").find("no_proxy: must be a string") != std::string::npos);
+}

@@ -177,6 +177,13 @@ class FakeAcme:
                 return self.raw(h, b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n{\"newNonce\": \"https://")
             if mode == "not-http":
                 return self.raw(h, b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
+            if mode == "huge":
+                return self.send(h, 200, b"{" + b" " * (2 * 1024 * 1024) + b"}")
+            if mode == "huge-unsized":
+                return self.raw(h, b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b" " * (2 * 1024 * 1024))
+            if mode == "many-headers":
+                return self.raw(h, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n" + b"X-Filler: y\r\n" * 300 +
+                                b"\r\n{}")
             d = {"newNonce": self.base + "/nonce", "newAccount": self.base + "/acct",
                  "newOrder": self.base + "/order", "meta": {"termsOfService": self.base + "/tos"}}
             if mode == "ear":
@@ -317,6 +324,12 @@ class FaultsTest(unittest.TestCase):
     def test_not_http_is_unreachable(self):
         self.fake.script["dir"] = "not-http"
         self.assertAnswer(self.issue("nothttp"), "unreachable", "not an HTTP")
+
+    def test_oversized_answers_are_unreachable(self):
+        for mode in ("huge", "huge-unsized", "many-headers"):
+            with self.subTest(mode=mode):
+                self.fake.script["dir"] = mode
+                self.assertAnswer(self.issue(mode), "unreachable", "is too large")
 
     def test_silent_server_times_out(self):
         with socket.socket() as silent:

@@ -12,13 +12,15 @@
 
 #include "agent/lifecycle/acme/base64url.hpp"
 #include "agent/lifecycle/acme/jws.hpp"
+#include "core/ecdsa_sig.hpp"
+#include "core/ossl.hpp"
 
 using namespace keyward::acme;
+using keyward::ecdsa_der_to_raw;
 
 namespace {
 
-struct PkeyFree { void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); } };
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
+using PkeyPtr = keyward::ossl::PKey;
 
 std::vector<uint8_t> bytes(std::string_view s) { return {s.begin(), s.end()}; }
 

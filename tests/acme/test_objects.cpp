@@ -10,9 +10,12 @@
 #include <openssl/x509v3.h>
 
 #include "agent/lifecycle/acme/acme_objects.hpp"
-#include "agent/lifecycle/acme/pem_chain.hpp"
+#include "pki/certificates.hpp"
+#include "pki/csr.hpp"
 
 using namespace keyward::acme;
+using keyward::pki::parse_pem_chain;
+using keyward::pki::read_csr;
 
 namespace {
 

@@ -187,14 +187,14 @@ class AcmeTestBase(unittest.TestCase):
         lines = ["[issuer]"] + [f"{k} = {json.dumps(v)}" for k, v in values.items() if v is not None]
         return self.tmp.write(f"issuer-{tag}.toml", "\n".join(lines) + "\n")
 
-    def issue(self, tag, config, state_dir=None, csr=None, cookie=None, timeout=180):
+    def issue(self, tag, config, state_dir=None, csr=None, cookie=None, timeout=180, env=None):
         state_dir = state_dir or self.tmp.join(f"state-{tag}")
         argv = [acme_issue_path(), "--socket", self.agent.socket, "--config", config, "--state-dir", state_dir,
                 "--csr", csr or self.csr, "--key", "client",
                 "--cert", self.tmp.join(f"{tag}-cert.pem"), "--chain", self.tmp.join(f"{tag}-chain.pem")]
         if cookie:
             argv += ["--cookie", cookie]
-        done = harness.run(argv, check=False, timeout=timeout, context=self.agent.log_tail)
+        done = harness.run(argv, check=False, timeout=timeout, context=self.agent.log_tail, env=env)
         return done, self.tmp.join(f"{tag}-cert.pem"), self.tmp.join(f"{tag}-chain.pem")
 
     def assertIssued(self, done, cert, chain, root):

@@ -19,11 +19,13 @@ _src = os.environ.get("KEYWARD_SOURCE_DIR", os.path.join(os.path.dirname(os.path
 sys.path.insert(0, os.path.join(_src, "tests", "integration"))
 sys.path.insert(0, os.path.join(_src, "tests", "provider"))
 sys.path.insert(0, os.path.join(_src, "tests", "lifecycle"))
+sys.path.insert(0, os.path.join(_src, "tests", "acme"))
 
 import harness  # noqa: E402
 from harness import openssl, wait_until  # noqa: E402
 import cmp_ca  # noqa: E402
 from test_helper import LifecycleCase  # noqa: E402
+from test_proxy import Tinyproxy  # noqa: E402  (tinyproxy fixture of tests/acme)
 
 
 def der_of(cert_path):
@@ -202,6 +204,29 @@ class TestPolling(CmpCase):
         _, err = cli.communicate(timeout=30)
         self.assertEqual(cli.returncode, harness.EXIT_UNREACHABLE, err)
         self.assertIn("attempt interrupted", self.agent.log_text())
+
+
+class TestProxy(CmpCase):
+    def test_through_an_http_proxy_named_in_the_table(self):
+        proxy = Tinyproxy(self.tmp)
+        try:
+            self.issuer["proxy"] = proxy.url
+            # The environment's no_proxy naming the server does not exempt it from a table proxy.
+            self.agent = harness.Agent(self.tmp, config=self.write_config(),
+                                       env={"no_proxy": "127.0.0.1", "NO_PROXY": "127.0.0.1"})
+            self.agent.start()
+            first = self.enroll()
+            self.assertEqual(self.cmp.names()[:2], ["ir", "certConf"])
+            posts = proxy.requests(f"POST http://127.0.0.1:{self.cmp.port}/pkix/")
+            self.assertGreaterEqual(posts, 2, "the CMP messages did not go through the proxy:\n" + proxy.log_text()[-3000:])
+            with open(first["files"]["cert"]) as f:
+                self.cert_text = f.read()
+            proxy.stop()
+            done = self.renew()
+            self.assertNotEqual(done.rc, 0, done.stdout)
+            self.assert_failed_keeping(first, "unreachable")
+        finally:
+            proxy.stop()
 
 
 class TestFailures(CmpCase):

@@ -97,3 +97,38 @@ TEST_CASE("cmp: errors name the file, line and key", "[config][cmp]") {
     CHECK(error_of(kBase + "reference = \"\"\nsecret_file = \"/s\"\n").find("must not be empty") != std::string::npos);
     CHECK(error_of("kind = \"acme\"\n").find("kind: must be \"cmp\"") != std::string::npos);
 }
+
+TEST_CASE("cmp: proxy and no_proxy", "[config][cmp]") {
+    CmpConfig plain = read_cmp_config(toml::parse(kBase + kSecret));
+    CHECK_FALSE(plain.proxy);  // the environment decides (http_proxy, no_proxy)
+    CHECK_FALSE(plain.no_proxy);
+
+    const std::string text = kBase + kSecret + "proxy = \"http://127.0.0.1:3128\"\nno_proxy = \"localhost,ca.internal\"\n";
+    REQUIRE(check(text).ok());
+    CmpConfig c = read_cmp_config(toml::parse(text));
+    CHECK(c.proxy == std::optional<std::string>("http://127.0.0.1:3128"));
+    CHECK(c.no_proxy == std::optional<std::string>("localhost,ca.internal"));
+    CHECK(check(kBase + kSecret + "proxy = \"http://proxy.example\"\n").ok());
+    CHECK(check(kBase + kSecret + "proxy = \"http://[::1]:3128/\"\n").ok());
+
+    // An empty no_proxy is a decision too: no exceptions, whatever the environment says.
+    CmpConfig none = read_cmp_config(toml::parse(kBase + kSecret + "proxy = \"http://p:1\"\nno_proxy = \"\"\n"));
+    CHECK(none.no_proxy == std::optional<std::string>(""));
+
+    CHECK(error_of(kBase + kSecret + "proxy = \"https://p.example:3128\"\n") ==
+          "test.toml:6: identities.web.issuer.proxy: only http:// proxies are supported (expected \"http://host:port\")");
+    CHECK(error_of(kBase + kSecret + "proxy = \"p.example:3128\"\n").find("test.toml:6: identities.web.issuer.proxy: only http://") !=
+          std::string::npos);
+    CHECK(error_of(kBase + kSecret + "proxy = \"http://user:pw@p.example:3128\"\n")
+              .find("identities.web.issuer.proxy: credentials in the proxy URL are not supported") != std::string::npos);
+    CHECK(error_of(kBase + kSecret + "proxy = \"http://p.example:3128/path\"\n").find("proxy URL has no path") !=
+          std::string::npos);
+    CHECK(error_of(kBase + kSecret + "proxy = \"http://p.example:99999\"\n").find("identities.web.issuer.proxy:") !=
+          std::string::npos);
+    CHECK(error_of(kBase + kSecret + "proxy = \"\"\n").find("proxy: must not be empty") != std::string::npos);
+    CHECK(error_of(kBase + kSecret + "proxy = 3128\n").find("test.toml:6: identities.web.issuer.proxy: must be a string") !=
+          std::string::npos);
+    CHECK(error_of(kBase + kSecret + "no_proxy = \"a;b\"\n").find("test.toml:6: identities.web.issuer.no_proxy: expected") !=
+          std::string::npos);
+    CHECK(error_of(kBase + kSecret + "no_proxy = [\"a\"]\n").find("no_proxy: must be a string") != std::string::npos);
+}

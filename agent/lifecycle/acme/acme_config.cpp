@@ -6,6 +6,7 @@
 #include "agent/lifecycle/acme/http01_server.hpp"
 #include "agent/lifecycle/acme/http_message.hpp"
 #include "agent/lifecycle/table_errors.hpp"
+#include "core/key_types.hpp"
 
 namespace keyward::acme {
 
@@ -13,8 +14,7 @@ namespace {
 
 const std::set<std::string> kKeys = {"kind",      "directory", "ca_file",       "account_key", "account_key_type",
                                      "account_key_token", "contact", "agree_terms", "challenge",   "http01_listen",
-                                     "dns01_hook", "dns01_wait", "timeout", "request_timeout"};
-const std::set<std::string> kKeyTypes = {"ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096"};
+                                     "dns01_hook", "dns01_wait", "timeout", "request_timeout", "proxy", "no_proxy"};
 
 // "90s", "5m", "1h30m", or an integer number of seconds: the duration syntax of the rest of
 // the identity table.
@@ -42,6 +42,21 @@ std::optional<int64_t> seconds_of(const toml::node& node) {
         }
     }
     return total;
+}
+
+// libcurl's list: host names, domains, IP addresses or CIDR ranges separated by commas,
+// or "*". An empty string means "no exceptions" (the environment's no_proxy is not used).
+Status check_no_proxy(const toml::node& v) {
+    if (!v.is_string()) return {ErrorCode::invalid_argument, "must be a string"};
+    const std::string text = *v.value<std::string>();
+    for (char ch : text) {
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+                  std::string_view(".-:,/*[] _").find(ch) != std::string_view::npos;
+        if (!ok)
+            return {ErrorCode::invalid_argument,
+                    "expected host names, domains or addresses separated by commas, e.g. \"localhost,.internal\""};
+    }
+    return Status::success();
 }
 
 using Checker = lifecycle::TableErrors;
@@ -74,9 +89,15 @@ Status check_acme_config(const toml::table& table, const std::string& source, co
                 if (!split_host_port(text, host, port))
                     return c.error(v.source(), key, "expected \"address:port\", e.g. \"127.0.0.1:5002\" or \"[::1]:80\"");
             }
+        } else if (key == "proxy") {
+            if (Status s = want_string(); !s.ok()) return s;
+            Result<Url> url = parse_url(*v.value<std::string>(), {"http"});
+            if (!url.ok()) return c.error(v.source(), key, url.status().message + " (expected \"http://host:port\")");
+        } else if (key == "no_proxy") {
+            if (Status s = check_no_proxy(v); !s.ok()) return c.error(v.source(), key, s.message);
         } else if (key == "account_key_type") {
-            if (!v.is_string() || !kKeyTypes.count(*v.value<std::string>()))
-                return c.error(v.source(), key, "must be one of ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096");
+            if (!v.is_string() || !key_type_from_name(*v.value<std::string>()))
+                return c.error(v.source(), key, "must be one of " + key_type_names());
         } else if (key == "contact" || key == "dns01_hook") {
             const toml::array* arr = v.as_array();
             if (!arr) return c.error(v.source(), key, "must be a list of strings");
@@ -129,6 +150,8 @@ AcmeConfig read_acme_config(const toml::table& table) {
     cfg.agree_terms = table["agree_terms"].value_or(true);
     cfg.challenge = table["challenge"].value_or<std::string>("http-01");
     cfg.http01_listen = table["http01_listen"].value_or<std::string>("");
+    if (auto proxy = table["proxy"].value<std::string>()) cfg.proxy = *proxy;
+    if (auto no_proxy = table["no_proxy"].value<std::string>()) cfg.no_proxy = *no_proxy;
     if (const toml::array* a = table["contact"].as_array())
         for (const toml::node& n : *a) cfg.contact.push_back(n.value_or<std::string>(""));
     if (const toml::array* a = table["dns01_hook"].as_array())

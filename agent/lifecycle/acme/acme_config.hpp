@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,8 @@ struct AcmeConfig {
     std::chrono::seconds dns01_wait{0};         // pause after "present" (propagation)
     std::chrono::seconds timeout{300};          // one submit/poll call, end to end
     std::chrono::seconds request_timeout{30};   // one HTTPS exchange
+    std::optional<std::string> proxy;           // "http://host:port"; unset: the environment's
+    std::optional<std::string> no_proxy;        // hosts that bypass the proxy (libcurl's syntax)
 };
 
 // Errors: "source:line: prefix.key: what".

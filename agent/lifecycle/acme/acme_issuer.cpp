@@ -18,7 +18,9 @@
 #include "agent/lifecycle/acme/http01_server.hpp"
 #include "agent/lifecycle/acme/https_client.hpp"
 #include "agent/lifecycle/acme/jws.hpp"
-#include "agent/lifecycle/acme/pem_chain.hpp"
+#include "core/ecdsa_sig.hpp"
+#include "pki/certificates.hpp"
+#include "pki/csr.hpp"
 
 namespace keyward::lifecycle {
 
@@ -69,10 +71,9 @@ bool transient(ErrorCode code) {
 
 class Flow {
 public:
-    Flow(const AcmeConfig& cfg, const std::string& state_dir, KeyAccess& keys)
-        : cfg_(cfg), state_dir_(state_dir), keys_(keys), deadline_(Clock::now() + cfg.timeout) {
-        http_.ca_file = cfg.ca_file;
-    }
+    Flow(const AcmeConfig& cfg, const std::string& state_dir, KeyAccess& keys, const lifecycle::CancelFlag* cancel)
+        : cfg_(cfg), state_dir_(state_dir), keys_(keys), deadline_(Clock::now() + cfg.timeout),
+          http_(HttpsOptions{cfg.ca_file, {}, "keyward-acme/1", cfg.proxy, cfg.no_proxy, cancel}) {}
 
     ~Flow() {
         for (const auto& [domain, txt] : dns_published_)
@@ -81,7 +82,7 @@ public:
 
     IssueResult run(const IssueRequest& request, bool polling) {
         cancel_ = request.cancel;
-        Result<CsrFacts> csr = read_csr(request.csr_pem);
+        Result<pki::CsrFacts> csr = pki::read_csr(request.csr_pem);
         if (!csr.ok()) return answer(Kind::misconfigured, csr.status().message);
         csr_ = std::move(csr.value());
         if (Fail f = check_identifiers()) return *f;
@@ -132,8 +133,7 @@ private:
 
     Fail request(HttpRequest req, HttpResponse& out) {
         if (left() == 0ms) return answer(Kind::unreachable, "ACME exchange with " + cfg_.directory + " ran out of time");
-        http_.timeout = std::min<std::chrono::milliseconds>(cfg_.request_timeout, left());
-        Result<HttpResponse> r = https_request(req, http_);
+        Result<HttpResponse> r = http_.request(req, std::min<std::chrono::milliseconds>(cfg_.request_timeout, left()));
         if (!r.ok()) return from_transport(r.status());
         out = std::move(r.value());
         if (auto n = out.header("replay-nonce"); n && !n->empty() && n->size() < 512) nonce_ = *n;
@@ -414,7 +414,7 @@ private:
         HttpResponse r;
         if (Fail f = post(order.certificate, "", r)) return *f;
         if (r.status != 200) return from_http_error(r, "certificate download");
-        Result<std::vector<std::string>> chain = parse_pem_chain(r.body);
+        Result<std::vector<std::string>> chain = pki::parse_pem_chain(r.body);
         if (!chain.ok()) return answer(Kind::unreachable, "certificate download: " + chain.status().message);
         IssueResult out = answer(Kind::issued, "issued by " + cfg_.directory);
         out.cert_pem = chain.value()[0];
@@ -426,8 +426,8 @@ private:
     const std::string& state_dir_;
     KeyAccess& keys_;
     Clock::time_point deadline_;
-    HttpsOptions http_;
-    CsrFacts csr_;
+    HttpsClient http_;
+    pki::CsrFacts csr_;
     nlohmann::json identifiers_ = nlohmann::json::array();
     Directory dir_;
     AccountKeyForm key_;
@@ -454,7 +454,7 @@ private:
             return answer(Kind::misconfigured, "ACME needs device access for its account key");
         // One flow at a time per identity: the account state file and the http-01 port are shared.
         std::lock_guard lock(mutex_);
-        Flow flow(cfg_, state_dir_, *request.keys);
+        Flow flow(cfg_, state_dir_, *request.keys, request.cancel);
         return flow.run(request, polling);
     }
 

@@ -7,17 +7,24 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <charconv>
 #include <cstring>
+#include <vector>
+
+#include "core/unique_fd.hpp"
 
 namespace keyward::acme {
 
 namespace {
+using Clock = std::chrono::steady_clock;
 constexpr std::string_view kPrefix = "/.well-known/acme-challenge/";
 constexpr size_t kMaxRequest = 8192;
-constexpr int kClientTimeoutMs = 5000;
+// Validators send one small request at once; anything slower is cut off.
+constexpr std::chrono::milliseconds kClientTimeout{5000};
+constexpr size_t kMaxConnections = 32;
 
 std::string answer(int status, std::string_view reason, std::string_view body) {
     return "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) +
@@ -129,44 +136,83 @@ std::string Http01Server::respond(std::string_view request) {
     return out;
 }
 
-void Http01Server::serve(int fd) {
+namespace {
+
+// One validator connection: what it sent so far, the answer once the request is complete.
+struct Connection {
+    UniqueFd fd;
+    Clock::time_point deadline;
     std::string request;
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kClientTimeoutMs);
-    char buf[2048];
-    while (request.find("\r\n\r\n") == std::string::npos && request.size() <= kMaxRequest) {
-        int left = static_cast<int>(
-            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count());
-        if (left <= 0) return;
-        pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, left) <= 0) return;
-        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) return;
-        request.append(buf, static_cast<size_t>(n));
-    }
-    std::string reply = request.size() > kMaxRequest ? answer(431, "Request Header Fields Too Large", "too large\n")
-                                                     : respond(request);
+    std::string reply;
     size_t sent = 0;
-    while (sent < reply.size()) {
-        pollfd p{fd, POLLOUT, 0};
-        if (::poll(&p, 1, kClientTimeoutMs) <= 0) return;
-        ssize_t n = ::send(fd, reply.data() + sent, reply.size() - sent, MSG_NOSIGNAL);
-        if (n <= 0) return;
-        sent += static_cast<size_t>(n);
+};
+
+// Reads what the client has sent and writes what it can of the answer, without blocking;
+// false when the connection is finished (answered, closed or broken).
+bool advance(Connection& c, Http01Server& server) {
+    if (c.reply.empty()) {
+        char buf[2048];
+        for (;;) {
+            ssize_t n = ::recv(c.fd.get(), buf, sizeof buf, 0);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+            if (n <= 0) return false;
+            c.request.append(buf, static_cast<size_t>(n));
+            if (c.request.size() > kMaxRequest) {
+                c.reply = answer(431, "Request Header Fields Too Large", "too large\n");
+                break;
+            }
+            if (c.request.find("\r\n\r\n") != std::string::npos) {
+                c.reply = server.respond(c.request);
+                break;
+            }
+        }
     }
+    while (c.sent < c.reply.size()) {
+        ssize_t n = ::send(c.fd.get(), c.reply.data() + c.sent, c.reply.size() - c.sent, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+        if (n <= 0) return false;
+        c.sent += static_cast<size_t>(n);
+    }
+    return false;
 }
 
+}  // namespace
+
+// One thread multiplexes every connection: a client that connects and stalls holds one of
+// kMaxConnections slots for at most kClientTimeout and never delays the others.
 void Http01Server::run() {
+    std::vector<Connection> connections;
+    std::vector<pollfd> fds;
     for (;;) {
-        pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
-        int r = ::poll(fds, 2, -1);
+        const Clock::time_point now = Clock::now();
+        fds.clear();
+        fds.push_back({wake_fd_, POLLIN, 0});
+        fds.push_back({listen_fd_, static_cast<short>(connections.size() < kMaxConnections ? POLLIN : 0), 0});
+        int wait_ms = -1;
+        for (const Connection& c : connections) {
+            fds.push_back({c.fd.get(), static_cast<short>(c.reply.empty() ? POLLIN : POLLOUT), 0});
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(c.deadline - now).count();
+            int ms = static_cast<int>(std::clamp<long long>(left, 0, kClientTimeout.count()));
+            if (wait_ms < 0 || ms < wait_ms) wait_ms = ms;
+        }
+        int r = ::poll(fds.data(), fds.size(), wait_ms);
         if (r < 0 && errno == EINTR) continue;
-        if (r < 0 || (fds[1].revents & POLLIN)) return;
-        if (!(fds[0].revents & POLLIN)) continue;
-        int client = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (client < 0) continue;
-        // One client at a time is enough for a validator's few requests.
-        serve(client);
-        ::close(client);
+        if (r < 0 || (fds[0].revents & POLLIN)) return;
+        const Clock::time_point after = Clock::now();
+        for (size_t i = connections.size(); i-- > 0;) {
+            Connection& c = connections[i];
+            bool keep = after < c.deadline;
+            if (keep && fds[i + 2].revents != 0) keep = advance(c, *this);
+            if (!keep) connections.erase(connections.begin() + static_cast<std::ptrdiff_t>(i));
+        }
+        if (!(fds[1].revents & POLLIN)) continue;
+        while (connections.size() < kMaxConnections) {
+            int client = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+            if (client < 0) break;
+            connections.push_back({UniqueFd(client), after + kClientTimeout, {}, {}, 0});
+        }
     }
 }
 

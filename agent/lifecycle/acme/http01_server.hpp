@@ -1,6 +1,7 @@
 // The http-01 responder: a tiny HTTP/1.1 server on the configured address that answers
 // GET /.well-known/acme-challenge/TOKEN with the key authorization, and 404 otherwise.
-// It runs on its own thread only while an order is being validated.
+// It runs on its own thread only while an order is being validated, and serves several
+// validators at once (a CA checks from more than one vantage point).
 #pragma once
 
 #include <map>
@@ -31,7 +32,6 @@ public:
 private:
     Http01Server(int listen_fd, int wake_fd);
     void run();
-    void serve(int fd);
 
     int listen_fd_;
     int wake_fd_;  // eventfd: written to stop the thread

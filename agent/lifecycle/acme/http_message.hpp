@@ -1,5 +1,6 @@
-// HTTP/1.1 pieces the ACME client needs, kept apart from the sockets so that every parser
-// can be fed truncated, garbage and oversized input in unit tests.
+// The HTTP pieces the ACME flow reads, kept apart from the transport so that they can be fed
+// garbage in unit tests: URLs (parsed by libcurl's own parser, the one the transport uses),
+// the headers of an answer, Link relations and Retry-After.
 #pragma once
 
 #include <chrono>
@@ -15,16 +16,15 @@
 namespace keyward::acme {
 
 struct Url {
-    std::string scheme;  // "https" (lower case)
-    std::string host;    // without brackets for IPv6
-    uint16_t port = 443;
+    std::string scheme;  // lower case
+    std::string host;    // lower case, without brackets for IPv6
+    uint16_t port = 0;   // the scheme's default when the URL names none
     std::string target;  // path + query, at least "/"
-    bool host_is_ip = false;
-    std::string authority() const;  // Host header value
+    std::string authority() const;  // "host:port" for messages, IPv6 in brackets
 };
 
-// Absolute https URL only (ACME requires TLS); no user info, no fragment.
-Result<Url> parse_url(std::string_view text);
+// An absolute URL with one of `schemes`; no user info, no spaces or control characters.
+Result<Url> parse_url(std::string_view text, std::initializer_list<std::string_view> schemes = {"https"});
 
 struct HttpLimits {
     size_t max_header_bytes = 64 * 1024;
@@ -39,19 +39,9 @@ struct HttpResponse {
     std::optional<std::string> header(std::string_view name) const;
     // Every "Link: <url>;rel=..." target with that relation.
     std::vector<std::string> links(std::string_view rel) const;
+    // Adds one raw header line ("Name: value\r\n"); false when it is not one.
+    bool add_header_line(std::string_view line);
 };
-
-struct HttpParse {
-    enum class State { incomplete, complete, error };
-    State state = State::incomplete;
-    HttpResponse response;
-    std::string error;  // for `error`: what is wrong, for people
-};
-
-// Parses the bytes of one response received so far. `eof`: the peer closed, nothing more
-// will come. Handles Content-Length, chunked transfer coding, read-until-close bodies,
-// interim 1xx responses, and bodiless statuses (204, 304).
-HttpParse parse_http_response(std::string_view data, bool eof, const HttpLimits& limits = {});
 
 // Retry-After: delta-seconds or an HTTP-date; clamped to [0, 1 day]. nullopt if absent/garbage.
 std::optional<std::chrono::seconds> parse_retry_after(std::string_view value,

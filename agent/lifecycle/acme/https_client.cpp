@@ -1,239 +1,214 @@
 #include "agent/lifecycle/acme/https_client.hpp"
 
-#include <fcntl.h>
-#include <netdb.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#include <curl/curl.h>
 
-#include <cerrno>
-#include <cstring>
-#include <memory>
-
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
+#include <cstdlib>
+#include <mutex>
 
 namespace keyward::acme {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using SList = std::unique_ptr<curl_slist, decltype(&curl_slist_free_all)>;
 
-struct CtxFree { void operator()(SSL_CTX* p) const { SSL_CTX_free(p); } };
-struct SslFree { void operator()(SSL* p) const { SSL_free(p); } };
-struct AddrFree { void operator()(addrinfo* p) const { freeaddrinfo(p); } };
-
-class Fd {
-public:
-    explicit Fd(int fd = -1) : fd_(fd) {}
-    ~Fd() { if (fd_ >= 0) ::close(fd_); }
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    int get() const { return fd_; }
-    int release() { int fd = fd_; fd_ = -1; return fd; }
-private:
-    int fd_;
-};
-
-// OpenSSL writes to the socket with write(2): a peer that closed early would raise SIGPIPE
-// in whatever process hosts this code. Block it on this thread for the exchange and
-// swallow one raised meanwhile (keywardd ignores SIGPIPE anyway; a CLI may not).
-class SigpipeGuard {
-public:
-    SigpipeGuard() {
-        sigset_t pipe_only;
-        sigemptyset(&pipe_only);
-        sigaddset(&pipe_only, SIGPIPE);
-        sigset_t pending;
-        sigpending(&pending);
-        was_pending_ = sigismember(&pending, SIGPIPE) == 1;
-        pthread_sigmask(SIG_BLOCK, &pipe_only, &old_);
-    }
-    ~SigpipeGuard() {
-        if (!was_pending_) {
-            sigset_t pipe_only;
-            sigemptyset(&pipe_only);
-            sigaddset(&pipe_only, SIGPIPE);
-            timespec zero{0, 0};
-            while (sigtimedwait(&pipe_only, nullptr, &zero) == SIGPIPE) {
-            }
-        }
-        pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-    }
-    SigpipeGuard(const SigpipeGuard&) = delete;
-    SigpipeGuard& operator=(const SigpipeGuard&) = delete;
-
-private:
-    sigset_t old_;
-    bool was_pending_ = false;
-};
-
-int remaining_ms(Clock::time_point deadline) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    return left <= 0 ? 0 : static_cast<int>(std::min<long long>(left, 1 << 30));
+// curl_global_init is not thread-safe in every libcurl a Debian release may carry: once,
+// before the first handle, from whichever thread gets here first.
+void global_init() {
+    static std::once_flag once;
+    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
-std::string ssl_error_text() {
-    unsigned long e = ERR_get_error();
-    std::string text;
-    if (e != 0) {
-        char buf[256];
-        ERR_error_string_n(e, buf, sizeof buf);
-        text = buf;
-    }
-    ERR_clear_error();
-    return text;
-}
+void easy_cleanup(void* handle) { curl_easy_cleanup(static_cast<CURL*>(handle)); }
 
-// Waits until the socket is ready for what OpenSSL asked for, or the deadline passes.
-bool wait_io(int fd, bool for_write, Clock::time_point deadline) {
-    pollfd p{fd, static_cast<short>(for_write ? POLLOUT : POLLIN), 0};
-    for (;;) {
-        int ms = remaining_ms(deadline);
-        if (ms == 0) return false;
-        int r = ::poll(&p, 1, ms);
-        if (r > 0) return true;
-        if (r == 0) return false;
-        if (errno != EINTR) return false;
-    }
-}
-
-Result<int> connect_tcp(const Url& url, Clock::time_point deadline) {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    addrinfo* res = nullptr;
-    std::string port = std::to_string(url.port);
-    int gai = getaddrinfo(url.host.c_str(), port.c_str(), &hints, &res);
-    if (gai != 0)
-        return Status{ErrorCode::connection_lost, "cannot resolve " + url.host + ": " + gai_strerror(gai)};
-    std::unique_ptr<addrinfo, AddrFree> list(res);
-    std::string last = "no address";
-    for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-        Fd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol));
-        if (fd.get() < 0) { last = std::strerror(errno); continue; }
-        int r = ::connect(fd.get(), ai->ai_addr, ai->ai_addrlen);
-        if (r != 0 && errno != EINPROGRESS) { last = std::strerror(errno); continue; }
-        if (r != 0) {
-            if (!wait_io(fd.get(), true, deadline)) return Status{ErrorCode::timeout, "connecting to " + url.authority() + " timed out"};
-            int err = 0;
-            socklen_t len = sizeof err;
-            getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
-            if (err != 0) { last = std::strerror(err); continue; }
-        }
-        return fd.release();
-    }
-    return Status{ErrorCode::connection_lost, "cannot connect to " + url.authority() + ": " + last};
+// The proxy the environment names for https URLs (libcurl's order), for messages only.
+std::string environment_proxy() {
+    for (const char* name : {"https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"})
+        if (const char* value = std::getenv(name); value != nullptr && *value != '\0')
+            return std::string(value) + " (from " + name + ")";
+    return {};
 }
 
 }  // namespace
 
-Result<HttpResponse> https_request(const HttpRequest& request, const HttpsOptions& options) {
+// What the callbacks of one request fill in.
+struct HttpsClient::Transfer {
+    const HttpsOptions& options;
+    HttpResponse response;
+    size_t header_bytes = 0;
+    bool header_too_large = false;
+    bool body_too_large = false;
+
+    static size_t on_header(char* data, size_t size, size_t count, void* self) {
+        auto* t = static_cast<Transfer*>(self);
+        std::string_view line(data, size * count);
+        t->header_bytes += line.size();
+        const bool blank = line == "\r\n" || line == "\n";
+        if (t->header_bytes > t->options.limits.max_header_bytes || (!blank && t->response.headers.size() >= 200)) {
+            t->header_too_large = true;
+            return 0;
+        }
+        // A status line starts a response: forget an interim (1xx) one's headers.
+        if (line.rfind("HTTP/", 0) == 0) t->response.headers.clear();
+        else if (!blank) t->response.add_header_line(line);
+        return line.size();
+    }
+
+    static size_t on_body(char* data, size_t size, size_t count, void* self) {
+        auto* t = static_cast<Transfer*>(self);
+        if (t->response.body.size() + size * count > t->options.limits.max_body_bytes) {
+            t->body_too_large = true;
+            return 0;
+        }
+        t->response.body.append(data, size * count);
+        return size * count;
+    }
+
+    static int on_progress(void* self, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+        return lifecycle::is_cancelled(static_cast<Transfer*>(self)->options.cancel) ? 1 : 0;
+    }
+};
+
+HttpsClient::HttpsClient(HttpsOptions options) : options_(std::move(options)), curl_(nullptr, easy_cleanup) {
+    global_init();
+    curl_.reset(curl_easy_init());
+}
+
+HttpsClient::~HttpsClient() = default;
+
+Result<HttpResponse> HttpsClient::request(const HttpRequest& request, std::chrono::milliseconds timeout) {
     Result<Url> parsed = parse_url(request.url);
     if (!parsed.ok()) return parsed.status();
-    const Url& url = parsed.value();
-    Clock::time_point deadline = Clock::now() + options.timeout;
-    SigpipeGuard no_sigpipe;
+    const std::string where = parsed->authority();
+    CURL* curl = static_cast<CURL*>(curl_.get());
+    if (curl == nullptr) return Status{ErrorCode::internal, "cannot create a libcurl handle"};
 
-    std::unique_ptr<SSL_CTX, CtxFree> ctx(SSL_CTX_new(TLS_client_method()));
-    if (!ctx) return Status{ErrorCode::internal, "TLS context: " + ssl_error_text()};
-    SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx.get(), SSL_OP_IGNORE_UNEXPECTED_EOF);
-    if (!options.ca_file.empty()) {
-        if (SSL_CTX_load_verify_locations(ctx.get(), options.ca_file.c_str(), nullptr) != 1)
-            return Status{ErrorCode::invalid_argument, "ca_file " + options.ca_file + ": cannot load (" + ssl_error_text() + ")"};
-    } else if (SSL_CTX_set_default_verify_paths(ctx.get()) != 1) {
-        return Status{ErrorCode::invalid_argument, "cannot load the system trust store: " + ssl_error_text()};
-    }
-    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
-
-    Result<int> sock = connect_tcp(url, deadline);
-    if (!sock.ok()) return sock.status();
-    Fd fd(sock.value());
-
-    std::unique_ptr<SSL, SslFree> ssl(SSL_new(ctx.get()));
-    if (!ssl || SSL_set_fd(ssl.get(), fd.get()) != 1) return Status{ErrorCode::internal, "TLS session: " + ssl_error_text()};
-    if (url.host_is_ip) {
-        if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl.get()), url.host.c_str()) != 1)
-            return Status{ErrorCode::internal, "TLS: cannot set the expected IP address"};
-    } else {
-        SSL_set_tlsext_host_name(ssl.get(), url.host.c_str());
-        if (SSL_set1_host(ssl.get(), url.host.c_str()) != 1)
-            return Status{ErrorCode::internal, "TLS: cannot set the expected host name"};
-    }
-
-    // Drives one non-blocking OpenSSL call to completion under the deadline.
-    auto drive = [&](auto&& op, const char* what) -> Result<int> {
-        for (;;) {
-            ERR_clear_error();
-            int r = op();
-            if (r > 0) return r;
-            int e = SSL_get_error(ssl.get(), r);
-            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-                if (!wait_io(fd.get(), e == SSL_ERROR_WANT_WRITE, deadline))
-                    return Status{ErrorCode::timeout, std::string(what) + " " + url.authority() + " timed out"};
-                continue;
-            }
-            if (e == SSL_ERROR_ZERO_RETURN) return 0;
-            return Status{ErrorCode::connection_lost, ""};
-        }
+    SList headers(nullptr, curl_slist_free_all);
+    auto add_header = [&](const std::string& line) {
+        // Appending returns the list's head, which is new only for the first line.
+        curl_slist* head = curl_slist_append(headers.get(), line.c_str());
+        if (head == nullptr) return false;
+        if (!headers) headers.reset(head);
+        return true;
     };
+    bool headers_ok = add_header("Expect:");  // no 100-continue round trip for a JWS body
+    for (const auto& [k, v] : request.headers) headers_ok = headers_ok && add_header(k + ": " + v);
+    if (!headers_ok) return Status{ErrorCode::internal, "out of memory"};
 
-    Result<int> hs = drive([&] { return SSL_connect(ssl.get()); }, "TLS handshake with");
-    if (!hs.ok() || hs.value() <= 0) {
-        long verify = SSL_get_verify_result(ssl.get());
-        if (verify != X509_V_OK)
-            return Status{ErrorCode::invalid_argument, "the server " + url.authority() + " is not trusted (" +
-                                                           X509_verify_cert_error_string(verify) +
-                                                           "); check ca_file"};
-        if (!hs.ok() && hs.status().code == ErrorCode::timeout) return hs.status();
-        std::string detail = ssl_error_text();
-        return Status{ErrorCode::connection_lost, "TLS handshake with " + url.authority() + " failed" +
-                                                      (detail.empty() ? "" : ": " + detail)};
+    Transfer transfer{options_, {}};
+    char error[CURL_ERROR_SIZE] = {};
+    const long ms = std::max<long>(1, static_cast<long>(timeout.count()));
+    // The handle keeps its connection between requests. Its options point into this frame
+    // (error buffer, header list, callbacks' data): cleared on the way out, so that nothing
+    // dangles and nothing of this request leaks into the next.
+    struct ResetOnExit {
+        CURL* handle;
+        ~ResetOnExit() { curl_easy_reset(handle); }
+    } reset_on_exit{curl};
+    bool set = curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str()) == CURLE_OK &&
+               curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "https") == CURLE_OK &&
+               curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1) == CURLE_OK &&
+               curl_easy_setopt(curl, CURLOPT_SSLVERSION, CURL_SSLVERSION_TLSv1_2) == CURLE_OK &&
+               curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK &&
+               curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L) == CURLE_OK &&
+               curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
+               curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, ms) == CURLE_OK &&
+               curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, ms) == CURLE_OK &&
+               curl_easy_setopt(curl, CURLOPT_USERAGENT, options_.user_agent.c_str()) == CURLE_OK &&
+               curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers.get()) == CURLE_OK &&
+               curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error) == CURLE_OK &&
+               curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &Transfer::on_header) == CURLE_OK &&
+               curl_easy_setopt(curl, CURLOPT_HEADERDATA, &transfer) == CURLE_OK &&
+               curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &Transfer::on_body) == CURLE_OK &&
+               curl_easy_setopt(curl, CURLOPT_WRITEDATA, &transfer) == CURLE_OK &&
+               curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L) == CURLE_OK &&
+               curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &Transfer::on_progress) == CURLE_OK &&
+               curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &transfer) == CURLE_OK &&
+               curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE,
+                                static_cast<curl_off_t>(options_.limits.max_body_bytes)) == CURLE_OK &&
+               curl_easy_setopt(curl, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L) == CURLE_OK;
+    if (!options_.ca_file.empty()) set = set && curl_easy_setopt(curl, CURLOPT_CAINFO, options_.ca_file.c_str()) == CURLE_OK;
+    if (options_.proxy) {
+        set = set && curl_easy_setopt(curl, CURLOPT_PROXY, options_.proxy->c_str()) == CURLE_OK &&
+              curl_easy_setopt(curl, CURLOPT_NOPROXY, options_.no_proxy.value_or("").c_str()) == CURLE_OK;
+    } else if (options_.no_proxy) {
+        set = set && curl_easy_setopt(curl, CURLOPT_NOPROXY, options_.no_proxy->c_str()) == CURLE_OK;
+    }
+    if (request.method == "GET") {
+        set = set && curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L) == CURLE_OK;
+    } else {
+        set = set && curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size())) == CURLE_OK &&
+              curl_easy_setopt(curl, CURLOPT_POSTFIELDS, request.body.c_str()) == CURLE_OK;
+        if (request.method != "POST")
+            set = set && curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, request.method.c_str()) == CURLE_OK;
+    }
+    if (!set) return Status{ErrorCode::internal, "cannot configure libcurl for " + where};
+
+    const CURLcode rc = curl_easy_perform(curl);
+    long opened = 0;
+    if (curl_easy_getinfo(curl, CURLINFO_NUM_CONNECTS, &opened) == CURLE_OK) connections_ += opened;
+    if (rc == CURLE_OK) {
+        long status = 0;
+        curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+        transfer.response.status = static_cast<int>(status);
+        return std::move(transfer.response);
     }
 
-    std::string wire = request.method + " " + url.target + " HTTP/1.1\r\nHost: " + url.authority() +
-                       "\r\nUser-Agent: " + options.user_agent + "\r\nConnection: close\r\n";
-    for (const auto& [k, v] : request.headers) wire += k + ": " + v + "\r\n";
-    if (!request.body.empty() || request.method == "POST")
-        wire += "Content-Length: " + std::to_string(request.body.size()) + "\r\n";
-    wire += "\r\n";
-    wire += request.body;
-    size_t sent = 0;
-    while (sent < wire.size()) {
-        Result<int> w = drive([&] { return SSL_write(ssl.get(), wire.data() + sent, static_cast<int>(wire.size() - sent)); },
-                              "sending to");
-        if (!w.ok()) return w.status().code == ErrorCode::timeout ? w.status()
-                                                                  : Status{ErrorCode::connection_lost, "connection to " + url.authority() + " lost while sending"};
-        if (w.value() <= 0) return Status{ErrorCode::connection_lost, "connection to " + url.authority() + " closed while sending"};
-        sent += static_cast<size_t>(w.value());
+    const std::string detail = error[0] != '\0' ? error : curl_easy_strerror(rc);
+    std::string via;
+    if (options_.proxy) via = " through the proxy " + *options_.proxy;
+    else if (std::string env = environment_proxy(); !env.empty()) via = " (the environment names the proxy " + env + ")";
+    long connect_code = 0;
+    curl_easy_getinfo(curl, CURLINFO_HTTP_CONNECTCODE, &connect_code);
+    if (connect_code == 407)
+        return Status{ErrorCode::invalid_argument, "the proxy" + via + " wants credentials (HTTP 407) for " + where};
+    if (connect_code >= 300)
+        return Status{ErrorCode::connection_lost, "the proxy" + via + " refused the tunnel to " + where + " (HTTP " +
+                                                      std::to_string(connect_code) + ")"};
+    switch (rc) {
+        case CURLE_ABORTED_BY_CALLBACK:
+            return Status{ErrorCode::connection_lost, "interrupted: the agent is stopping"};
+        case CURLE_OPERATION_TIMEDOUT:
+            return Status{ErrorCode::timeout, "request to " + where + via + " timed out (" + detail + ")"};
+        case CURLE_COULDNT_RESOLVE_PROXY:
+            return Status{ErrorCode::connection_lost, "cannot resolve the proxy" + via + ": " + detail};
+        case CURLE_COULDNT_RESOLVE_HOST:
+            return Status{ErrorCode::connection_lost, "cannot resolve " + parsed->host + via + ": " + detail};
+        case CURLE_COULDNT_CONNECT:
+            return Status{ErrorCode::connection_lost, "cannot connect to " + where + via + ": " + detail};
+        case CURLE_PEER_FAILED_VERIFICATION:
+            return Status{ErrorCode::invalid_argument, "the server " + where + " is not trusted (" + detail + "); check ca_file"};
+        case CURLE_SSL_CACERT_BADFILE:
+            return Status{ErrorCode::invalid_argument,
+                          (options_.ca_file.empty() ? "cannot load the system trust store" : "ca_file " + options_.ca_file + ": cannot load") +
+                              " (" + detail + ")"};
+        case CURLE_SSL_CONNECT_ERROR:
+            return Status{ErrorCode::connection_lost, "TLS handshake with " + where + via + " failed: " + detail};
+        case CURLE_PARTIAL_FILE:
+            return Status{ErrorCode::protocol_error, "truncated response from " + where + " (" + detail + ")"};
+        case CURLE_GOT_NOTHING:
+            return Status{ErrorCode::connection_lost, "empty response from " + where + " (connection closed)"};
+        case CURLE_WEIRD_SERVER_REPLY:
+        case CURLE_UNSUPPORTED_PROTOCOL:
+        case CURLE_BAD_CONTENT_ENCODING:
+            return Status{ErrorCode::protocol_error, "the answer from " + where + " is not an HTTP response (" + detail + ")"};
+        case CURLE_FILESIZE_EXCEEDED:
+            return Status{ErrorCode::protocol_error, "response from " + where + " is too large (body larger than " +
+                                                         std::to_string(options_.limits.max_body_bytes) + " bytes)"};
+        case CURLE_WRITE_ERROR:
+            if (transfer.header_too_large)
+                return Status{ErrorCode::protocol_error, "response from " + where + " is too large (header larger than " +
+                                                             std::to_string(options_.limits.max_header_bytes) +
+                                                             " bytes or more than 200 lines)"};
+            if (transfer.body_too_large)
+                return Status{ErrorCode::protocol_error, "response from " + where + " is too large (body larger than " +
+                                                             std::to_string(options_.limits.max_body_bytes) + " bytes)"};
+            break;
+        case CURLE_OUT_OF_MEMORY:
+            return Status{ErrorCode::internal, "out of memory talking to " + where};
+        default:
+            break;
     }
-
-    std::string received;
-    const size_t cap = options.limits.max_header_bytes + options.limits.max_body_bytes + 64 * 1024;
-    char buf[16384];
-    bool eof = false;
-    for (;;) {
-        HttpParse p = parse_http_response(received, eof, options.limits);
-        if (p.state == HttpParse::State::complete) return std::move(p.response);
-        if (p.state == HttpParse::State::error)
-            return Status{ErrorCode::protocol_error, "bad HTTP response from " + url.authority() + ": " + p.error};
-        if (eof) return Status{ErrorCode::protocol_error, "bad HTTP response from " + url.authority()};
-        Result<int> r = drive([&] { return SSL_read(ssl.get(), buf, sizeof buf); }, "waiting for an answer from");
-        if (!r.ok()) {
-            if (r.status().code == ErrorCode::timeout) return r.status();
-            eof = true;  // reset or unexpected close: let the parser judge what arrived
-            continue;
-        }
-        if (r.value() == 0) { eof = true; continue; }
-        received.append(buf, static_cast<size_t>(r.value()));
-        if (received.size() > cap)
-            return Status{ErrorCode::protocol_error, "response from " + url.authority() + " is too large"};
-    }
+    return Status{ErrorCode::connection_lost, "request to " + where + via + " failed: " + detail};
 }
 
 }  // namespace keyward::acme

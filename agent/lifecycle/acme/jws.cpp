@@ -1,24 +1,19 @@
 #include "agent/lifecycle/acme/jws.hpp"
 
-#include <memory>
-
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
-#include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
 #include "agent/lifecycle/acme/base64url.hpp"
+#include "core/ossl.hpp"
 
 namespace keyward::acme {
 
 namespace {
 
-struct PkeyFree { void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); } };
-struct BnFree { void operator()(BIGNUM* p) const { BN_free(p); } };
-struct SigFree { void operator()(ECDSA_SIG* p) const { ECDSA_SIG_free(p); } };
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
-using BnPtr = std::unique_ptr<BIGNUM, BnFree>;
+using PkeyPtr = ossl::PKey;
+using BnPtr = ossl::Bn;
 
 std::string bn_b64(const BIGNUM* bn, int width) {
     int len = width > 0 ? width : BN_num_bytes(bn);
@@ -97,23 +92,6 @@ Result<AccountKeyForm> account_key_form(std::span<const uint8_t> spki) {
     form.thumbprint = jwk_thumbprint(form.jwk);
     if (form.thumbprint.empty()) return Status{ErrorCode::internal, "account key: cannot compute the JWK thumbprint"};
     return form;
-}
-
-Result<std::vector<uint8_t>> ecdsa_der_to_raw(std::span<const uint8_t> der, size_t coordinate) {
-    const unsigned char* p = der.data();
-    std::unique_ptr<ECDSA_SIG, SigFree> sig(d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(der.size())));
-    if (!sig || p != der.data() + der.size())
-        return Status{ErrorCode::invalid_argument, "ECDSA signature is not a DER ECDSA-Sig-Value"};
-    const BIGNUM* r = ECDSA_SIG_get0_r(sig.get());
-    const BIGNUM* s = ECDSA_SIG_get0_s(sig.get());
-    if (BN_is_negative(r) || BN_is_negative(s) || BN_num_bytes(r) > static_cast<int>(coordinate) ||
-        BN_num_bytes(s) > static_cast<int>(coordinate))
-        return Status{ErrorCode::invalid_argument, "ECDSA signature values do not fit the curve"};
-    std::vector<uint8_t> raw(coordinate * 2);
-    if (BN_bn2binpad(r, raw.data(), static_cast<int>(coordinate)) < 0 ||
-        BN_bn2binpad(s, raw.data() + coordinate, static_cast<int>(coordinate)) < 0)
-        return Status{ErrorCode::internal, "cannot encode the ECDSA signature"};
-    return raw;
 }
 
 Result<std::string> make_jws(const nlohmann::json& protected_header, std::string_view payload,

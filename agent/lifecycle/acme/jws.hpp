@@ -32,10 +32,6 @@ Result<AccountKeyForm> account_key_form(std::span<const uint8_t> spki);
 // RFC 7638 canonical form: required members only, sorted, no whitespace.
 std::string jwk_thumbprint(const nlohmann::json& jwk);
 
-// DER ECDSA-Sig-Value -> r||s, each left-padded to `coordinate` bytes. Refuses trailing
-// bytes, negative or oversized integers.
-Result<std::vector<uint8_t>> ecdsa_der_to_raw(std::span<const uint8_t> der, size_t coordinate);
-
 // Produces the JWS signature bytes (already in JWS form) over `signing_input`.
 using JwsSigner = std::function<Result<std::vector<uint8_t>>(std::string_view signing_input)>;
 

@@ -16,7 +16,8 @@ namespace {
 
 const std::set<std::string> kKeys = {"kind",           "server",        "trusted",   "server_cert",      "recipient",
                                      "reference",      "secret_file",   "bootstrap_cert", "bootstrap_key", "digest",
-                                     "implicit_confirm", "timeout",     "total_timeout",  "poll_inline_max"};
+                                     "implicit_confirm", "timeout",     "total_timeout",  "poll_inline_max",
+                                     "proxy",          "no_proxy"};
 
 using Checker = lifecycle::TableErrors;
 
@@ -46,6 +47,36 @@ Status parse_server(const std::string& text, CmpConfig& out) {
     return result;
 }
 
+// OpenSSL takes "[http://]host[:port][/path]" for a proxy; keyward wants the scheme spelt
+// out and no credentials in a config file.
+Status check_proxy(const std::string& text) {
+    char *user = nullptr, *host = nullptr, *path = nullptr;
+    int ssl = 0;
+    if (OSSL_HTTP_parse_url(text.c_str(), &ssl, &user, &host, nullptr, nullptr, &path, nullptr, nullptr) != 1)
+        return {ErrorCode::invalid_argument, "not a URL (expected \"http://host:port\")"};
+    Status result;
+    if (ssl != 0 || text.rfind("http://", 0) != 0)
+        result = {ErrorCode::invalid_argument, "only http:// proxies are supported (expected \"http://host:port\")"};
+    else if (user != nullptr && *user != '\0')
+        result = {ErrorCode::invalid_argument, "credentials in the proxy URL are not supported"};
+    else if (host == nullptr || *host == '\0')
+        result = {ErrorCode::invalid_argument, "the URL has no host"};
+    else if (path != nullptr && *path != '\0' && std::string_view(path) != "/")
+        result = {ErrorCode::invalid_argument, "a proxy URL has no path (expected \"http://host:port\")"};
+    OPENSSL_free(user);
+    OPENSSL_free(host);
+    OPENSSL_free(path);
+    return result;
+}
+
+// Server names or addresses separated by commas or spaces (OpenSSL matches them whole).
+bool valid_no_proxy(const std::string& text) {
+    for (char c : text)
+        if (!(std::isalnum(static_cast<unsigned char>(c)) || std::string_view(".-:,[] ").find(c) != std::string_view::npos))
+            return false;
+    return true;
+}
+
 Result<CmpConfig> parse(const toml::table& table, const std::string& source, const std::string& prefix) {
     Checker c(source, prefix);
     CmpConfig out;
@@ -72,6 +103,12 @@ Result<CmpConfig> parse(const toml::table& table, const std::string& source, con
         }
         if (!v.is_string()) return c.error(v.source(), key, "must be a string");
         const std::string text = *v.value<std::string>();
+        if (key == "no_proxy") {  // may be empty: no exceptions, whatever the environment says
+            if (!valid_no_proxy(text))
+                return c.error(v.source(), key, "expected server names or addresses separated by commas, e.g. \"localhost,ca.internal\"");
+            out.no_proxy = text;
+            continue;
+        }
         if (text.empty()) return c.error(v.source(), key, "must not be empty");
         if (key == "kind") {
             if (text != "cmp") return c.error(v.source(), key, "must be \"cmp\"");
@@ -94,6 +131,9 @@ Result<CmpConfig> parse(const toml::table& table, const std::string& source, con
             if (!valid_key_name(text)) return c.error(v.source(), key, "not a valid key name");
             out.bootstrap_key = text;
             bootstrap_node = &v;
+        } else if (key == "proxy") {
+            if (Status s = check_proxy(text); !s.ok()) return c.error(v.source(), key, s.message);
+            out.proxy = text;
         } else if (key == "digest") {
             if (text != "sha256" && text != "sha384" && text != "sha512")
                 return c.error(v.source(), key, "expected sha256, sha384 or sha512");

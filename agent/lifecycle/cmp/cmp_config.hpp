@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <optional>
 #include <string>
 
 #include <toml++/toml.h>
@@ -29,6 +30,11 @@ struct CmpConfig {
     std::chrono::seconds timeout{30};          // one message round trip
     std::chrono::seconds total_timeout{120};   // one submit/poll call, polling included
     std::chrono::seconds poll_inline_max{10};  // a checkAfter up to this is waited inside the call
+    // An HTTP proxy for the server ("http://host:port"); unset: OpenSSL's environment rules
+    // (http_proxy / HTTP_PROXY minus no_proxy / NO_PROXY). An explicit proxy is used with the
+    // explicit no_proxy only.
+    std::optional<std::string> proxy;
+    std::optional<std::string> no_proxy;  // server names that bypass the proxy, comma-separated
 
     bool has_secret() const { return !secret_file.empty(); }
     bool has_bootstrap() const { return !bootstrap_cert.empty(); }

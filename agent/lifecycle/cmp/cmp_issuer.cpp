@@ -216,6 +216,13 @@ private:
             OSSL_CMP_CTX_set_option(ctx, OSSL_CMP_OPT_POPO_METHOD, OSSL_CRMF_POPO_SIGNATURE) != 1)
             return Status{ErrorCode::internal, "cannot configure the CMP context: " + drain_errors()};
 
+        // Without an explicit proxy OpenSSL reads http_proxy and no_proxy from the environment.
+        if (cfg_.proxy && (OSSL_CMP_CTX_set1_proxy(ctx, cfg_.proxy->c_str()) != 1 ||
+                           OSSL_CMP_CTX_set1_no_proxy(ctx, cfg_.no_proxy.value_or("").c_str()) != 1))
+            return Status{ErrorCode::internal, "cannot set the CMP proxy: " + drain_errors()};
+        if (!cfg_.proxy && cfg_.no_proxy && OSSL_CMP_CTX_set1_no_proxy(ctx, cfg_.no_proxy->c_str()) != 1)
+            return Status{ErrorCode::internal, "cannot set the CMP no_proxy list: " + drain_errors()};
+
         if (Status s = set_server_trust(ctx); !s.ok()) return s;
 
         // Renewal is authenticated by what is in force, unless it can no longer vouch.
