@@ -49,6 +49,11 @@ std::optional<int> parse_command(const Context& ctx, const CommandSyntax& syntax
     return std::nullopt;
 }
 
+std::optional<int> parse_command(const Context& ctx, const CommandSyntax& syntax, po::variables_map& vm) {
+    static const po::options_description no_options;
+    return parse_command(ctx, syntax, no_options, vm);
+}
+
 std::string positional_arg(const po::variables_map& vm, size_t index) {
     return vm["positional"].as<std::vector<std::string>>().at(index);
 }
