@@ -54,6 +54,11 @@ std::optional<int> parse_command(const Context& ctx, const CommandSyntax& syntax
     return parse_command(ctx, syntax, no_options, vm);
 }
 
+std::optional<int> parse_command(const Context& ctx, const CommandSyntax& syntax) {
+    po::variables_map vm;
+    return parse_command(ctx, syntax, vm);
+}
+
 std::string positional_arg(const po::variables_map& vm, size_t index) {
     return vm["positional"].as<std::vector<std::string>>().at(index);
 }

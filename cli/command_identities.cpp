@@ -201,8 +201,7 @@ int run_identities_list(Context& ctx) {
         "Lists the certificate identities: status, expiry, next renewal. Lines marked '!' need attention "
         "(expired, failing renewals, not enrolled).",
         {}};
-    po::variables_map vm;
-    if (auto done = parse_command(ctx, syntax, vm)) return *done;
+    if (auto done = parse_command(ctx, syntax)) return *done;
     auto answer = ctx.client().list_identities();
     auto view = parse_identity_view(answer);
     if (!view.ok()) return ctx.fail(view.status(), "identities list");

@@ -45,8 +45,7 @@ int run_status(Context& ctx) {
         "Shows the agent's version, uptime, the number of signatures it made, its tokens and their state, "
         "and how many keys it holds.",
         {}};
-    po::variables_map vm;
-    if (auto done = parse_command(ctx, syntax, vm)) return *done;
+    if (auto done = parse_command(ctx, syntax)) return *done;
 
     auto status = ctx.client().status();
     if (!status.ok()) return ctx.fail(status.status(), "status");

@@ -44,8 +44,7 @@ int write_key_file(Context& ctx, const CommandSyntax& syntax, Render&& render) {
 
 int run_keys_list(Context& ctx) {
     static const CommandSyntax syntax{"keys list", "Lists the keys the agent holds that you may see.", {}};
-    po::variables_map vm;
-    if (auto done = parse_command(ctx, syntax, vm)) return *done;
+    if (auto done = parse_command(ctx, syntax)) return *done;
 
     auto keys = ctx.client().list_keys();
     if (!keys.ok()) return ctx.fail(keys.status(), "keys list");
