@@ -14,7 +14,7 @@ const po::options_description& global_options_help() {
         o.add_options()
             ("socket", po::value<std::string>()->value_name("PATH"),
              "agent socket (default: $KEYWARD_SOCKET, else /run/keyward/agent.sock)")
-            ("json", "machine-readable JSON output (status, keys list/show/create)")
+            ("json", "machine-readable JSON output (status, keys, identities, enroll, renew)")
             ("help,h", "show help for the command");
         return o;
     }();
