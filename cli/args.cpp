@@ -14,7 +14,7 @@ const po::options_description& global_options_help() {
         o.add_options()
             ("socket", po::value<std::string>()->value_name("PATH"),
              "agent socket (default: $KEYWARD_SOCKET, else /run/keyward/agent.sock)")
-            ("json", "machine-readable JSON output (status, keys list/show/create)")
+            ("json", "machine-readable JSON output (status, keys, identities, enroll, renew)")
             ("help,h", "show help for the command");
         return o;
     }();
@@ -47,6 +47,16 @@ std::optional<int> parse_command(const Context& ctx, const CommandSyntax& syntax
     if (given.size() > syntax.positionals.size())
         return ctx.usage_error("unexpected argument '" + given[syntax.positionals.size()] + "'");
     return std::nullopt;
+}
+
+std::optional<int> parse_command(const Context& ctx, const CommandSyntax& syntax, po::variables_map& vm) {
+    static const po::options_description no_options;
+    return parse_command(ctx, syntax, no_options, vm);
+}
+
+std::optional<int> parse_command(const Context& ctx, const CommandSyntax& syntax) {
+    po::variables_map vm;
+    return parse_command(ctx, syntax, vm);
 }
 
 std::string positional_arg(const po::variables_map& vm, size_t index) {

@@ -25,6 +25,10 @@ struct CommandSyntax {
 std::optional<int> parse_command(const Context& ctx, const CommandSyntax& syntax,
                                  const boost::program_options::options_description& options,
                                  boost::program_options::variables_map& vm);
+// The same for a command that takes positional arguments only, and for one that takes none.
+std::optional<int> parse_command(const Context& ctx, const CommandSyntax& syntax,
+                                 boost::program_options::variables_map& vm);
+std::optional<int> parse_command(const Context& ctx, const CommandSyntax& syntax);
 
 // The index-th positional argument (parse_command has checked there are enough).
 std::string positional_arg(const boost::program_options::variables_map& vm, size_t index);

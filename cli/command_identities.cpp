@@ -45,26 +45,9 @@ bool is_alarming(const Json& v) {
            v.contains("error");
 }
 
-Result<Json> parse_view(const Result<std::string>& answer) {
-    if (!answer.ok()) return answer.status();
-    try {
-        return Json::parse(answer.value());
-    } catch (const std::exception& e) {
-        return Status{ErrorCode::protocol_error, std::string("the agent's identity view is not JSON: ") + e.what()};
-    }
-}
-
-std::unique_ptr<keyward::Client> renew_client(const Context& ctx) {
-    keyward::ClientOptions options;
-    options.socket_path = ctx.socket_path();
-    options.client_name = "keyward-cli";
-    options.timeout = kRenewTimeout;
-    return std::make_unique<keyward::Client>(std::move(options));
-}
-
 // Prints the answer of a renew/enroll and chooses the exit code from its result.
 int report_renewal(Context& ctx, const Result<std::string>& answer, const std::string& action, bool enroll) {
-    auto view = parse_view(answer);
+    auto view = parse_identity_view(answer);
     if (!view.ok()) return ctx.fail(view.status(), action);
     const Json& v = view.value();
     const Json result = v.value("result", Json::object());
@@ -117,11 +100,30 @@ int renew_or_enroll(Context& ctx, bool enroll) {
     uint8_t flags = 0;
     if (!enroll && vm.count("now")) flags |= ipc::kRenewNow;
     if (!enroll && vm.count("rekey")) flags |= ipc::kRenewRekey | ipc::kRenewNow;
-    auto client = renew_client(ctx);
-    return report_renewal(ctx, client->renew(name, flags), (enroll ? "enroll " : "renew ") + name, enroll);
+    auto client = ctx.client_with_timeout(kRenewTimeout);
+    return report_renewal(ctx, client->renew(name, flags), ctx.command() + " " + name, enroll);
+}
+
+// `identities show` and `identities rollback`: the agent's view of one identity, as it
+// sent it with --json, else as identity_text.
+int print_view(Context& ctx, const Result<std::string>& answer, const std::string& action) {
+    auto view = parse_identity_view(answer);
+    if (!view.ok()) return ctx.fail(view.status(), action);
+    if (ctx.global().json) std::fputs(answer.value().c_str(), stdout);
+    else std::fputs(identity_text(view.value()).c_str(), stdout);
+    return exit_ok;
 }
 
 }  // namespace
+
+Result<Json> parse_identity_view(const Result<std::string>& answer) {
+    if (!answer.ok()) return answer.status();
+    try {
+        return Json::parse(answer.value());
+    } catch (const std::exception& e) {
+        return Status{ErrorCode::protocol_error, std::string("the agent's identity view is not JSON: ") + e.what()};
+    }
+}
 
 std::string identity_summary_line(const Json& v) {
     const std::string mark = is_alarming(v) ? "!" : " ";
@@ -199,11 +201,9 @@ int run_identities_list(Context& ctx) {
         "Lists the certificate identities: status, expiry, next renewal. Lines marked '!' need attention "
         "(expired, failing renewals, not enrolled).",
         {}};
-    po::options_description options;
-    po::variables_map vm;
-    if (auto done = parse_command(ctx, syntax, options, vm)) return *done;
+    if (auto done = parse_command(ctx, syntax)) return *done;
     auto answer = ctx.client().list_identities();
-    auto view = parse_view(answer);
+    auto view = parse_identity_view(answer);
     if (!view.ok()) return ctx.fail(view.status(), "identities list");
     if (ctx.global().json) {
         std::fputs(answer.value().c_str(), stdout);
@@ -221,16 +221,10 @@ int run_identities_show(Context& ctx) {
         "Shows identity NAME: key, subject, SANs, issuer, validity, next renewal, the last attempt and its outcome, "
         "and the files (certificate, chain, key reference) programs can point at.",
         {"identity NAME"}};
-    po::options_description options;
     po::variables_map vm;
-    if (auto done = parse_command(ctx, syntax, options, vm)) return *done;
+    if (auto done = parse_command(ctx, syntax, vm)) return *done;
     const std::string name = positional_arg(vm, 0);
-    auto answer = ctx.client().get_identity(name);
-    auto view = parse_view(answer);
-    if (!view.ok()) return ctx.fail(view.status(), "identities show " + name);
-    if (ctx.global().json) std::fputs(answer.value().c_str(), stdout);
-    else std::fputs(identity_text(view.value()).c_str(), stdout);
-    return exit_ok;
+    return print_view(ctx, ctx.client().get_identity(name), "identities show " + name);
 }
 
 int run_identities_rollback(Context& ctx) {
@@ -240,17 +234,10 @@ int run_identities_rollback(Context& ctx) {
         "and runs the hooks. Possible while the previous key exists (its grace period) and its certificate is "
         "valid. Automatic renewal then waits retry_max; `keyward renew NAME --now` renews at once.",
         {"identity NAME"}};
-    po::options_description options;
     po::variables_map vm;
-    if (auto done = parse_command(ctx, syntax, options, vm)) return *done;
+    if (auto done = parse_command(ctx, syntax, vm)) return *done;
     const std::string name = positional_arg(vm, 0);
-    auto client = renew_client(ctx);
-    auto answer = client->rollback(name);
-    auto view = parse_view(answer);
-    if (!view.ok()) return ctx.fail(view.status(), "identities rollback " + name);
-    if (ctx.global().json) std::fputs(answer.value().c_str(), stdout);
-    else std::fputs(identity_text(view.value()).c_str(), stdout);
-    return exit_ok;
+    return print_view(ctx, ctx.client_with_timeout(kRenewTimeout)->rollback(name), "identities rollback " + name);
 }
 
 }  // namespace keyward::cli

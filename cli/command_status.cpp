@@ -8,8 +8,9 @@
 #include "cli/commands.hpp"
 #include "cli/exit_codes.hpp"
 #include "cli/identity_view.hpp"
-#include "cli/json.hpp"
+#include "cli/json_output.hpp"
 #include "cli/key_view.hpp"
+#include "cli/status_view.hpp"
 
 namespace po = boost::program_options;
 
@@ -29,20 +30,11 @@ std::string duration_text(uint64_t seconds) {
 // which is not a failure of `status`). Identity views come from the lifecycle thread, which
 // may be busy with a renewal for minutes: ask with a short timeout of our own.
 std::optional<nlohmann::json> identities_of(Context& ctx, bool& busy) {
-    keyward::ClientOptions options;
-    options.socket_path = ctx.socket_path();
-    options.client_name = "keyward-cli";
-    options.timeout = std::chrono::seconds(3);
-    keyward::Client client(std::move(options));
-    auto answer = client.list_identities();
+    auto answer = ctx.client_with_timeout(std::chrono::seconds(3))->list_identities();
     busy = !answer.ok() && answer.status().code == ErrorCode::timeout;
-    if (!answer.ok()) return std::nullopt;
-    try {
-        auto doc = nlohmann::json::parse(answer.value());
-        return doc.value("identities", nlohmann::json::array());
-    } catch (const std::exception&) {
-        return std::nullopt;
-    }
+    auto doc = parse_identity_view(answer);
+    if (!doc.ok() || !doc->is_object()) return std::nullopt;
+    return doc->value("identities", nlohmann::json::array());
 }
 
 }  // namespace
@@ -53,9 +45,7 @@ int run_status(Context& ctx) {
         "Shows the agent's version, uptime, the number of signatures it made, its tokens and their state, "
         "and how many keys it holds.",
         {}};
-    po::options_description options;
-    po::variables_map vm;
-    if (auto done = parse_command(ctx, syntax, options, vm)) return *done;
+    if (auto done = parse_command(ctx, syntax)) return *done;
 
     auto status = ctx.client().status();
     if (!status.ok()) return ctx.fail(status.status(), "status");
@@ -64,33 +54,11 @@ int run_status(Context& ctx) {
     const auto& st = status.value();
 
     if (ctx.global().json) {
-        JsonWriter json;
-        json.begin_object()
-            .member("socket", ctx.socket_path())
-            .member("server", st.server)
-            .member("protocol_version", static_cast<uint32_t>(hello->version))
-            .member("uptime_seconds", st.uptime_seconds)
-            .member("signatures", st.signatures)
-            .member("key_count", st.key_count);
-        json.key("tokens").begin_array();
-        for (const auto& t : st.tokens)
-            json.begin_object()
-                .member("name", t.name)
-                .member("kind", t.kind)
-                .member("state", t.state)
-                .member("description", t.description)
-                .end_object();
-        json.end_array().end_object();
-        std::string text = json.str();
+        JsonDocument doc = status_json(ctx.socket_path(), st, hello->version);
         bool busy = false;
-        if (auto ids = identities_of(ctx, busy)) {
-            // Splice the agent's identity views in as they are.
-            auto doc = nlohmann::ordered_json::parse(text);
-            doc["identities"] = nlohmann::ordered_json::parse(ids->dump());
-            text = doc.dump(2) + "\n";
-        }
-        std::fputs(text.c_str(), stdout);
-        return exit_ok;
+        // The identity views are the agent's own documents, put in whole.
+        if (auto ids = identities_of(ctx, busy)) doc["identities"] = JsonDocument(*ids);
+        return print_json(doc);
     }
     std::printf("agent:       %s (protocol %u)\n", printable(st.server).c_str(), static_cast<unsigned>(hello->version));
     std::printf("socket:      %s\n", ctx.socket_path().c_str());

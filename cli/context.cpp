@@ -63,13 +63,16 @@ Context::Context(GlobalOptions global, std::string command, std::vector<std::str
       socket_path_(keyward::resolve_socket_path(global_.socket)) {}
 
 keyward::Client& Context::client() {
-    if (!client_) {
-        keyward::ClientOptions options;
-        options.socket_path = socket_path_;
-        options.client_name = "keyward-cli";
-        client_ = std::make_unique<keyward::Client>(std::move(options));
-    }
+    if (!client_) client_ = client_with_timeout(keyward::ClientOptions{}.timeout);
     return *client_;
+}
+
+std::unique_ptr<keyward::Client> Context::client_with_timeout(std::chrono::milliseconds timeout) const {
+    keyward::ClientOptions options;
+    options.socket_path = socket_path_;
+    options.client_name = "keyward-cli";
+    options.timeout = timeout;
+    return std::make_unique<keyward::Client>(std::move(options));
 }
 
 int Context::fail(const Status& status, std::string_view action) const {

@@ -2,6 +2,7 @@
 // connection to the agent.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -28,7 +29,11 @@ public:
     const std::vector<std::string>& args() const noexcept { return args_; }
 
     const std::string& socket_path() const noexcept { return socket_path_; }
+    // The command's connection, with the library's default timeout.
     keyward::Client& client();
+    // A connection of its own with another timeout: for calls that wait on the lifecycle
+    // thread (renewals talk to a CA), longer or shorter than a signature.
+    std::unique_ptr<keyward::Client> client_with_timeout(std::chrono::milliseconds timeout) const;
 
     // Reports a failed agent call on stderr ("keyward: <action>: <why> — <what to do>")
     // and returns the exit code for it.

@@ -6,7 +6,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/result.hpp"
+
 namespace keyward::cli {
+
+// The agent's answer to an identity operation, parsed; a transport or agent error passes
+// through, and text that is not JSON is a protocol_error.
+Result<nlohmann::json> parse_identity_view(const Result<std::string>& answer);
 
 // The full view of one identity, several lines.
 std::string identity_text(const nlohmann::json& view);

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/ossl.hpp"
+#include "core/unique_fd.hpp"
 
 namespace keyward::cli {
 namespace {
@@ -55,7 +56,8 @@ Result<std::vector<uint8_t>> digest_file(const std::string& path, std::string_vi
         return Status{ErrorCode::internal, "digest " + md_name + " is not available"};
 
     const bool from_stdin = path == "-";
-    const int fd = from_stdin ? STDIN_FILENO : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    const UniqueFd file(from_stdin ? -1 : ::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    const int fd = from_stdin ? STDIN_FILENO : file.get();
     if (fd < 0) return Status{ErrorCode::invalid_argument, "cannot open " + path + ": " + errno_text(errno)};
     std::vector<uint8_t> buf(64 * 1024);
     Status status;
@@ -72,7 +74,6 @@ Result<std::vector<uint8_t>> digest_file(const std::string& path, std::string_vi
             break;
         }
     }
-    if (!from_stdin) ::close(fd);
     if (!status.ok()) return status;
     std::vector<uint8_t> out(EVP_MAX_MD_SIZE);
     unsigned int len = 0;

@@ -5,6 +5,7 @@
 #include <openssl/pem.h>
 #include <openssl/sha.h>
 
+#include "cli/exit_codes.hpp"
 #include "core/hex.hpp"
 #include "core/ossl.hpp"
 
@@ -44,20 +45,20 @@ std::string printable(std::string_view text) {
     return out;
 }
 
-void write_key_json(JsonWriter& json, const ipc::KeyInfo& key) {
-    json.begin_object()
-        .member("name", key.name)
-        .member("type", key.type)
-        .member("bits", key.bits)
-        .member("token", key.token);
-    json.key("schemes").begin_array();
-    for (auto s : key.schemes) json.value(scheme_display_name(s));
-    json.end_array();
-    json.member("spki_sha256", spki_sha256(key.spki));
-    json.key("attributes").begin_array();
-    for (const auto& a : key.attributes) json.begin_object().member("name", a.name).member("value", a.value).end_object();
-    json.end_array();
-    json.end_object();
+JsonDocument key_json(const ipc::KeyInfo& key) {
+    JsonDocument schemes = JsonDocument::array();
+    for (auto s : key.schemes) schemes.push_back(scheme_display_name(s));
+    JsonDocument attributes = JsonDocument::array();
+    for (const auto& a : key.attributes) attributes.push_back(JsonDocument{{"name", a.name}, {"value", a.value}});
+    return {
+        {"name", key.name},
+        {"type", key.type},
+        {"bits", key.bits},
+        {"token", key.token},
+        {"schemes", std::move(schemes)},
+        {"spki_sha256", spki_sha256(key.spki)},
+        {"attributes", std::move(attributes)},
+    };
 }
 
 std::string key_text(const ipc::KeyInfo& key) {
@@ -83,6 +84,13 @@ std::string key_text(const ipc::KeyInfo& key) {
         for (const auto& a : key.attributes) out += "  " + printable(a.name) + ": " + printable(a.value) + "\n";
     }
     return out;
+}
+
+int print_key(const ipc::KeyInfo& key, bool json, std::string_view headline) {
+    if (json) return print_json(key_json(key));
+    if (!headline.empty()) std::printf("%.*s\n", static_cast<int>(headline.size()), headline.data());
+    std::fputs(key_text(key).c_str(), stdout);
+    return exit_ok;
 }
 
 }  // namespace keyward::cli

@@ -4,10 +4,11 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 
-#include "cli/json.hpp"
-#include "ipc/protocol.hpp"
+#include "cli/json_output.hpp"
 #include "core/result.hpp"
+#include "ipc/protocol.hpp"
 
 namespace keyward::cli {
 
@@ -23,8 +24,11 @@ Result<std::string> spki_pem(std::span<const uint8_t> spki);
 std::string printable(std::string_view text);
 
 // One key as a JSON object: name, type, bits, token, schemes, spki_sha256, attributes.
-void write_key_json(JsonWriter& json, const ipc::KeyInfo& key);
+JsonDocument key_json(const ipc::KeyInfo& key);
 // The multi-line human form used by `keys show` and `keys create`.
 std::string key_text(const ipc::KeyInfo& key);
+// What `keys show`, `keys create` and `keys import` print: with --json the key object,
+// else the headline line (when there is one) and key_text. Returns exit_ok.
+int print_key(const ipc::KeyInfo& key, bool json, std::string_view headline = {});
 
 }  // namespace keyward::cli

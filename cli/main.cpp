@@ -13,8 +13,8 @@
 #include "cli/exit_codes.hpp"
 
 namespace po = boost::program_options;
-using namespace keyward::cli;
 
+namespace keyward::cli {
 namespace {
 
 struct Command {
@@ -60,8 +60,10 @@ int usage_error(const std::string& message) {
 }
 
 }  // namespace
+}  // namespace keyward::cli
 
 int main(int argc, char** argv) {
+    using namespace keyward::cli;
     GlobalOptions global;
     bool version = false;
     std::vector<std::string> words;

@@ -396,6 +396,21 @@ struct Client::Impl {
         return slot;
     }
 
+    // The request shapes: an operation without a body (STATUS, LIST_*), one that names a
+    // key or identity (GET_KEY, DELETE_KEY, GET_IDENTITY, ROLLBACK), and a message that
+    // carries its own operation (SIGN, GENERATE_KEY, IMPORT_KEY, RENEW).
+    Result<Slot> call_op(ipc::Op op, bool retry_on_lost) {
+        return call([op](auto& out, uint32_t id) { return ipc::encode_request(out, id, op); }, retry_on_lost);
+    }
+    Result<Slot> call_named(ipc::Op op, std::string_view name, bool retry_on_lost) {
+        const ipc::KeyNameRequest req{std::string(name)};
+        return call([&](auto& out, uint32_t id) { return ipc::encode_request(out, id, op, req); }, retry_on_lost);
+    }
+    template <typename Request>
+    Result<Slot> call_with(const Request& req, bool retry_on_lost) {
+        return call([&](auto& out, uint32_t id) { return ipc::encode_request(out, id, req); }, retry_on_lost);
+    }
+
     // The JSON view carried by an identity operation's answer.
     Result<std::string> document(Result<Slot>&& r) {
         auto doc = answer<ipc::DocumentResponse>(std::move(r), ipc::decode_document_response);
@@ -440,74 +455,54 @@ Result<ipc::HelloResponse> Client::hello() {
 }
 
 Result<ipc::StatusResponse> Client::status() {
-    auto r = impl_->call([](auto& out, uint32_t id) { return ipc::encode_request(out, id, ipc::Op::status); }, true);
-    return impl_->answer<ipc::StatusResponse>(std::move(r), ipc::decode_status_response);
+    return impl_->answer<ipc::StatusResponse>(impl_->call_op(ipc::Op::status, true), ipc::decode_status_response);
 }
 
 Result<std::vector<ipc::KeyInfo>> Client::list_keys() {
-    auto r = impl_->call([](auto& out, uint32_t id) { return ipc::encode_request(out, id, ipc::Op::list_keys); }, true);
-    auto list = impl_->answer<ipc::ListKeysResponse>(std::move(r), ipc::decode_list_keys_response);
+    auto list =
+        impl_->answer<ipc::ListKeysResponse>(impl_->call_op(ipc::Op::list_keys, true), ipc::decode_list_keys_response);
     if (!list.ok()) return list.status();
     return std::move(list.value().keys);
 }
 
 Result<ipc::KeyInfo> Client::get_key(std::string_view name) {
-    ipc::KeyNameRequest req{std::string(name)};
-    auto r = impl_->call([&](auto& out, uint32_t id) { return ipc::encode_request(out, id, ipc::Op::get_key, req); },
-                         true);
-    return impl_->answer<ipc::KeyInfo>(std::move(r), ipc::decode_key_response);
+    return impl_->answer<ipc::KeyInfo>(impl_->call_named(ipc::Op::get_key, name, true), ipc::decode_key_response);
 }
 
 Result<std::vector<uint8_t>> Client::sign(std::string_view key, ipc::Scheme scheme, std::span<const uint8_t> digest) {
-    ipc::SignRequest req{std::string(key), scheme, {digest.begin(), digest.end()}};
-    auto r = impl_->call([&](auto& out, uint32_t id) { return ipc::encode_request(out, id, req); }, true);
-    auto answer = impl_->answer<ipc::SignResponse>(std::move(r), ipc::decode_sign_response);
+    const ipc::SignRequest req{std::string(key), scheme, {digest.begin(), digest.end()}};
+    auto answer = impl_->answer<ipc::SignResponse>(impl_->call_with(req, true), ipc::decode_sign_response);
     if (!answer.ok()) return answer.status();
     return std::move(answer.value().signature);
 }
 
 Result<ipc::KeyInfo> Client::generate_key(const ipc::GenerateKeyRequest& request) {
-    auto r = impl_->call([&](auto& out, uint32_t id) { return ipc::encode_request(out, id, request); }, false);
-    return impl_->answer<ipc::KeyInfo>(std::move(r), ipc::decode_key_response);
+    return impl_->answer<ipc::KeyInfo>(impl_->call_with(request, false), ipc::decode_key_response);
 }
 
 Result<ipc::KeyInfo> Client::import_key(const ipc::ImportKeyRequest& request) {
-    auto r = impl_->call([&](auto& out, uint32_t id) { return ipc::encode_request(out, id, request); }, false);
-    return impl_->answer<ipc::KeyInfo>(std::move(r), ipc::decode_key_response);
+    return impl_->answer<ipc::KeyInfo>(impl_->call_with(request, false), ipc::decode_key_response);
 }
 
 Status Client::delete_key(std::string_view name) {
-    ipc::KeyNameRequest req{std::string(name)};
-    auto r = impl_->call(
-        [&](auto& out, uint32_t id) { return ipc::encode_request(out, id, ipc::Op::delete_key, req); }, false);
-    auto answer = impl_->answer<bool>(std::move(r), [](std::span<const uint8_t>) { return Result<bool>(true); });
-    return answer.status();
+    const auto no_body = [](std::span<const uint8_t>) { return Result<bool>(true); };
+    return impl_->answer<bool>(impl_->call_named(ipc::Op::delete_key, name, false), no_body).status();
 }
 
 Result<std::string> Client::list_identities() {
-    auto r = impl_->call(
-        [](auto& out, uint32_t id) { return ipc::encode_request(out, id, ipc::Op::list_identities); }, true);
-    return impl_->document(std::move(r));
+    return impl_->document(impl_->call_op(ipc::Op::list_identities, true));
 }
 
 Result<std::string> Client::get_identity(std::string_view name) {
-    ipc::KeyNameRequest req{std::string(name)};
-    auto r = impl_->call(
-        [&](auto& out, uint32_t id) { return ipc::encode_request(out, id, ipc::Op::get_identity, req); }, true);
-    return impl_->document(std::move(r));
+    return impl_->document(impl_->call_named(ipc::Op::get_identity, name, true));
 }
 
 Result<std::string> Client::renew(std::string_view name, uint8_t flags) {
-    ipc::RenewRequest req{std::string(name), flags};
-    auto r = impl_->call([&](auto& out, uint32_t id) { return ipc::encode_request(out, id, req); }, false);
-    return impl_->document(std::move(r));
+    return impl_->document(impl_->call_with(ipc::RenewRequest{std::string(name), flags}, false));
 }
 
 Result<std::string> Client::rollback(std::string_view name) {
-    ipc::KeyNameRequest req{std::string(name)};
-    auto r = impl_->call(
-        [&](auto& out, uint32_t id) { return ipc::encode_request(out, id, ipc::Op::rollback, req); }, false);
-    return impl_->document(std::move(r));
+    return impl_->document(impl_->call_named(ipc::Op::rollback, name, false));
 }
 
 }  // namespace keyward

@@ -57,15 +57,48 @@ Status walk(std::span<const uint8_t> body, Visit&& visit) {
     return {};
 }
 
-Result<Attribute> decode_attribute(std::span<const uint8_t> body) {
-    Attribute a;
+// A text field of message M and its tag. The messages made of text only have one table
+// each, which both directions read, so encoder and decoder cannot disagree on the layout.
+template <typename M>
+struct TextField {
+    Tag tag;
+    std::string M::*member;
+    bool omit_empty = false;  // left out of the frame when empty (the agent's default applies)
+};
+
+constexpr TextField<Attribute> kAttributeFields[] = {{Tag::attr_name, &Attribute::name},
+                                                     {Tag::attr_value, &Attribute::value}};
+constexpr TextField<TokenInfo> kTokenInfoFields[] = {{Tag::name, &TokenInfo::name},
+                                                     {Tag::kind, &TokenInfo::kind},
+                                                     {Tag::state, &TokenInfo::state},
+                                                     {Tag::description, &TokenInfo::description}};
+constexpr TextField<KeyNameRequest> kKeyNameFields[] = {{Tag::name, &KeyNameRequest::name}};
+constexpr TextField<GenerateKeyRequest> kGenerateKeyFields[] = {{Tag::name, &GenerateKeyRequest::name},
+                                                                {Tag::key_type, &GenerateKeyRequest::type},
+                                                                {Tag::token, &GenerateKeyRequest::token, true}};
+
+template <typename M>
+void put_text_fields(FrameWriter& w, const M& m, std::span<const TextField<M>> fields) {
+    for (const auto& f : fields)
+        if (!f.omit_empty || !(m.*f.member).empty()) w.put_string(f.tag, m.*f.member);
+}
+
+// Unknown tags are skipped; a repeated tag keeps its last value.
+template <typename M>
+Result<M> decode_text_fields(std::span<const uint8_t> body, std::span<const TextField<M>> fields) {
+    M m;
     Status s = walk(body, [&](const Tlv& t, std::string&) {
-        if (is(t, Tag::attr_name)) a.name = read_string(t);
-        else if (is(t, Tag::attr_value)) a.value = read_string(t);
+        for (const auto& f : fields)
+            if (is(t, f.tag)) m.*f.member = read_string(t);
         return true;
     });
     if (!s.ok()) return s;
-    if (a.name.empty()) return malformed("attribute without a name");
+    return m;
+}
+
+Result<Attribute> decode_attribute(std::span<const uint8_t> body) {
+    auto a = decode_text_fields<Attribute>(body, kAttributeFields);
+    if (a.ok() && a->name.empty()) return malformed("attribute without a name");
     return a;
 }
 
@@ -95,19 +128,6 @@ Result<KeyInfo> decode_key_info(std::span<const uint8_t> body) {
     return k;
 }
 
-Result<TokenInfo> decode_token_info(std::span<const uint8_t> body) {
-    TokenInfo ti;
-    Status s = walk(body, [&](const Tlv& t, std::string&) {
-        if (is(t, Tag::name)) ti.name = read_string(t);
-        else if (is(t, Tag::kind)) ti.kind = read_string(t);
-        else if (is(t, Tag::state)) ti.state = read_string(t);
-        else if (is(t, Tag::description)) ti.description = read_string(t);
-        return true;
-    });
-    if (!s.ok()) return s;
-    return ti;
-}
-
 void put_key_info(FrameWriter& w, const KeyInfo& k) {
     w.put_string(Tag::name, k.name);
     w.put_string(Tag::key_type, k.type);
@@ -117,8 +137,7 @@ void put_key_info(FrameWriter& w, const KeyInfo& k) {
     for (Scheme s : k.schemes) w.put_u16(Tag::scheme, static_cast<uint16_t>(s));
     for (const auto& a : k.attributes) {
         size_t mark = w.begin_nested(Tag::attribute);
-        w.put_string(Tag::attr_name, a.name);
-        w.put_string(Tag::attr_value, a.value);
+        put_text_fields<Attribute>(w, a, kAttributeFields);
         w.end_nested(mark);
     }
 }
@@ -264,7 +283,8 @@ bool encode_request(std::vector<uint8_t>& out, uint32_t id, const HelloRequest& 
 }
 
 bool encode_request(std::vector<uint8_t>& out, uint32_t id, Op op, const KeyNameRequest& m) {
-    return write_frame(out, request_header(id, op), [&](FrameWriter& w) { w.put_string(Tag::name, m.name); });
+    return write_frame(out, request_header(id, op),
+                       [&](FrameWriter& w) { put_text_fields<KeyNameRequest>(w, m, kKeyNameFields); });
 }
 
 bool encode_request(std::vector<uint8_t>& out, uint32_t id, const SignRequest& m) {
@@ -276,11 +296,8 @@ bool encode_request(std::vector<uint8_t>& out, uint32_t id, const SignRequest& m
 }
 
 bool encode_request(std::vector<uint8_t>& out, uint32_t id, const GenerateKeyRequest& m) {
-    return write_frame(out, request_header(id, Op::generate_key), [&](FrameWriter& w) {
-        w.put_string(Tag::name, m.name);
-        w.put_string(Tag::key_type, m.type);
-        if (!m.token.empty()) w.put_string(Tag::token, m.token);
-    });
+    return write_frame(out, request_header(id, Op::generate_key),
+                       [&](FrameWriter& w) { put_text_fields<GenerateKeyRequest>(w, m, kGenerateKeyFields); });
 }
 
 bool encode_request(std::vector<uint8_t>& out, uint32_t id, const ImportKeyRequest& m) {
@@ -316,13 +333,8 @@ Result<HelloRequest> decode_hello_request(std::span<const uint8_t> body) {
 }
 
 Result<KeyNameRequest> decode_key_name_request(std::span<const uint8_t> body) {
-    KeyNameRequest m;
-    Status s = walk(body, [&](const Tlv& t, std::string&) {
-        if (is(t, Tag::name)) m.name = read_string(t);
-        return true;
-    });
-    if (!s.ok()) return s;
-    if (m.name.empty()) return malformed("no key name");
+    auto m = decode_text_fields<KeyNameRequest>(body, kKeyNameFields);
+    if (m.ok() && m->name.empty()) return malformed("no key name");
     return m;
 }
 
@@ -350,16 +362,9 @@ Result<SignRequest> decode_sign_request(std::span<const uint8_t> body) {
 }
 
 Result<GenerateKeyRequest> decode_generate_key_request(std::span<const uint8_t> body) {
-    GenerateKeyRequest m;
-    Status s = walk(body, [&](const Tlv& t, std::string&) {
-        if (is(t, Tag::name)) m.name = read_string(t);
-        else if (is(t, Tag::key_type)) m.type = read_string(t);
-        else if (is(t, Tag::token)) m.token = read_string(t);
-        return true;
-    });
-    if (!s.ok()) return s;
-    if (m.name.empty()) return malformed("no key name");
-    if (m.type.empty()) return malformed("no key type");
+    auto m = decode_text_fields<GenerateKeyRequest>(body, kGenerateKeyFields);
+    if (m.ok() && m->name.empty()) return malformed("no key name");
+    if (m.ok() && m->type.empty()) return malformed("no key type");
     return m;
 }
 
@@ -421,10 +426,7 @@ bool encode_response(std::vector<uint8_t>& out, uint32_t id, const StatusRespons
         w.put_u32(Tag::key_count, m.key_count);
         for (const auto& t : m.tokens) {
             size_t mark = w.begin_nested(Tag::token_info);
-            w.put_string(Tag::name, t.name);
-            w.put_string(Tag::kind, t.kind);
-            w.put_string(Tag::state, t.state);
-            w.put_string(Tag::description, t.description);
+            put_text_fields<TokenInfo>(w, t, kTokenInfoFields);
             w.end_nested(mark);
         }
     });
@@ -502,7 +504,7 @@ Result<StatusResponse> decode_status_response(std::span<const uint8_t> body) {
         else if (is(t, Tag::signatures)) ok = read_as(t, m.signatures);
         else if (is(t, Tag::key_count)) ok = read_as(t, m.key_count);
         else if (is(t, Tag::token_info)) {
-            auto ti = decode_token_info(t.value);
+            auto ti = decode_text_fields<TokenInfo>(t.value, kTokenInfoFields);
             if (!ti.ok()) return why = ti.status().message, false;
             m.tokens.push_back(std::move(ti).value());
         }

@@ -16,7 +16,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include <memory>
+#include "core/ossl.hpp"
 
 namespace keyward {
 
@@ -30,16 +30,6 @@ constexpr size_t kMaxNameSize = 255;
 constexpr uint8_t kTagInteger = 0x02;
 constexpr uint8_t kTagUtf8String = 0x0c;
 constexpr uint8_t kTagSequence = 0x30;
-
-struct BioFree {
-    void operator()(BIO* b) const noexcept { BIO_free(b); }
-};
-struct PkeyFree {
-    void operator()(EVP_PKEY* k) const noexcept { EVP_PKEY_free(k); }
-};
-struct OpenSslFree {
-    void operator()(void* p) const noexcept { OPENSSL_free(p); }
-};
 
 Status invalid(std::string why) {
     return {ErrorCode::invalid_argument, "invalid keyward key reference: " + std::move(why)};
@@ -150,7 +140,7 @@ Result<KeyReference> decode_key_reference_der(std::span<const uint8_t> der) {
     if (inner <= 0) return invalid("missing public key");
     const unsigned char* spki_start = p;
     const unsigned char* q = p;
-    std::unique_ptr<EVP_PKEY, PkeyFree> pub(d2i_PUBKEY(nullptr, &q, inner));
+    ossl::PKey pub(d2i_PUBKEY(nullptr, &q, inner));
     if (!pub) {
         return invalid("the public key is not a valid SubjectPublicKeyInfo");
     }
@@ -166,7 +156,7 @@ Result<KeyReference> decode_key_reference_der(std::span<const uint8_t> der) {
 
 std::string encode_key_reference_pem(const KeyReference& ref) {
     std::vector<uint8_t> der = encode_key_reference_der(ref);
-    std::unique_ptr<BIO, BioFree> bio(BIO_new(BIO_s_mem()));
+    ossl::Bio bio(BIO_new(BIO_s_mem()));
     std::string label(kKeyReferencePemLabel);
     if (!bio || PEM_write_bio(bio.get(), label.c_str(), "", der.data(), static_cast<long>(der.size())) <= 0) {
         ERR_clear_error();
@@ -182,7 +172,7 @@ Result<KeyReference> decode_key_reference_pem(std::string_view pem) {
     // The whole file is bounded too: base64 is 4/3 of the DER plus headers and other
     // blocks (a certificate may share the file).
     if (pem.size() > 16 * kMaxDerSize) return invalid("file too large");
-    std::unique_ptr<BIO, BioFree> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+    ossl::Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
     if (!bio) return Status{ErrorCode::internal, "out of memory"};
     unsigned char* raw = nullptr;
     long raw_len = 0;
@@ -191,7 +181,7 @@ Result<KeyReference> decode_key_reference_pem(std::string_view pem) {
     if (PEM_bytes_read_bio(&raw, &raw_len, nullptr, label.c_str(), bio.get(), nullptr, nullptr) <= 0) {
         return invalid("no valid \"-----BEGIN " + label + "-----\" block found");
     }
-    std::unique_ptr<unsigned char, OpenSslFree> owned(raw);
+    ossl::Bytes owned(raw);
     return decode_key_reference_der({raw, static_cast<size_t>(raw_len)});
 }
 

@@ -57,6 +57,44 @@ TEST_CASE("test vector: error answer", "[codec][vector]") {
     CHECK(decode_error_message(f.body) == "no such key: k");
 }
 
+TEST_CASE("test vectors: text-only messages keep their field order, and an empty token stays off the wire",
+          "[codec][vector]") {
+    std::vector<uint8_t> out;
+    REQUIRE(encode_request(out, 1, GenerateKeyRequest{"k", "ec-p256", ""}));
+    CHECK(out == from_hex("00000018 01 06 0000 00000001  0003 0001 6b  0004 0007 65632d70323536"));
+    out.clear();
+    REQUIRE(encode_request(out, 1, GenerateKeyRequest{"k", "ec-p256", "t"}));
+    CHECK(out == from_hex("0000001d 01 06 0000 00000001  0003 0001 6b  0004 0007 65632d70323536  0005 0001 74"));
+    out.clear();
+    REQUIRE(encode_request(out, 2, Op::get_identity, KeyNameRequest{"w"}));
+    CHECK(out == from_hex("0000000d 01 0a 0000 00000002  0003 0001 77"));
+    out.clear();
+    StatusResponse st{"s", 1, 2, 3, {{"n", "k", "p", "d"}}};
+    REQUIRE(encode_response(out, 3, st));
+    CHECK(out == from_hex("00000045 01 82 0000 00000003  0003 0001 73  0013 0008 0000000000000001"
+                          "  0014 0008 0000000000000002  0017 0004 00000003"
+                          "  000f 0014 0003 0001 6e 0011 0001 6b 0010 0001 70 0012 0001 64"));
+    out.clear();
+    KeyInfo key{"k", "t", 1, "", {}, {}, {{"a", "b"}}};
+    REQUIRE(encode_response(out, 4, Op::get_key, key));
+    CHECK(out == from_hex("00000034 01 84 0000 00000004  000b 0028  0003 0001 6b  0004 0001 74  000a 0004 00000001"
+                          "  0005 0000  0009 0000  000c 000a 000d 0001 61 000e 0001 62"));
+}
+
+TEST_CASE("required fields: a message without them is refused by name", "[codec][hostile]") {
+    CHECK(decode_key_name_request({}).status().message == "malformed message: no key name");
+    CHECK(decode_generate_key_request(from_hex("0004 0001 78")).status().message == "malformed message: no key name");
+    CHECK(decode_generate_key_request(from_hex("0003 0001 6b")).status().message == "malformed message: no key type");
+    // An attribute without a name, nested in a key (each level of nesting prefixes the message).
+    auto key = from_hex("000b 000d 0003 0001 6b 000c 0004 000e 0000");
+    CHECK_THAT(decode_key_response(key).status().message, Catch::Matchers::EndsWith("attribute without a name"));
+    // The last of a repeated field wins; unknown tags are skipped.
+    auto twice = decode_generate_key_request(from_hex("0003 0001 61  0003 0001 62  7777 0000  0004 0001 78"));
+    REQUIRE(twice.ok());
+    CHECK(twice->name == "b");
+    CHECK(twice->token.empty());
+}
+
 TEST_CASE("round trip of every message", "[codec]") {
     KeyInfo key{"web", "ec-p256", 256, "hsm", {0x30, 0x59, 0x01}, {Scheme::ecdsa_secp256r1_sha256},
                 {{"CKA_SENSITIVE", "true"}, {"CKA_EXTRACTABLE", "false"}}};
@@ -180,6 +218,12 @@ TEST_CASE("random garbage never crashes the decoders", "[codec][hostile]") {
         (void)decode_status_response(body);
         (void)decode_list_keys_response(body);
         (void)decode_key_response(body);
+        (void)decode_key_name_request(body);
+        (void)decode_import_key_request(body);
+        (void)decode_renew_request(body);
+        (void)decode_hello_response(body);
+        (void)decode_sign_response(body);
+        (void)decode_document_response(body);
         (void)decode_error_message(body);
     }
     SUCCEED("20000 random inputs decoded without a crash (run under ASan for the real check)");
