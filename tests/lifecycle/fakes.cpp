@@ -22,42 +22,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::vector<uint8_t> spki_of(EVP_PKEY* key) {
-    unsigned char* der = nullptr;
-    const int len = i2d_PUBKEY(key, &der);
-    REQUIRE(len > 0);
-    ossl::Bytes owned(der);
-    return std::vector<uint8_t>(der, der + len);
-}
-
-ossl::PKey make_pkey(KeyType type) {
-    EVP_PKEY* k = nullptr;
-    switch (type) {
-        case KeyType::ec_p256: k = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"); break;
-        case KeyType::ec_p384: k = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-384"); break;
-        default: k = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(key_type_bits(type))); break;
-    }
-    REQUIRE(k != nullptr);
-    return ossl::PKey(k);
-}
-
-void add_ext(X509* cert, X509* issuer, int nid, const char* value) {
-    X509V3_CTX ctx;
-    X509V3_set_ctx_nodb(&ctx);
-    X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
-    ossl::Extension ext(X509V3_EXT_conf_nid(nullptr, &ctx, nid, value));
-    REQUIRE(ext);
-    REQUIRE(X509_add_ext(cert, ext.get(), -1) == 1);
-}
-
-std::string pem_of(X509* cert) {
-    ossl::Bio bio(BIO_new(BIO_s_mem()));
-    REQUIRE(PEM_write_bio_X509(bio.get(), cert) == 1);
-    char* data = nullptr;
-    const long len = BIO_get_mem_data(bio.get(), &data);
-    return std::string(data, static_cast<size_t>(len));
-}
-
 // The issuer of the kind "test": every request goes to the CA's script.
 class ScriptedIssuer final : public Issuer {
 public:
@@ -74,6 +38,34 @@ private:
 };
 
 }  // namespace
+
+std::vector<uint8_t> spki_of(EVP_PKEY* key) {
+    unsigned char* der = nullptr;
+    const int len = i2d_PUBKEY(key, &der);
+    REQUIRE(len > 0);
+    ossl::Bytes owned(der);
+    return std::vector<uint8_t>(der, der + len);
+}
+
+ossl::PKey make_key(KeyType type) {
+    EVP_PKEY* k = nullptr;
+    switch (type) {
+        case KeyType::ec_p256: k = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"); break;
+        case KeyType::ec_p384: k = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-384"); break;
+        default: k = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(key_type_bits(type))); break;
+    }
+    REQUIRE(k != nullptr);
+    return ossl::PKey(k);
+}
+
+void add_extension(X509* cert, X509* issuer, int nid, const char* value) {
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
+    ossl::Extension ext(X509V3_EXT_conf_nid(nullptr, &ctx, nid, value));
+    REQUIRE(ext);
+    REQUIRE(X509_add_ext(cert, ext.get(), -1) == 1);
+}
 
 TempDir::TempDir() {
     char templ[] = "/tmp/keyward-lifecycle-XXXXXX";
@@ -158,7 +150,7 @@ Result<ipc::KeyInfo> SoftwareKeys::generate(const std::string& key, const std::s
     if (!type) return Status{ErrorCode::invalid_argument, "unknown key type " + type_name};
     if (before_generate)
         if (Status s = before_generate(key); !s.ok()) return s;
-    keys_.emplace(key, Key{make_pkey(*type), *type});
+    keys_.emplace(key, Key{make_key(*type), *type});
     generated.push_back(key);
     return describe(key);
 }
@@ -171,7 +163,7 @@ Status SoftwareKeys::destroy(const std::string& key) {
 
 // --- the CA -----------------------------------------------------------------------------
 
-TestCa::TestCa(const FakeClock& clock) : clock_(clock), key_(make_pkey(KeyType::ec_p256)), cert_(X509_new()) {
+TestCa::TestCa(const FakeClock& clock) : clock_(clock), key_(make_key(KeyType::ec_p256)), cert_(X509_new()) {
     X509* c = cert_.get();
     REQUIRE(c);
     X509_set_version(c, 2);
@@ -183,15 +175,15 @@ TestCa::TestCa(const FakeClock& clock) : clock_(clock), key_(make_pkey(KeyType::
                                -1, 0);
     X509_set_issuer_name(c, name);
     X509_set_pubkey(c, key_.get());
-    add_ext(c, c, NID_basic_constraints, "critical,CA:TRUE");
-    add_ext(c, c, NID_key_usage, "critical,keyCertSign,cRLSign");
-    add_ext(c, c, NID_subject_key_identifier, "hash");
+    add_extension(c, c, NID_basic_constraints, "critical,CA:TRUE");
+    add_extension(c, c, NID_key_usage, "critical,keyCertSign,cRLSign");
+    add_extension(c, c, NID_subject_key_identifier, "hash");
     REQUIRE(X509_sign(c, key_.get(), EVP_sha256()) > 0);
     anchors_ = dir_.path() + "/ca.pem";
     REQUIRE(files::write_new(anchors_, cert_pem(), 0644).ok());
 }
 
-std::string TestCa::cert_pem() const { return pem_of(cert_.get()); }
+std::string TestCa::cert_pem() const { return pki::to_pem(cert_.get()); }
 
 IssuerKind TestCa::issuer_kind() {
     IssuerKind kind;
@@ -220,16 +212,16 @@ Result<std::string> TestCa::issue(const std::string& csr_pem, int64_t lifetime) 
     X509_set_subject_name(c, X509_REQ_get_subject_name(req.get()));
     X509_set_issuer_name(c, X509_get_subject_name(cert_.get()));
     X509_set_pubkey(c, requested);
-    add_ext(c, cert_.get(), NID_basic_constraints, "critical,CA:FALSE");
-    add_ext(c, cert_.get(), NID_key_usage, "critical,digitalSignature");
-    add_ext(c, cert_.get(), NID_ext_key_usage, "clientAuth");
+    add_extension(c, cert_.get(), NID_basic_constraints, "critical,CA:FALSE");
+    add_extension(c, cert_.get(), NID_key_usage, "critical,digitalSignature");
+    add_extension(c, cert_.get(), NID_ext_key_usage, "clientAuth");
     ossl::Extensions requested_exts(X509_REQ_get_extensions(req.get()));
     for (int i = 0; requested_exts && i < sk_X509_EXTENSION_num(requested_exts.get()); ++i) {
         X509_EXTENSION* ext = sk_X509_EXTENSION_value(requested_exts.get(), i);
         if (OBJ_obj2nid(X509_EXTENSION_get_object(ext)) == NID_subject_alt_name) X509_add_ext(c, ext, -1);
     }
     REQUIRE(X509_sign(c, key_.get(), EVP_sha256()) > 0);
-    return pem_of(c);
+    return pki::to_pem(c);
 }
 
 IssueResult TestCa::answer(const Call& call) {
@@ -268,7 +260,7 @@ IssueResult TestCa::answer(const Call& call) {
             break;
         case Answer::wrong_key: {
             // A request of the same subject, signed by a key that is not the device's.
-            ossl::PKey other = make_pkey(KeyType::ec_p256);
+            ossl::PKey other = make_key(KeyType::ec_p256);
             ossl::Bio in(BIO_new_mem_buf(call.csr_pem.data(), static_cast<int>(call.csr_pem.size())));
             ossl::Req req(PEM_read_bio_X509_REQ(in.get(), nullptr, nullptr, nullptr));
             REQUIRE(req);

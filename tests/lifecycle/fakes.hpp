@@ -18,10 +18,17 @@
 #include "agent/lifecycle/issuer.hpp"
 #include "agent/lifecycle/key_access.hpp"
 #include "agent/lifecycle/lifecycle.hpp"
+#include "core/key_types.hpp"
 #include "core/ossl.hpp"
 #include "core/schemes.hpp"
 
 namespace keyward::lifecycle::testing {
+
+// OpenSSL pieces for tests that make keys and certificates themselves.
+ossl::PKey make_key(KeyType type);  // generated in-process
+std::vector<uint8_t> spki_of(EVP_PKEY* key);  // SubjectPublicKeyInfo DER
+// Adds an extension given in OpenSSL's configuration syntax ("critical,CA:TRUE").
+void add_extension(X509* cert, X509* issuer, int nid, const char* value);
 
 // A directory under /tmp, removed with everything in it when the object goes.
 class TempDir {
