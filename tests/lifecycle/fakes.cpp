@@ -37,6 +37,21 @@ private:
     TestCa& ca_;
 };
 
+// The same request (subject, extensions) for a key that is not the device's.
+std::string request_for_another_key(const std::string& csr_pem) {
+    ossl::PKey other = make_key(KeyType::ec_p256);
+    ossl::Bio in(BIO_new_mem_buf(csr_pem.data(), static_cast<int>(csr_pem.size())));
+    ossl::Req req(PEM_read_bio_X509_REQ(in.get(), nullptr, nullptr, nullptr));
+    REQUIRE(req);
+    REQUIRE(X509_REQ_set_pubkey(req.get(), other.get()) == 1);
+    REQUIRE(X509_REQ_sign(req.get(), other.get(), EVP_sha256()) > 0);
+    ossl::Bio out(BIO_new(BIO_s_mem()));
+    REQUIRE(PEM_write_bio_X509_REQ(out.get(), req.get()) == 1);
+    char* data = nullptr;
+    const long len = BIO_get_mem_data(out.get(), &data);
+    return std::string(data, static_cast<size_t>(len));
+}
+
 }  // namespace
 
 std::vector<uint8_t> spki_of(EVP_PKEY* key) {
@@ -231,8 +246,9 @@ IssueResult TestCa::answer(const Call& call) {
     if (!script.empty()) script.pop_front();
     IssueResult r;
     switch (next) {
-        case Answer::issue: {
-            auto cert = issue(call.csr_pem);
+        case Answer::issue:
+        case Answer::wrong_key: {
+            auto cert = issue(next == Answer::issue ? call.csr_pem : request_for_another_key(call.csr_pem));
             if (!cert.ok()) {
                 r.kind = IssueResult::Kind::rejected;
                 r.message = cert.status().message;
@@ -258,25 +274,6 @@ IssueResult TestCa::answer(const Call& call) {
             r.cert_pem = "this is not a certificate\n";
             r.message = "issued";
             break;
-        case Answer::wrong_key: {
-            // A request of the same subject, signed by a key that is not the device's.
-            ossl::PKey other = make_key(KeyType::ec_p256);
-            ossl::Bio in(BIO_new_mem_buf(call.csr_pem.data(), static_cast<int>(call.csr_pem.size())));
-            ossl::Req req(PEM_read_bio_X509_REQ(in.get(), nullptr, nullptr, nullptr));
-            REQUIRE(req);
-            REQUIRE(X509_REQ_set_pubkey(req.get(), other.get()) == 1);
-            REQUIRE(X509_REQ_sign(req.get(), other.get(), EVP_sha256()) > 0);
-            ossl::Bio out(BIO_new(BIO_s_mem()));
-            REQUIRE(PEM_write_bio_X509_REQ(out.get(), req.get()) == 1);
-            char* data = nullptr;
-            const long len = BIO_get_mem_data(out.get(), &data);
-            auto cert = issue(std::string(data, static_cast<size_t>(len)));
-            REQUIRE(cert.ok());
-            r.kind = IssueResult::Kind::issued;
-            r.cert_pem = cert.value();
-            r.message = "issued";
-            break;
-        }
         case Answer::unreachable:
             r.kind = IssueResult::Kind::unreachable;
             r.message = "the test CA is down";
@@ -297,7 +294,7 @@ std::unique_ptr<Lifecycle> LifecycleRig::start() {
                              "sans = [\"dns:web.example\"]\n"
                              "trust_anchors = \"" + ca.anchors_file() + "\"\n"
                              "jitter = \"0s\"\n"
-                             "grace_period = \"1h\"\n" +
+                             "grace_period = \"" + std::to_string(kGracePeriod) + "s\"\n" +
                              extra_config +
                              "[identities.web.issuer]\n"
                              "kind = \"test\"\n";
@@ -347,6 +344,12 @@ nlohmann::json renew(Lifecycle& lifecycle, bool now, bool rekey) {
 }
 
 nlohmann::json show(Lifecycle& lifecycle) { return json_of(lifecycle.show_json("web")); }
+
+std::vector<std::string> keys_to_destroy(const nlohmann::json& view) {
+    std::vector<std::string> out;
+    for (const auto& d : view["keys_to_destroy"]) out.push_back(d["key"].get<std::string>());
+    return out;
+}
 
 std::string require_consistent(const LifecycleRig& rig) {
     const std::string current = rig.identity_dir() + "/current/";

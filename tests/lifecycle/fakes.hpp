@@ -149,8 +149,10 @@ private:
     mutable long serial_ = 1000;
 };
 
+constexpr int64_t kGracePeriod = 3600;  // the rig identity's grace_period
+
 // One identity "web" (subject /CN=web.example, SAN dns:web.example, the test CA's issuer,
-// no jitter, grace period 1h) with its state under a scratch directory, a device and a CA.
+// no jitter, grace period kGracePeriod) with its state under a scratch directory, a device and a CA.
 // start() is the agent starting (again) over the same disk and device.
 struct LifecycleRig {
     explicit LifecycleRig(std::string extra_config = "");
@@ -180,6 +182,8 @@ std::vector<uint8_t> csr_spki(const std::string& csr_pem);
 nlohmann::json json_of(const Result<std::string>& answer);
 nlohmann::json renew(Lifecycle& lifecycle, bool now = false, bool rekey = false);
 nlohmann::json show(Lifecycle& lifecycle);
+// The names in a view's keys_to_destroy.
+std::vector<std::string> keys_to_destroy(const nlohmann::json& view);
 
 // The identity in force is whole: current/ holds a certificate that validates (test CA,
 // clientAuth, dns:web.example) for the public key of the device key named by meta.json and

@@ -11,18 +11,7 @@ using namespace keyward::lifecycle;
 using namespace keyward::lifecycle::testing;
 using Strings = std::vector<std::string>;
 
-namespace {
-
 constexpr int64_t kDay = 86400;
-constexpr int64_t kGrace = 3600;  // the rig's grace_period
-
-Strings keys_to_destroy(const nlohmann::json& view) {
-    Strings out;
-    for (const auto& d : view["keys_to_destroy"]) out.push_back(d["key"].get<std::string>());
-    return out;
-}
-
-}  // namespace
 
 TEST_CASE("an enrollment makes the key, signs the request on the device and installs a certificate that validates",
           "[attempt]") {
@@ -213,7 +202,7 @@ TEST_CASE("a rekey makes a new key; the old one is destroyed only after the grac
     CHECK(require_consistent(rig) == "web.2");
     CHECK(keys_to_destroy(out) == Strings{"web"});
 
-    rig.clock.advance(kGrace - 1);
+    rig.clock.advance(kGracePeriod - 1);
     lc->tick();
     CHECK(rig.keys.has("web"));
     rig.clock.advance(2);
@@ -243,7 +232,7 @@ TEST_CASE("a rollback within the grace period brings the old key back and dooms 
     CHECK(keys_to_destroy(out) == Strings{"web.2"});
     CHECK(require_consistent(rig) == "web");
 
-    rig.clock.advance(kGrace + 1);
+    rig.clock.advance(kGracePeriod + 1);
     lc->tick();
     CHECK(rig.keys.destroyed == Strings{"web.2"});
     CHECK(rig.keys.has("web"));

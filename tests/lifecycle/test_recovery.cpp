@@ -22,8 +22,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int64_t kGrace = 3600;  // the rig's grace_period
-
 // The rig's identity with a hook that appends the key in force to a log.
 struct HookedRig : LifecycleRig {
     HookedRig() {
@@ -42,11 +40,6 @@ struct HookedRig : LifecycleRig {
     }
 };
 
-Strings keys_to_destroy(const nlohmann::json& view) {
-    Strings out;
-    for (const auto& d : view["keys_to_destroy"]) out.push_back(d["key"].get<std::string>());
-    return out;
-}
 
 // Enrolls (key "web", generation 1), then starts a rekey and "kills" the agent while the CA
 // works on it: the disk is put back as it was at that moment. The device keeps what it
@@ -83,7 +76,7 @@ void swap_until(HookedRig& rig, SwapStep last) {
     const std::string keyref = encode_key_reference_pem(KeyReference{meta.key, rig.keys.spki(meta.key)});
     REQUIRE(store.write_generation(meta, cert.value(), "", keyref).ok());
     if (last == SwapStep::generation_written) return;
-    st.destroy.push_back({current->meta.key, rig.clock.now() + kGrace});
+    st.destroy.push_back({current->meta.key, rig.clock.now() + kGracePeriod});
     st.hooks_due = meta.number;
     REQUIRE(save_state(rig.state_path(), st).ok());
     if (last == SwapStep::intentions_recorded) return;
@@ -187,7 +180,7 @@ TEST_CASE("a crash after the intentions were recorded, before the switch: none o
     CHECK(rig.hook_log() == "web\n");      // no hooks for a generation that never came into force
     CHECK(rig.state().hooks_due == 0);
 
-    rig.clock.advance(kGrace + 1);
+    rig.clock.advance(kGracePeriod + 1);
     lc->tick();
     CHECK(rig.keys.has("web"));
     CHECK(rig.keys.destroyed.empty());
@@ -215,7 +208,7 @@ TEST_CASE("a crash after the switch, before the state said so: the new identity 
     CHECK(keys_to_destroy(view) == Strings{"web"});
     CHECK(require_consistent(rig) == "web.2");
 
-    rig.clock.advance(kGrace - 1);
+    rig.clock.advance(kGracePeriod - 1);
     lc->tick();
     CHECK(rig.keys.has("web"));
     rig.clock.advance(2);
