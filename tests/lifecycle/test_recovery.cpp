@@ -107,6 +107,7 @@ TEST_CASE("a crash while the CA works on a rekey: the old identity stays, the ne
     CHECK(out["result"]["action"] == "issued");
     CHECK(out["key"] == "web.2");
     CHECK(rig.keys.generated == Strings{"web", "web.2"});  // no orphan: the key was reused
+    CHECK(rig.keys.names() == Strings{"web", "web.2"});
     CHECK(keys_to_destroy(out) == Strings{"web"});
     CHECK(require_consistent(rig) == "web.2");
 }
