@@ -33,6 +33,27 @@ std::vector<std::string> lines_of(const std::string& text) {
     return out;
 }
 
+// The exit codes that carry no answer on stdout besides a message (certmonger's
+// doc/submit.txt), and what each means here.
+struct FixedAnswer {
+    int exit_code;
+    IssueResult::Kind kind;
+    const char* message;
+};
+
+constexpr FixedAnswer kFixedAnswers[] = {
+    {2, IssueResult::Kind::rejected, "the CA rejected the request"},
+    {3, IssueResult::Kind::unreachable, "the CA is unreachable"},
+    {4, IssueResult::Kind::misconfigured, "the CA helper is not configured completely (exit code 4)"},
+    {6, IssueResult::Kind::misconfigured, "the CA helper does not support this operation (exit code 6)"},
+};
+
+const FixedAnswer* fixed_answer(int exit_code) {
+    for (const auto& a : kFixedAnswers)
+        if (a.exit_code == exit_code) return &a;
+    return nullptr;
+}
+
 class HelperIssuer final : public Issuer {
 public:
     explicit HelperIssuer(std::shared_ptr<const IdentityConfig> identity) : id_(std::move(identity)) {}
@@ -132,31 +153,17 @@ IssueResult interpret_helper_answer(const CommandOutcome& outcome, int64_t timeo
             r.message = "the CA asked to wait " + format_duration(r.retry_after.count());
             break;
         }
-        case 2:
-            r.kind = IssueResult::Kind::rejected;
-            r.message = with_said("the CA rejected the request");
-            break;
-        case 3:
-            r.kind = IssueResult::Kind::unreachable;
-            r.message = with_said("the CA is unreachable");
-            break;
-        case 4:
-            r.kind = IssueResult::Kind::misconfigured;
-            r.message = with_said("the CA helper is not configured completely (exit code 4)");
-            break;
-        case 6:
-            r.kind = IssueResult::Kind::misconfigured;
-            r.message = with_said("the CA helper does not support this operation (exit code 6)");
-            break;
         case 126:
         case 127:
             r.kind = IssueResult::Kind::misconfigured;
             r.message = with_said("the CA helper could not run (" + how + ")");
             break;
-        default:
-            r.kind = IssueResult::Kind::unreachable;
-            r.message = with_said("the CA helper failed with " + how);
+        default: {
+            const FixedAnswer* fixed = fixed_answer(outcome.exit_code);
+            r.kind = fixed ? fixed->kind : IssueResult::Kind::unreachable;
+            r.message = with_said(fixed ? fixed->message : "the CA helper failed with " + how);
             break;
+        }
     }
     return r;
 }

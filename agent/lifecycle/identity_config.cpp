@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/durations.hpp"
+#include "core/key_types.hpp"
 
 namespace keyward::lifecycle {
 namespace {
@@ -182,11 +183,8 @@ Result<std::shared_ptr<const IdentityConfig>> parse_identity(const std::string& 
             if (s.ok() && !valid_name(cfg->key)) s = c.fail(v, key, "not a valid key name");
         } else if (key == "key_type") {
             s = c.string(v, key, cfg->key_type);
-            static const char* kTypes[] = {"ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096"};
-            bool known = false;
-            for (const char* t : kTypes) known = known || cfg->key_type == t;
-            if (s.ok() && !known)
-                s = c.fail(v, key, "unknown key type \"" + cfg->key_type + "\" (ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096)");
+            if (s.ok() && !key_type_from_name(cfg->key_type))
+                s = c.fail(v, key, "unknown key type \"" + cfg->key_type + "\" (" + key_type_names() + ")");
         } else if (key == "token") {
             s = c.string(v, key, cfg->token);
         } else if (key == "subject") {

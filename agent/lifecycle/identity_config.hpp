@@ -50,6 +50,6 @@ struct IdentityConfig {
 
 // Checks and converts one identity table; exposed for unit tests.
 Result<std::shared_ptr<const IdentityConfig>> parse_identity(const std::string& name, const toml::table& table,
-                                                             const std::string& source);
+                                                             const std::string& source, const IssuerKinds& kinds);
 
 }  // namespace keyward::lifecycle

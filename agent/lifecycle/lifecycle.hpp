@@ -6,6 +6,8 @@
 // from the event loop, so they may block on the network and on device keys.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -57,8 +59,12 @@ public:
     virtual void cancel() noexcept = 0;
 };
 
+// Unix time in seconds. The lifecycle reads the time only through it, so tests can move it
+// (grace periods, polls, backoffs) without waiting; empty: the system clock.
+using Clock = std::function<int64_t()>;
+
 std::unique_ptr<Lifecycle> make_lifecycle(std::vector<std::shared_ptr<const IdentityConfig>> identities,
                                           KeyAccess keys, const std::string& state_dir,
-                                          IssuerKinds kinds);
+                                          IssuerKinds kinds, Clock clock = {});
 
 }  // namespace keyward::lifecycle

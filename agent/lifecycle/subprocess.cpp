@@ -11,22 +11,10 @@
 #include <cstring>
 
 #include "core/durations.hpp"
+#include "core/unique_fd.hpp"
 
 namespace keyward::lifecycle {
 namespace {
-
-struct Fd {
-    int fd = -1;
-    Fd() = default;
-    explicit Fd(int f) : fd(f) {}
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    ~Fd() { reset(); }
-    void reset() {
-        if (fd >= 0) ::close(fd);
-        fd = -1;
-    }
-};
 
 bool has_var(const std::vector<std::string>& env, const char* name) {
     const size_t n = std::strlen(name);
@@ -59,19 +47,18 @@ CommandOutcome run_command(const std::vector<std::string>& argv, const std::vect
         outcome.error = std::string("pipe: ") + std::strerror(errno);
         return outcome;
     }
-    Fd out_r(out_pipe[0]), out_w(out_pipe[1]);
+    UniqueFd out_r(out_pipe[0]), out_w(out_pipe[1]);
     if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
         outcome.error = std::string("pipe: ") + std::strerror(errno);
         return outcome;
     }
-    Fd err_r(err_pipe[0]), err_w(err_pipe[1]);
+    UniqueFd err_r(err_pipe[0]), err_w(err_pipe[1]);
     if (::pipe2(exec_pipe, O_CLOEXEC) != 0) {
         outcome.error = std::string("pipe: ") + std::strerror(errno);
         return outcome;
     }
-    Fd exec_r(exec_pipe[0]), exec_w(exec_pipe[1]);
-    const int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    Fd null_fd(devnull);
+    UniqueFd exec_r(exec_pipe[0]), exec_w(exec_pipe[1]);
+    UniqueFd null_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
 
     const pid_t pid = ::fork();
     if (pid < 0) {
@@ -86,12 +73,12 @@ CommandOutcome run_command(const std::vector<std::string>& argv, const std::vect
         sigemptyset(&none);
         ::sigprocmask(SIG_SETMASK, &none, nullptr);
         ::signal(SIGPIPE, SIG_DFL);
-        if (::dup2(null_fd.fd, 0) < 0 || ::dup2(out_w.fd, 1) < 0 || ::dup2(err_w.fd, 2) < 0) ::_exit(127);
+        if (::dup2(null_fd.get(), 0) < 0 || ::dup2(out_w.get(), 1) < 0 || ::dup2(err_w.get(), 2) < 0) ::_exit(127);
         ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
         if (::chdir("/") != 0) ::_exit(127);
         ::execve(cargv[0], cargv.data(), cenv.data());
         const int e = errno;
-        (void)!::write(exec_w.fd, &e, sizeof e);
+        (void)!::write(exec_w.get(), &e, sizeof e);
         ::_exit(127);
     }
     ::setpgid(pid, pid);  // both sides, so the group exists before we might kill it
@@ -102,7 +89,7 @@ CommandOutcome run_command(const std::vector<std::string>& argv, const std::vect
     null_fd.reset();
 
     int exec_errno = 0;
-    if (::read(exec_r.fd, &exec_errno, sizeof exec_errno) == static_cast<ssize_t>(sizeof exec_errno)) {
+    if (::read(exec_r.get(), &exec_errno, sizeof exec_errno) == static_cast<ssize_t>(sizeof exec_errno)) {
         outcome.started = false;
         outcome.error = std::string(argv.front()) + ": " + std::strerror(exec_errno);
     }
@@ -110,7 +97,7 @@ CommandOutcome run_command(const std::vector<std::string>& argv, const std::vect
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_seconds);
     constexpr size_t kErrCap = 16 * 1024;
     char buf[8192];
-    while (out_r.fd >= 0 || err_r.fd >= 0) {
+    while (out_r.valid() || err_r.valid()) {
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) {
             outcome.timed_out = true;
@@ -120,7 +107,7 @@ CommandOutcome run_command(const std::vector<std::string>& argv, const std::vect
             outcome.cancelled = true;
             break;
         }
-        pollfd fds[2] = {{out_r.fd, POLLIN, 0}, {err_r.fd, POLLIN, 0}};
+        pollfd fds[2] = {{out_r.get(), POLLIN, 0}, {err_r.get(), POLLIN, 0}};
         const int n = ::poll(fds, 2, static_cast<int>(std::min<int64_t>(left.count(), 200)));
         if (n < 0 && errno != EINTR) break;
         for (int i = 0; i < 2; ++i) {

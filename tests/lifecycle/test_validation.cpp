@@ -2,9 +2,6 @@
 // and each way a CA's answer can be wrong.
 #include <catch2/catch.hpp>
 
-#include <unistd.h>
-
-#include <cstdio>
 #include <ctime>
 #include <string>
 
@@ -12,38 +9,21 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "core/durable_file.hpp"
 #include "pki/certificates.hpp"
-
+#include "tests/lifecycle/fakes.hpp"
 
 using namespace keyward;
 using namespace keyward::pki;
+using keyward::lifecycle::testing::add_extension;
+using keyward::lifecycle::testing::make_key;
+using keyward::lifecycle::testing::spki_of;
 
 namespace {
 
-struct PKeyFree {
-    void operator()(EVP_PKEY* k) const noexcept { EVP_PKEY_free(k); }
-};
-using PKey = std::unique_ptr<EVP_PKEY, PKeyFree>;
+using ossl::PKey;
 
-PKey ec_key() { return PKey(EVP_EC_gen("P-256")); }
-
-std::vector<uint8_t> spki_of(EVP_PKEY* key) {
-    unsigned char* der = nullptr;
-    int len = i2d_PUBKEY(key, &der);
-    std::vector<uint8_t> out(der, der + len);
-    OPENSSL_free(der);
-    return out;
-}
-
-void add_ext(X509* cert, X509* issuer, int nid, const char* value) {
-    X509V3_CTX ctx;
-    X509V3_set_ctx_nodb(&ctx);
-    X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
-    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
-    REQUIRE(ext);
-    X509_add_ext(cert, ext, -1);
-    X509_EXTENSION_free(ext);
-}
+PKey ec_key() { return make_key(KeyType::ec_p256); }
 
 struct CertSpec {
     std::string cn = "web.example";
@@ -54,9 +34,9 @@ struct CertSpec {
     bool ca = false;
 };
 
-X509Ptr make_cert(const CertSpec& spec, EVP_PKEY* subject_key, X509* issuer, EVP_PKEY* issuer_key) {
+ossl::Cert make_cert(const CertSpec& spec, EVP_PKEY* subject_key, X509* issuer, EVP_PKEY* issuer_key) {
     static long serial = 100;
-    X509Ptr cert(X509_new());
+    ossl::Cert cert(X509_new());
     X509_set_version(cert.get(), 2);
     ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), ++serial);
     X509_gmtime_adj(X509_getm_notBefore(cert.get()), spec.not_before);
@@ -67,13 +47,13 @@ X509Ptr make_cert(const CertSpec& spec, EVP_PKEY* subject_key, X509* issuer, EVP
     X509_set_pubkey(cert.get(), subject_key);
     X509* signer = issuer ? issuer : cert.get();
     if (spec.ca) {
-        add_ext(cert.get(), signer, NID_basic_constraints, "critical,CA:TRUE");
-        add_ext(cert.get(), signer, NID_key_usage, "critical,keyCertSign,cRLSign");
+        add_extension(cert.get(), signer, NID_basic_constraints, "critical,CA:TRUE");
+        add_extension(cert.get(), signer, NID_key_usage, "critical,keyCertSign,cRLSign");
     } else {
-        add_ext(cert.get(), signer, NID_basic_constraints, "critical,CA:FALSE");
-        add_ext(cert.get(), signer, NID_key_usage, "critical,digitalSignature");
-        if (spec.eku) add_ext(cert.get(), signer, NID_ext_key_usage, spec.eku);
-        if (spec.sans) add_ext(cert.get(), signer, NID_subject_alt_name, spec.sans);
+        add_extension(cert.get(), signer, NID_basic_constraints, "critical,CA:FALSE");
+        add_extension(cert.get(), signer, NID_key_usage, "critical,digitalSignature");
+        if (spec.eku) add_extension(cert.get(), signer, NID_ext_key_usage, spec.eku);
+        if (spec.sans) add_extension(cert.get(), signer, NID_subject_alt_name, spec.sans);
     }
     REQUIRE(X509_sign(cert.get(), issuer_key, EVP_sha256()) > 0);
     return cert;
@@ -81,23 +61,17 @@ X509Ptr make_cert(const CertSpec& spec, EVP_PKEY* subject_key, X509* issuer, EVP
 
 struct Ca {
     PKey key = ec_key();
-    X509Ptr cert;
-    std::string file;
+    ossl::Cert cert;
+    keyward::lifecycle::testing::TempDir dir;
+    std::string file = dir.path() + "/ca.pem";
     explicit Ca(const std::string& cn) {
         CertSpec spec;
         spec.cn = cn;
         spec.ca = true;
         spec.not_after = 30 * 86400;
         cert = make_cert(spec, key.get(), nullptr, key.get());
-        char path[] = "/tmp/keyward-lifecycle-ca-XXXXXX";
-        int fd = mkstemp(path);
-        REQUIRE(fd >= 0);
-        const std::string pem = to_pem(cert.get());
-        REQUIRE(write(fd, pem.data(), pem.size()) == static_cast<ssize_t>(pem.size()));
-        close(fd);
-        file = path;
+        REQUIRE(keyward::files::write_new(file, to_pem(cert.get())).ok());
     }
-    ~Ca() { std::remove(file.c_str()); }
 };
 
 Expectations expect_for(const Ca& ca, EVP_PKEY* device_key) {
