@@ -52,6 +52,11 @@ const Binding* binding_of(const RSA* rsa) {
 
 // A key with our method but no signer: only reachable through misuse, with no owner to tell.
 void raise_unbound() { ERR_raise_data(ERR_LIB_USER, ERR_R_OPERATION_FAIL, "keyward: this key has no signer"); }
+template <typename R>
+R unbound(R on_failure) {
+    raise_unbound();
+    return on_failure;
+}
 
 void fail(const Binding& b, ErrorCode code, std::string_view cause) {
     b.signer.fail(Status{code, "key " + b.signer.name + ": " + std::string(cause)});
@@ -112,7 +117,7 @@ bool ecdsa_sign(const Binding& b, const unsigned char* dgst, int dlen, const EC_
 int ec_sign(int /*type*/, const unsigned char* dgst, int dlen, unsigned char* sig, unsigned int* siglen,
             const BIGNUM* /*kinv*/, const BIGNUM* /*r*/, EC_KEY* eckey) noexcept {
     const Binding* b = binding_of(eckey);
-    if (b == nullptr) return raise_unbound(), 0;
+    if (b == nullptr) return unbound(0);
     return boundary(b, 0, [&] {
         std::vector<uint8_t> der;
         size_t len = 0;
@@ -126,7 +131,7 @@ int ec_sign(int /*type*/, const unsigned char* dgst, int dlen, unsigned char* si
 ECDSA_SIG* ec_sign_sig(const unsigned char* dgst, int dlen, const BIGNUM* /*kinv*/, const BIGNUM* /*r*/,
                        EC_KEY* eckey) noexcept {
     const Binding* b = binding_of(eckey);
-    if (b == nullptr) return raise_unbound(), nullptr;
+    if (b == nullptr) return unbound<ECDSA_SIG*>(nullptr);
     return boundary(b, static_cast<ECDSA_SIG*>(nullptr), [&]() -> ECDSA_SIG* {
         std::vector<uint8_t> der;
         if (!ecdsa_sign(*b, dgst, dlen, eckey, der)) return nullptr;
@@ -163,7 +168,7 @@ bool rsa_sign_digest(const Binding& b, const SignSettings& settings, const unsig
 int rsa_sign(int type, const unsigned char* m, unsigned int m_length, unsigned char* sigret, unsigned int* siglen,
              const RSA* rsa) noexcept {
     const Binding* b = binding_of(rsa);
-    if (b == nullptr) return raise_unbound(), 0;
+    if (b == nullptr) return unbound(0);
     return boundary(b, 0, [&] {
         SignSettings s;
         s.digest = digest_of_nid(type);
@@ -180,7 +185,7 @@ int rsa_sign(int type, const unsigned char* m, unsigned int m_length, unsigned c
 int rsa_refuse_raw(int /*flen*/, const unsigned char* /*from*/, unsigned char* /*to*/, RSA* rsa,
                    int /*padding*/) noexcept {
     const Binding* b = binding_of(rsa);
-    if (b == nullptr) return raise_unbound(), -1;
+    if (b == nullptr) return unbound(-1);
     return boundary(b, -1, [&] {
         fail(*b, ErrorCode::unsupported_scheme, "raw RSA private-key operations are not offered");
         return -1;
