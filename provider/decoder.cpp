@@ -30,10 +30,6 @@ constexpr const char* kStructure = "keyward";
 // A key reference is well under 1 KiB; anything beyond this is someone else's file.
 constexpr size_t kMaxInput = 64 * 1024;
 
-struct BioFree {
-    void operator()(BIO* b) const noexcept { BIO_free(b); }
-};
-
 struct DecoderCtx {
     ProviderContext* provider = nullptr;
     KeyKind kind = KeyKind::ec;  // key decoders only
@@ -41,13 +37,7 @@ struct DecoderCtx {
 
 template <KeyKind K>
 void* dec_newctx(void* provctx) noexcept {
-    auto* provider = static_cast<ProviderContext*>(provctx);
-    return guard(provider, KEYWARD_HERE, static_cast<void*>(nullptr), [&]() -> void* {
-        auto ctx = std::make_unique<DecoderCtx>();
-        ctx->provider = provider;
-        ctx->kind = K;
-        return ctx.release();
-    });
+    return new_object<DecoderCtx>(provctx, KEYWARD_HERE, [](DecoderCtx& ctx) { ctx.kind = K; });
 }
 
 void dec_freectx(void* vctx) noexcept { delete static_cast<DecoderCtx*>(vctx); }
@@ -57,9 +47,10 @@ int dec_does_selection(void* /*provctx*/, int selection) noexcept {
     return selection == 0 || (selection & OSSL_KEYMGMT_SELECT_KEYPAIR) != 0 ? 1 : 0;
 }
 
-// Reads the whole input, up to kMaxInput + 1 bytes (so an oversized input is noticed).
-bool read_all(ProviderContext& provider, OSSL_CORE_BIO* cin, std::vector<uint8_t>& out) {
-    std::unique_ptr<BIO, BioFree> in(BIO_new_from_core_bio(provider.libctx(), cin));
+// Reads the whole input; false if it cannot be read or is larger than any key reference
+// (reading stops at kMaxInput + 1 bytes, so an oversized input is noticed).
+bool read_input(ProviderContext& provider, OSSL_CORE_BIO* cin, std::vector<uint8_t>& out) {
+    ossl::Bio in(BIO_new_from_core_bio(provider.libctx(), cin));
     if (!in) return false;
     out.clear();
     unsigned char buf[4096];
@@ -68,32 +59,35 @@ bool read_all(ProviderContext& provider, OSSL_CORE_BIO* cin, std::vector<uint8_t
         if (BIO_read_ex(in.get(), buf, sizeof buf, &n) != 1 || n == 0) break;
         out.insert(out.end(), buf, buf + n);
     }
-    return true;
+    return out.size() <= kMaxInput;
+}
+
+// Runs `decode(ctx, input)` on the whole input. An input that cannot be read or is too
+// large is not ours: "empty handed" (1), and whatever reading raised is dropped.
+template <typename F>
+int decode_input(void* vctx, OSSL_CORE_BIO* cin, const SourceLocation& where, F&& decode) noexcept {
+    auto* ctx = static_cast<DecoderCtx*>(vctx);
+    if (ctx == nullptr) return 0;
+    return guard(ctx->provider, where, 0, [&] {
+        std::vector<uint8_t> input;
+        ERR_set_mark();
+        const bool readable = read_input(*ctx->provider, cin, input);
+        ERR_pop_to_mark();
+        return readable ? decode(*ctx, input) : 1;
+    });
 }
 
 // PEM -> DER, for our label only; any other PEM is left to the default provider.
 int dec_pem_decode(void* vctx, OSSL_CORE_BIO* cin, int /*selection*/, OSSL_CALLBACK* data_cb, void* data_cbarg,
                    OSSL_PASSPHRASE_CALLBACK* /*pw_cb*/, void* /*pw_cbarg*/) noexcept {
-    auto* ctx = static_cast<DecoderCtx*>(vctx);
-    if (ctx == nullptr) return 0;
-    return guard(ctx->provider, KEYWARD_HERE, 0, [&] {
-        std::vector<uint8_t> input;
-        ERR_set_mark();
-        if (!read_all(*ctx->provider, cin, input) || input.size() > kMaxInput) {
-            ERR_pop_to_mark();
-            return 1;  // "empty handed": not ours, not an error
-        }
+    return decode_input(vctx, cin, KEYWARD_HERE, [&](DecoderCtx& ctx, const std::vector<uint8_t>& input) {
         std::string label(kKeyReferencePemLabel);
         std::string_view text(reinterpret_cast<const char*>(input.data()), input.size());
-        if (text.find("-----BEGIN " + label + "-----") == std::string_view::npos) {
-            ERR_pop_to_mark();
-            return 1;
-        }
-        ERR_pop_to_mark();
+        if (text.find("-----BEGIN " + label + "-----") == std::string_view::npos) return 1;
         // It claims to be ours: from here on a defect is reported, not skipped.
         auto ref = decode_key_reference_pem(text);
         if (!ref.ok()) {
-            ctx->provider->raise(KEYWARD_HERE, Reason::invalid_argument, "keyward: " + ref.status().message);
+            ctx.provider->raise(KEYWARD_HERE, Reason::invalid_argument, "keyward: " + ref.status().message);
             return 0;
         }
         std::vector<uint8_t> der = encode_key_reference_der(ref.value());
@@ -110,33 +104,22 @@ int dec_pem_decode(void* vctx, OSSL_CORE_BIO* cin, int /*selection*/, OSSL_CALLB
 // DER key reference -> our key object of kind K (other kinds are left to their decoder).
 int dec_key_decode(void* vctx, OSSL_CORE_BIO* cin, int /*selection*/, OSSL_CALLBACK* data_cb, void* data_cbarg,
                    OSSL_PASSPHRASE_CALLBACK* /*pw_cb*/, void* /*pw_cbarg*/) noexcept {
-    auto* ctx = static_cast<DecoderCtx*>(vctx);
-    if (ctx == nullptr) return 0;
-    return guard(ctx->provider, KEYWARD_HERE, 0, [&] {
-        std::vector<uint8_t> input;
-        ERR_set_mark();
-        if (!read_all(*ctx->provider, cin, input) || input.size() > kMaxInput) {
-            ERR_pop_to_mark();
-            return 1;
-        }
+    return decode_input(vctx, cin, KEYWARD_HERE, [&](DecoderCtx& ctx, const std::vector<uint8_t>& input) {
         auto ref = decode_key_reference_der(input);
-        if (!ref.ok()) {
-            ERR_pop_to_mark();
-            return 1;
-        }
-        PkeyPtr pub = parse_spki(*ctx->provider, KEYWARD_HERE, ref->spki);
+        if (!ref.ok()) return 1;
+        // Another structure's DER, or a key of another kind: not ours, not an error.
+        ERR_set_mark();
+        ossl::PKey pub = parse_spki(*ctx.provider, KEYWARD_HERE, ref->spki);
         KeyKind kind{};
-        if (!pub || !kind_of(pub.get(), kind) || kind != ctx->kind) {
-            ERR_pop_to_mark();
-            return 1;
-        }
+        const bool ours = pub && kind_of(pub.get(), kind) && kind == ctx.kind;
         ERR_pop_to_mark();
+        if (!ours) return 1;
         auto key = std::make_unique<KeyObject>();
-        key->provider = ctx->provider;
+        key->provider = ctx.provider;
         key->kind = kind;
         key->name = ref->name;
         key->pub = std::move(pub);
-        ctx->provider->debug("decoded key reference for key " + key->name);
+        ctx.provider->debug("decoded key reference for key " + key->name);
 
         int type = OSSL_OBJECT_PKEY;
         std::string data_type(key_kind_type_name(kind));

@@ -22,17 +22,8 @@ struct EncoderCtx {
     ProviderContext* provider = nullptr;
 };
 
-struct BioFree {
-    void operator()(BIO* b) const noexcept { BIO_free(b); }
-};
-
 void* enc_newctx(void* provctx) noexcept {
-    auto* provider = static_cast<ProviderContext*>(provctx);
-    return guard(provider, KEYWARD_HERE, static_cast<void*>(nullptr), [&]() -> void* {
-        auto ctx = std::make_unique<EncoderCtx>();
-        ctx->provider = provider;
-        return ctx.release();
-    });
+    return new_object<EncoderCtx>(provctx, KEYWARD_HERE, [](EncoderCtx&) {});
 }
 
 void enc_freectx(void* vctx) noexcept { delete static_cast<EncoderCtx*>(vctx); }
@@ -75,7 +66,7 @@ int enc_encode(void* vctx, OSSL_CORE_BIO* cout, const void* obj_raw, const OSSL_
     if (ctx == nullptr || key == nullptr || !key->has_public()) return 0;
     if (!enc_does_selection(nullptr, selection)) return 0;
     return guard(ctx->provider, KEYWARD_HERE, 0, [&] {
-        std::unique_ptr<BIO, BioFree> out(BIO_new_from_core_bio(ctx->provider->libctx(), cout));
+        ossl::Bio out(BIO_new_from_core_bio(ctx->provider->libctx(), cout));
         if (!out) return 0;
         if constexpr (O == Output::pem) {
             return PEM_write_bio_PUBKEY(out.get(), key->pub.get()) == 1 ? 1 : 0;

@@ -1,39 +1,41 @@
-// Every function OpenSSL calls goes through guard(): C callers must never see a C++
-// exception, so any that escapes (in practice std::bad_alloc) becomes an error on the
-// OpenSSL queue and the function's failure value.
+// Every function OpenSSL calls goes through guard(): core/c_boundary.hpp, reporting on the
+// provider's error queue ("keyward: out of memory", "keyward: internal error: ...").
 #pragma once
 
-#include <exception>
-#include <new>
+#include <memory>
 #include <string>
+#include <string_view>
 
+#include "core/c_boundary.hpp"
 #include "provider/context.hpp"
 
 namespace keyward::provider {
 
 template <typename R, typename F>
 R guard(const ProviderContext* ctx, const SourceLocation& where, R on_failure, F&& body) noexcept {
-    try {
-        return body();
-    } catch (const std::bad_alloc&) {
-        if (ctx) ctx->raise(where, Reason::internal, "keyward: out of memory");
-    } catch (const std::exception& e) {
-        if (ctx) ctx->raise(where, Reason::internal, std::string("keyward: internal error: ") + e.what());
-    } catch (...) {
-        // Nothing of ours throws anything else; reaching this is a bug worth reporting.
-        if (ctx) ctx->raise(where, Reason::internal, "keyward: internal error: non-standard exception");
-    }
-    return on_failure;
+    return c_boundary(on_failure, [&](std::string_view message) {
+        if (ctx) ctx->raise(where, Reason::internal, "keyward: " + std::string(message));
+    }, std::forward<F>(body));
 }
 
-// For entry points that return nothing (free functions).
+// A new T (a context or key object OpenSSL will hold) whose `provider` is `provctx`, set
+// up by `init(T&)`; null, with the error raised, if that fails.
+template <typename T, typename Init>
+void* new_object(void* provctx, const SourceLocation& where, Init&& init) noexcept {
+    auto* provider = static_cast<ProviderContext*>(provctx);
+    return guard(provider, where, static_cast<void*>(nullptr), [&]() -> void* {
+        auto object = std::make_unique<T>();
+        object->provider = provider;
+        init(*object);
+        return object.release();
+    });
+}
+
+// For entry points that return nothing (free functions): a destructor path has nowhere to
+// report to, and nothing to undo either.
 template <typename F>
 void guard_void(F&& body) noexcept {
-    try {
-        body();
-    } catch (...) {
-        // A destructor path has nowhere to report to; there is nothing to undo either.
-    }
+    c_boundary_void(NoReport{}, std::forward<F>(body));
 }
 
 }  // namespace keyward::provider

@@ -37,10 +37,10 @@ bool kind_of(const EVP_PKEY* pub, KeyKind& kind) noexcept {
     return true;
 }
 
-PkeyPtr parse_spki(ProviderContext& ctx, const SourceLocation& where, std::span<const uint8_t> spki) {
+ossl::PKey parse_spki(ProviderContext& ctx, const SourceLocation& where, std::span<const uint8_t> spki) {
     const unsigned char* p = spki.data();
     ERR_set_mark();
-    PkeyPtr pub(d2i_PUBKEY_ex(nullptr, &p, static_cast<long>(spki.size()), ctx.libctx(),
+    ossl::PKey pub(d2i_PUBKEY_ex(nullptr, &p, static_cast<long>(spki.size()), ctx.libctx(),
                               ProviderContext::kDefaultProps));
     if (!pub || p != spki.data() + spki.size()) {
         ERR_pop_to_mark();
@@ -54,7 +54,7 @@ PkeyPtr parse_spki(ProviderContext& ctx, const SourceLocation& where, std::span<
 
 std::unique_ptr<KeyObject> make_agent_key(ProviderContext& ctx, const SourceLocation& where, std::string name,
                                           std::span<const uint8_t> spki) {
-    PkeyPtr pub = parse_spki(ctx, where, spki);
+    ossl::PKey pub = parse_spki(ctx, where, spki);
     if (!pub) return nullptr;
     auto key = std::make_unique<KeyObject>();
     if (!kind_of(pub.get(), key->kind)) {

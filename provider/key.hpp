@@ -12,8 +12,9 @@
 #include <string>
 #include <string_view>
 
-#include "provider/context.hpp"
+#include "core/ossl.hpp"
 #include "core/scheme_select.hpp"
+#include "provider/context.hpp"
 
 namespace keyward::provider {
 
@@ -22,16 +23,11 @@ namespace keyward::provider {
 std::string_view key_kind_type_name(KeyKind kind) noexcept;  // "EC", "RSA", "RSA-PSS"
 const char* key_kind_algorithm_names(KeyKind kind) noexcept;  // "EC:id-ecPublicKey:1.2.840.10045.2.1"
 
-struct PkeyFree {
-    void operator()(EVP_PKEY* k) const noexcept { EVP_PKEY_free(k); }
-};
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
-
 struct KeyObject {
     ProviderContext* provider = nullptr;
     KeyKind kind = KeyKind::ec;
     std::string name;  // empty: public key only
-    PkeyPtr pub;       // from the default provider, in provider->libctx()
+    ossl::PKey pub;       // from the default provider, in provider->libctx()
 
     bool has_public() const noexcept { return pub != nullptr; }
     bool has_private() const noexcept { return pub != nullptr && !name.empty(); }
@@ -41,7 +37,7 @@ struct KeyObject {
 bool kind_of(const EVP_PKEY* pub, KeyKind& kind) noexcept;
 
 // Parses a SubjectPublicKeyInfo with the default provider. Null (error raised) if invalid.
-PkeyPtr parse_spki(ProviderContext& ctx, const SourceLocation& where, std::span<const uint8_t> spki);
+ossl::PKey parse_spki(ProviderContext& ctx, const SourceLocation& where, std::span<const uint8_t> spki);
 
 // A key object for agent key `name` with public key `spki`, or null with an error raised.
 std::unique_ptr<KeyObject> make_agent_key(ProviderContext& ctx, const SourceLocation& where, std::string name,

@@ -26,13 +26,7 @@ KeyObject* as_key(void* keydata) { return static_cast<KeyObject*>(keydata); }
 
 template <KeyKind K>
 void* km_new(void* provctx) noexcept {
-    auto* ctx = static_cast<ProviderContext*>(provctx);
-    return guard(ctx, KEYWARD_HERE, static_cast<void*>(nullptr), [&]() -> void* {
-        auto key = std::make_unique<KeyObject>();
-        key->provider = ctx;
-        key->kind = K;
-        return key.release();
-    });
+    return new_object<KeyObject>(provctx, KEYWARD_HERE, [](KeyObject& key) { key.kind = K; });
 }
 
 void km_free(void* keydata) noexcept { delete as_key(keydata); }
@@ -116,8 +110,9 @@ int km_export(void* keydata, int selection, OSSL_CALLBACK* cb, void* cbarg) noex
 }
 
 // The public parameters OpenSSL's default provider takes for each key type.
-const OSSL_PARAM* ec_public_types() {
-    static const OSSL_PARAM types[] = {
+template <KeyKind K>
+const OSSL_PARAM* km_types(int /*selection*/) noexcept {
+    static const OSSL_PARAM ec[] = {
         OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, nullptr, 0),
         OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_EC_ENCODING, nullptr, 0),
         OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, nullptr, 0),
@@ -132,11 +127,7 @@ const OSSL_PARAM* ec_public_types() {
         OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_PUB_KEY, nullptr, 0),
         OSSL_PARAM_END,
     };
-    return types;
-}
-
-const OSSL_PARAM* rsa_public_types() {
-    static const OSSL_PARAM types[] = {
+    static const OSSL_PARAM rsa[] = {
         OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_N, nullptr, 0),
         OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_E, nullptr, 0),
         OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_RSA_DIGEST, nullptr, 0),
@@ -145,12 +136,7 @@ const OSSL_PARAM* rsa_public_types() {
         OSSL_PARAM_int(OSSL_PKEY_PARAM_RSA_PSS_SALTLEN, nullptr),
         OSSL_PARAM_END,
     };
-    return types;
-}
-
-template <KeyKind K>
-const OSSL_PARAM* km_types(int /*selection*/) noexcept {
-    return K == KeyKind::ec ? ec_public_types() : rsa_public_types();
+    return K == KeyKind::ec ? ec : rsa;
 }
 
 int km_match(const void* keydata1, const void* keydata2, int selection) noexcept {

@@ -134,14 +134,12 @@ extern "C" __attribute__((visibility("default"))) int OSSL_provider_init(const O
                                                                          const OSSL_DISPATCH** out,
                                                                          void** provctx) {
     using namespace keyward::provider;
-    try {
+    // Nothing is on the error queue yet that could name us; failing init is the report.
+    return keyward::c_boundary(0, keyward::NoReport{}, [&] {
         auto ctx = std::make_unique<ProviderContext>(handle, in);
         if (!ctx->usable()) return 0;
         *provctx = ctx.release();
         *out = kProviderFunctions;
         return 1;
-    } catch (...) {
-        // Nothing is on the error queue yet that could name us; failing init is the report.
-        return 0;
-    }
+    });
 }

@@ -22,19 +22,6 @@ namespace keyward::provider {
 
 namespace {
 
-struct MdFree {
-    void operator()(EVP_MD* md) const noexcept { EVP_MD_free(md); }
-};
-struct MdCtxFree {
-    void operator()(EVP_MD_CTX* c) const noexcept { EVP_MD_CTX_free(c); }
-};
-struct PkeyCtxFree {
-    void operator()(EVP_PKEY_CTX* c) const noexcept { EVP_PKEY_CTX_free(c); }
-};
-using MdPtr = std::unique_ptr<EVP_MD, MdFree>;
-using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxFree>;
-using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree>;
-
 enum class Mode { none, sign, verify };
 
 struct SigCtx {
@@ -45,12 +32,12 @@ struct SigCtx {
     // holding our own reference makes dupctx trivially safe.
     KeyKind kind = KeyKind::ec;
     std::string key_name;
-    PkeyPtr pub;
+    ossl::PKey pub;
 
     SignSettings settings;
-    MdPtr md;          // the signature digest, null until set
-    MdPtr mgf1_md;     // PSS only; null: same as md
-    MdCtxPtr mdctx;    // digest-sign/verify in progress
+    ossl::Md md;          // the signature digest, null until set
+    ossl::Md mgf1_md;     // PSS only; null: same as md
+    ossl::MdCtx mdctx;    // digest-sign/verify in progress
 
     std::string where_key() const { return key_name.empty() ? std::string("(public key)") : key_name; }
 };
@@ -66,7 +53,7 @@ DigestId identify(const EVP_MD* md) {
 }
 
 bool set_digest(SigCtx& c, const char* name) {
-    MdPtr md(c.provider->fetch_digest(KEYWARD_HERE, name));
+    ossl::Md md(c.provider->fetch_digest(KEYWARD_HERE, name));
     if (!md) return false;
     c.settings.digest = identify(md.get());
     c.settings.digest_name = name;
@@ -75,7 +62,7 @@ bool set_digest(SigCtx& c, const char* name) {
 }
 
 bool set_mgf1(SigCtx& c, const char* name) {
-    MdPtr md(c.provider->fetch_digest(KEYWARD_HERE, name));
+    ossl::Md md(c.provider->fetch_digest(KEYWARD_HERE, name));
     if (!md) return false;
     c.settings.mgf1 = identify(md.get());
     c.mgf1_md = std::move(md);
@@ -91,13 +78,7 @@ bool fail_status(SigCtx& c, const Status& s) {
 int sig_set_ctx_params(void* vctx, const OSSL_PARAM params[]) noexcept;
 
 void* sig_newctx_impl(void* provctx, bool ecdsa) {
-    auto* provider = static_cast<ProviderContext*>(provctx);
-    return guard(provider, KEYWARD_HERE, static_cast<void*>(nullptr), [&]() -> void* {
-        auto c = std::make_unique<SigCtx>();
-        c->provider = provider;
-        c->is_ecdsa = ecdsa;
-        return c.release();
-    });
+    return new_object<SigCtx>(provctx, KEYWARD_HERE, [&](SigCtx& c) { c.is_ecdsa = ecdsa; });
 }
 
 void* sig_newctx_ecdsa(void* provctx, const char* /*propq*/) noexcept { return sig_newctx_impl(provctx, true); }
@@ -232,8 +213,8 @@ bool sign_digest(SigCtx& c, unsigned char* sig, size_t* siglen, size_t sigsize, 
 
 // A default-provider context on the public key with our settings applied: used to verify
 // and to produce the AlgorithmIdentifier of what we sign.
-PkeyCtxPtr default_verify_ctx(SigCtx& c) {
-    PkeyCtxPtr pctx(EVP_PKEY_CTX_new_from_pkey(c.provider->libctx(), c.pub.get(), ProviderContext::kDefaultProps));
+ossl::PKeyCtx default_verify_ctx(SigCtx& c) {
+    ossl::PKeyCtx pctx(EVP_PKEY_CTX_new_from_pkey(c.provider->libctx(), c.pub.get(), ProviderContext::kDefaultProps));
     if (!pctx || EVP_PKEY_verify_init(pctx.get()) != 1) return nullptr;
     if (c.md && EVP_PKEY_CTX_set_signature_md(pctx.get(), c.md.get()) != 1) return nullptr;
     if (c.kind != KeyKind::ec) {
@@ -283,7 +264,7 @@ int sig_verify(void* vctx, const unsigned char* sig, size_t siglen, const unsign
     if (c == nullptr) return 0;
     return guard(c->provider, KEYWARD_HERE, 0, [&] {
         if (c->mode != Mode::verify) return 0;
-        PkeyCtxPtr pctx = default_verify_ctx(*c);
+        ossl::PKeyCtx pctx = default_verify_ctx(*c);
         return pctx && EVP_PKEY_verify(pctx.get(), sig, siglen, tbs, tbslen) == 1 ? 1 : 0;
     });
 }
@@ -341,7 +322,7 @@ int sig_digest_verify_final(void* vctx, const unsigned char* sig, size_t siglen)
         unsigned char dgst[EVP_MAX_MD_SIZE];
         unsigned int dlen = 0;
         if (EVP_DigestFinal_ex(c->mdctx.get(), dgst, &dlen) != 1) return 0;
-        PkeyCtxPtr pctx = default_verify_ctx(*c);
+        ossl::PKeyCtx pctx = default_verify_ctx(*c);
         return pctx && EVP_PKEY_verify(pctx.get(), sig, siglen, dgst, dlen) == 1 ? 1 : 0;
     });
 }
@@ -351,7 +332,7 @@ int sig_digest_verify_final(void* vctx, const unsigned char* sig, size_t siglen)
 bool get_algorithm_id(SigCtx& c, OSSL_PARAM* p) {
     if (!c.pub) return false;
     ERR_set_mark();
-    PkeyCtxPtr pctx = default_verify_ctx(c);
+    ossl::PKeyCtx pctx = default_verify_ctx(c);
     OSSL_PARAM one[2] = {*p, OSSL_PARAM_END};
     bool ok = pctx && EVP_PKEY_CTX_get_params(pctx.get(), one) == 1 && OSSL_PARAM_modified(&one[0]);
     if (!ok) {
@@ -401,6 +382,12 @@ int sig_get_ctx_params(void* vctx, OSSL_PARAM params[]) noexcept {
     });
 }
 
+// The parameter table of the context's algorithm.
+const OSSL_PARAM* for_algorithm(void* vctx, const OSSL_PARAM* ecdsa, const OSSL_PARAM* rsa) {
+    const SigCtx* c = as_ctx(vctx);
+    return c != nullptr && !c->is_ecdsa ? rsa : ecdsa;
+}
+
 const OSSL_PARAM* sig_gettable_ctx_params(void* vctx, void* /*provctx*/) noexcept {
     static const OSSL_PARAM ecdsa[] = {
         OSSL_PARAM_octet_string(OSSL_SIGNATURE_PARAM_ALGORITHM_ID, nullptr, 0),
@@ -415,8 +402,7 @@ const OSSL_PARAM* sig_gettable_ctx_params(void* vctx, void* /*provctx*/) noexcep
         OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_MGF1_DIGEST, nullptr, 0),
         OSSL_PARAM_END,
     };
-    const SigCtx* c = as_ctx(vctx);
-    return c != nullptr && !c->is_ecdsa ? rsa : ecdsa;
+    return for_algorithm(vctx, ecdsa, rsa);
 }
 
 int sig_set_ctx_params(void* vctx, const OSSL_PARAM params[]) noexcept {
@@ -497,8 +483,7 @@ const OSSL_PARAM* sig_settable_ctx_params(void* vctx, void* /*provctx*/) noexcep
         OSSL_PARAM_utf8_string(OSSL_SIGNATURE_PARAM_MGF1_PROPERTIES, nullptr, 0),
         OSSL_PARAM_END,
     };
-    const SigCtx* c = as_ctx(vctx);
-    return c != nullptr && !c->is_ecdsa ? rsa : ecdsa;
+    return for_algorithm(vctx, ecdsa, rsa);
 }
 
 }  // namespace

@@ -18,9 +18,9 @@
 #include <mutex>
 #include <string>
 
-#include "provider/engine/engine_ec.hpp"
+#include "core/c_boundary.hpp"
+#include "core/legacy_key.hpp"
 #include "provider/engine/engine_key.hpp"
-#include "provider/engine/engine_rsa.hpp"
 
 namespace keyward::engine {
 
@@ -84,8 +84,6 @@ EngineState* state_of(ENGINE* e) { return static_cast<EngineState*>(ENGINE_get_e
 int engine_destroy(ENGINE* e) noexcept {
     delete state_of(e);
     ENGINE_set_ex_data(e, engine_state_index, nullptr);
-    rsa_teardown();
-    ec_teardown();
     return 1;
 }
 
@@ -93,8 +91,13 @@ int engine_init(ENGINE* e) noexcept { return state_of(e) != nullptr ? 1 : 0; }
 
 int engine_finish(ENGINE* /*e*/) noexcept { return 1; }
 
+// Reports an exception that reached an entry point.
+void report_internal(std::string_view message) {
+    raise(provider::Reason::internal, "keyward engine: " + std::string(message));
+}
+
 int engine_ctrl(ENGINE* e, int cmd, long /*i*/, void* p, void (*/*f*/)()) noexcept {
-    try {
+    return c_boundary(0, report_internal, [&] {
         EngineState* st = state_of(e);
         if (st == nullptr) return 0;
         if (cmd == kCmdSocket) {
@@ -106,14 +109,11 @@ int engine_ctrl(ENGINE* e, int cmd, long /*i*/, void* p, void (*/*f*/)()) noexce
         }
         raise(provider::Reason::invalid_argument, "keyward engine: unknown control command");
         return 0;
-    } catch (const std::exception& ex) {
-        raise(provider::Reason::internal, std::string("keyward engine: ") + ex.what());
-        return 0;
-    }
+    });
 }
 
 EVP_PKEY* engine_load_privkey(ENGINE* e, const char* key_id, UI_METHOD* /*ui*/, void* /*cb*/) noexcept {
-    try {
+    return c_boundary(static_cast<EVP_PKEY*>(nullptr), report_internal, [&]() -> EVP_PKEY* {
         EngineState* st = state_of(e);
         if (st == nullptr || key_id == nullptr) return nullptr;
         std::string name = key_id;
@@ -122,48 +122,28 @@ EVP_PKEY* engine_load_privkey(ENGINE* e, const char* key_id, UI_METHOD* /*ui*/, 
             raise(provider::Reason::invalid_argument, "keyward engine: no key name given");
             return nullptr;
         }
-        auto key = std::make_unique<EngineKey>(EngineKey{name, st->get_client()});
-        auto info = key->client->get_key(name);
-        if (!info.ok()) {
-            raise_status(info.status(), *key, "loading the key");
-            return nullptr;
-        }
-        const unsigned char* p = info->spki.data();
-        EVP_PKEY* parsed = d2i_PUBKEY(nullptr, &p, static_cast<long>(info->spki.size()));
-        if (parsed == nullptr) {
-            raise(provider::Reason::agent_error, "keyward engine: key " + name + ": the agent sent an unusable public key");
-            return nullptr;
-        }
-        // Independent legacy key objects, whose methods we may replace.
-        EVP_PKEY* out = nullptr;
-        p = info->spki.data();
-        if (EVP_PKEY_is_a(parsed, "RSA")) {
-            RSA* rsa = d2i_RSA_PUBKEY(nullptr, &p, static_cast<long>(info->spki.size()));
-            out = rsa != nullptr ? rsa_make_pkey(e, rsa, std::move(key)) : nullptr;
-        } else if (EVP_PKEY_is_a(parsed, "EC")) {
-            EC_KEY* ec = d2i_EC_PUBKEY(nullptr, &p, static_cast<long>(info->spki.size()));
-            out = ec != nullptr ? ec_make_pkey(ec, std::move(key)) : nullptr;
-        } else {
-            raise(provider::Reason::unsupported, "keyward engine: key " + name + " has a type the engine does not handle");
-        }
-        EVP_PKEY_free(parsed);
-        if (out != nullptr) debug("loaded key " + name);
-        return out;
-    } catch (const std::exception& ex) {
-        raise(provider::Reason::internal, std::string("keyward engine: ") + ex.what());
-        return nullptr;
-    }
+        return load_engine_key(e, name, st->get_client());
+    });
 }
 
-int engine_pkey_meths(ENGINE* e, EVP_PKEY_METHOD** pmeth, const int** nids, int nid) noexcept {
-    return rsa_pkey_meths(e, pmeth, nids, nid);
+// RSA keys the engine hands out carry it (EVP_PKEY_set1_engine), so OpenSSL asks here for
+// their EVP_PKEY_METHOD: the one that takes PSS to the agent.
+const int kPkeyNids[] = {EVP_PKEY_RSA, 0};
+
+int engine_pkey_meths(ENGINE* /*e*/, EVP_PKEY_METHOD** pmeth, const int** nids, int nid) noexcept {
+    if (pmeth == nullptr) {
+        *nids = kPkeyNids;
+        return 1;
+    }
+    *pmeth = nid == EVP_PKEY_RSA ? legacy_rsa_pkey_method() : nullptr;
+    return *pmeth != nullptr ? 1 : 0;
 }
 
 bool bind(ENGINE* e, const char* id) {
     if (id != nullptr && std::string(id) != kEngineId) return false;
     load_error_strings();
     if (engine_state_index < 0) engine_state_index = ENGINE_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
-    if (engine_state_index < 0 || !rsa_setup() || !ec_setup()) return false;
+    if (engine_state_index < 0 || legacy_rsa_pkey_method() == nullptr) return false;
     auto* st = new (std::nothrow) EngineState;
     if (st == nullptr) return false;
     if (ENGINE_set_ex_data(e, engine_state_index, st) != 1) {
@@ -186,8 +166,8 @@ void raise(provider::Reason reason, std::string_view message) {
     ERR_raise_data(error_lib, static_cast<int>(reason), "%s", text.c_str());
 }
 
-void raise_status(const Status& status, const EngineKey& key, std::string_view doing) {
-    auto text = provider::describe_failure(status, key.name, doing, key.client->socket_path());
+void raise_status(const Status& status, std::string_view key, const keyward::Client& client, std::string_view doing) {
+    auto text = provider::describe_failure(status, key, doing, client.socket_path());
     // "keyward engine: ..." rather than the provider's "keyward: ...".
     if (text.message.rfind("keyward: ", 0) == 0) text.message.insert(7, " engine");
     raise(text.reason, text.message);
@@ -224,11 +204,8 @@ int bind_engine(ENGINE* e, const char* id, const dynamic_fns* fns) {
         CRYPTO_set_mem_functions(fns->mem_fns.malloc_fn, fns->mem_fns.realloc_fn, fns->mem_fns.free_fn);
         OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, nullptr);
     }
-    try {
-        return keyward::engine::bind(e, id) ? 1 : 0;
-    } catch (...) {
-        return 0;  // nothing useful to report before our error strings exist
-    }
+    // Nothing useful to report before our error strings exist.
+    return keyward::c_boundary(0, keyward::NoReport{}, [&] { return keyward::engine::bind(e, id) ? 1 : 0; });
 }
 
 }  // extern "C"

@@ -192,3 +192,41 @@ TEST_CASE("device pkey: unknown keys and unsupported schemes are errors, not cra
     // A plain software key is not a device key.
     CHECK(last_device_error(dev.key.get()).ok());
 }
+
+TEST_CASE("device pkey: requests no scheme fits are refused before the device is asked", "[device_pkey]") {
+    SoftwareDevice rsa("RSA", nullptr, "rsa-2048", {ipc::Scheme::rsa_pkcs1_sha256});
+    KeyAccess rsa_access = rsa.access();
+    auto rsa_key = make_device_pkey(rsa_access, "dev");
+    REQUIRE(rsa_key.ok());
+    bool ok = true;
+    digest_sign(rsa_key->get(), "SHA1", "m", ok);  // PKCS#1 with SHA-1: no agent scheme
+    ERR_clear_error();
+    CHECK_FALSE(ok);
+
+    SoftwareDevice p521("EC", "P-521", "ec-p521", {});  // a curve keyward has no scheme for
+    KeyAccess p521_access = p521.access();
+    auto p521_key = make_device_pkey(p521_access, "dev");
+    REQUIRE(p521_key.ok());
+    digest_sign(p521_key->get(), "SHA512", "m", ok);
+    ERR_clear_error();
+    CHECK_FALSE(ok);
+
+    CHECK(rsa.calls.empty());
+    CHECK(p521.calls.empty());
+}
+
+TEST_CASE("device pkey: copies of the key object sign through the same device key", "[device_pkey]") {
+    SoftwareDevice dev("EC", "P-256", "ec-p256", {ipc::Scheme::ecdsa_secp256r1_sha256});
+    KeyAccess access = dev.access();
+    auto pkey = make_device_pkey(access, "dev");
+    REQUIRE(pkey.ok());
+    // EVP_PKEY_dup copies the legacy EC_KEY (and with it the binding in its ex_data).
+    PkeyPtr copy(EVP_PKEY_dup(pkey->get()));
+    REQUIRE(copy);
+    pkey->reset();  // the copy must not depend on the original
+    bool ok = false;
+    auto sig = digest_sign(copy.get(), "SHA256", "m", ok);
+    REQUIRE(ok);
+    CHECK(digest_verify(dev.key.get(), "SHA256", "m", sig));
+    CHECK(dev.calls.size() == 1);
+}

@@ -39,19 +39,13 @@
 #include <thread>
 #include <vector>
 
+#include "core/ossl.hpp"
+
 namespace {
 
-struct SslCtxFree {
-    void operator()(SSL_CTX* c) const noexcept { SSL_CTX_free(c); }
-};
-struct SslFree {
-    void operator()(SSL* s) const noexcept { SSL_free(s); }
-};
-struct PkeyFree {
-    void operator()(EVP_PKEY* k) const noexcept { EVP_PKEY_free(k); }
-};
-using SslCtxPtr = std::unique_ptr<SSL_CTX, SslCtxFree>;
-using SslPtr = std::unique_ptr<SSL, SslFree>;
+using keyward::ossl::PKey;
+using SslCtxPtr = keyward::ossl::SslCtx;
+using SslPtr = keyward::ossl::Ssl;
 
 std::mutex print_mu;
 
@@ -158,7 +152,7 @@ SslCtxPtr client_ctx(const char* ca, const char* cert, const char* key) {
     }
     int ok;
     if (std::strncmp(key, "keyward:", 8) == 0) {
-        std::unique_ptr<EVP_PKEY, PkeyFree> pkey(load_key(key));
+        PKey pkey(load_key(key));
         ok = pkey && SSL_CTX_use_PrivateKey(ctx.get(), pkey.get()) == 1;
     } else {
         ok = SSL_CTX_use_PrivateKey_file(ctx.get(), key, SSL_FILETYPE_PEM) == 1;

@@ -4,8 +4,10 @@
 // device; its private operations go through KeyAccess::sign, so they run on the key's
 // token executor and no key material ever enters this process.
 //
-// EC keys sign ECDSA with any digest (the input is fitted to the curve order); RSA keys
-// sign PKCS#1 v1.5 only. Raw RSA private operations are refused, as everywhere in keyward.
+// The object is core/legacy_key.hpp's: EC keys sign ECDSA with any digest (the input is
+// fitted to the curve order); RSA keys sign PKCS#1 v1.5 only (no ENGINE, so no PSS). Raw
+// RSA private operations are refused, as everywhere in keyward. Only the schemes the
+// device lists for the key are asked for.
 #pragma once
 
 #include <memory>
