@@ -86,8 +86,8 @@ public:
     Status count(const toml::node& v, const std::string& key, int64_t min, int64_t max, int64_t& out) const {
         auto n = v.value<int64_t>();
         if (!v.is_integer() || !n || *n < min || *n > max)
-            return fail(v.source(), key, "expected a whole number from " + std::to_string(min) + " to " +
-                                             std::to_string(max));
+            return fail(v.source(), key,
+                        "expected a whole number from " + std::to_string(min) + " to " + std::to_string(max));
         out = *n;
         return {};
     }
@@ -120,8 +120,7 @@ public:
                     unsigned long mode = std::strtoul(text.c_str(), &end, 8);
                     if (text.empty() || *end != '\0' || mode > 0777)
                         s = fail(v.source(), key, "expected an octal mode such as \"0660\"");
-                    else
-                        c.socket_mode = static_cast<mode_t>(mode);
+                    else c.socket_mode = static_cast<mode_t>(mode);
                 }
             } else if (k.str() == "socket_group") {
                 unsigned gid = 0;
@@ -176,8 +175,7 @@ public:
                 auto n = v.value<int64_t>();
                 if (!v.is_integer() || !n || *n < 1 || *n > 256)
                     s = fail(v.source(), key, "expected an integer from 1 to 256");
-                else
-                    tc.sessions = static_cast<size_t>(*n);
+                else tc.sessions = static_cast<size_t>(*n);
             } else {
                 s = fail(k.source(), key, "unknown setting");
             }
@@ -288,8 +286,8 @@ Result<AgentConfig> parse_config(std::string_view text, const std::string& sourc
         Status s = reader.document(root, config);
         if (!s.ok()) return s;
     } catch (const toml::parse_error& e) {
-        return Status{ErrorCode::invalid_argument, source + ":" + std::to_string(e.source().begin.line) + ": " +
-                                                       std::string(e.description())};
+        return Status{ErrorCode::invalid_argument,
+                      source + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description())};
     }
     return config;
 }

@@ -27,44 +27,44 @@ struct Principals {
 
 struct TokenConfig {
     std::string name;
-    std::string kind;      // "pkcs11" or "tpm"
+    std::string kind;  // "pkcs11" or "tpm"
     // pkcs11
     std::string module;
     std::string uri;
     std::string pin_file;
-    size_t sessions = 0;   // 0: the backend's default
+    size_t sessions = 0;  // 0: the backend's default
     // tpm
-    std::string tcti;      // default "device:/dev/tpmrm0"
-    std::string key_dir;   // wrapped key blobs; default STATE_DIR/tpm/NAME
-    std::string auth_file; // optional auth value for the keys made on this token
+    std::string tcti;       // default "device:/dev/tpmrm0"
+    std::string key_dir;    // wrapped key blobs; default STATE_DIR/tpm/NAME
+    std::string auth_file;  // optional auth value for the keys made on this token
     bool operator==(const TokenConfig&) const = default;
 };
 
 struct KeyConfig {
     std::string name;
-    std::string token;     // empty: wherever a key of that name is found
-    Principals allow;      // who may sign with it
+    std::string token;  // empty: wherever a key of that name is found
+    Principals allow;   // who may sign with it
     bool operator==(const KeyConfig&) const = default;
 };
 
 struct AgentConfig {
-    std::string source;                 // the file it came from ("" for built-in defaults)
-    std::string socket;                 // empty: state_dir/agent.sock (embedded) or the system default
+    std::string source;  // the file it came from ("" for built-in defaults)
+    std::string socket;  // empty: state_dir/agent.sock (embedded) or the system default
     std::optional<mode_t> socket_mode;
     std::optional<gid_t> socket_group;
     std::string state_dir = std::string(kDefaultStateDir);
-    std::string default_token;          // empty: the first token
+    std::string default_token;  // empty: the first token
     std::string log_level = "info";
-    Principals admins;                  // may generate and delete keys (root and the agent's uid always may)
-    Principals default_allow;           // who may sign with keys that have no [keys.NAME] entry
-    std::vector<TokenConfig> tokens;    // in file order
+    Principals admins;                // may generate and delete keys (root and the agent's uid always may)
+    Principals default_allow;         // who may sign with keys that have no [keys.NAME] entry
+    std::vector<TokenConfig> tokens;  // in file order
     std::vector<KeyConfig> keys;
     std::vector<std::shared_ptr<const lifecycle::IdentityConfig>> identities;
     // Connection limits and timeouts (docs/config.md). 0 connections: sized from the open-file limit.
     size_t max_connections = 0;
     size_t max_connections_per_uid = 0;
-    int read_timeout_seconds = 10;    // a frame begun must be complete by then
-    int idle_timeout_seconds = 600;   // a connection with nothing pending is closed after this
+    int read_timeout_seconds = 10;       // a frame begun must be complete by then
+    int idle_timeout_seconds = 600;      // a connection with nothing pending is closed after this
     bool audit_every_signature = false;  // audit = "every-signature" (default "summary")
     int audit_interval_seconds = 600;
 

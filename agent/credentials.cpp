@@ -15,7 +15,8 @@ Result<std::string> secret_file_path(const std::string& setting, const std::stri
         return Status{ErrorCode::invalid_argument,
                       what + " = \"" + setting +
                           "\" needs a systemd credential, but CREDENTIALS_DIRECTORY is not set "
-                          "(LoadCredential=" + name + ":/path in the unit, see docs/systemd.md)"};
+                          "(LoadCredential=" +
+                          name + ":/path in the unit, see docs/systemd.md)"};
     return std::string(dir) + "/" + name;
 }
 

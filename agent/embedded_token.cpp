@@ -78,12 +78,14 @@ Result<TokenConfig> prepare_embedded_token(const std::string& state_dir) {
     if (!s.ok()) return s;
     const std::string conf = state_dir + "/softhsm2.conf";
     s = files::write_atomic(conf,
-                   "# Written by keywardd: the embedded token's store.\n"
-                   "directories.tokendir = " + token_dir + "\n"
-                   "objectstore.backend = file\n"
-                   "log.level = ERROR\n"
-                   "slots.removable = false\n",
-                   0600);
+                            "# Written by keywardd: the embedded token's store.\n"
+                            "directories.tokendir = " +
+                                token_dir +
+                                "\n"
+                                "objectstore.backend = file\n"
+                                "log.level = ERROR\n"
+                                "slots.removable = false\n",
+                            0600);
     if (!s.ok()) return s;
     ::setenv("SOFTHSM2_CONF", conf.c_str(), 1);
 

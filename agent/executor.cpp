@@ -13,7 +13,7 @@ thread_local Executor* t_share_of = nullptr;
 }  // namespace
 
 Executor::Executor(std::string name, size_t threads, size_t max_queued)
-    : name_(std::move(name)), max_queued_(max_queued) {
+        : name_(std::move(name)), max_queued_(max_queued) {
     if (threads == 0) threads = 1;
     for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
 }

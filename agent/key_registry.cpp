@@ -49,8 +49,8 @@ Result<std::shared_ptr<Token>> open_token(const TokenConfig& config) {
         return Status{ErrorCode::invalid_argument, "token " + config.name + ": unsupported kind " + config.kind};
     }
     token->health = token->backend->health();
-    token->executor = std::make_unique<Executor>("token " + config.name, token->backend->max_concurrency(),
-                                                 kMaxQueuedPerToken);
+    token->executor =
+        std::make_unique<Executor>("token " + config.name, token->backend->max_concurrency(), kMaxQueuedPerToken);
     return token;
 }
 

@@ -39,9 +39,8 @@ lifecycle::KeyAccess make_key_access(std::shared_ptr<KeyRegistry> registry) {
         auto entry = registry->find(key);
         if (!entry) return Status{ErrorCode::no_such_key, "no such key: " + key};
         std::vector<uint8_t> copy(digest.begin(), digest.end());
-        return on_token<std::vector<uint8_t>>(entry->token, [key, scheme, copy](Token& t) {
-            return t.backend->sign(key, scheme, copy);
-        });
+        return on_token<std::vector<uint8_t>>(
+            entry->token, [key, scheme, copy](Token& t) { return t.backend->sign(key, scheme, copy); });
     };
     access.generate = [registry](const std::string& key, const std::string& type,
                                  const std::string& token_name) -> Result<ipc::KeyInfo> {
@@ -121,7 +120,7 @@ Retired& retired() {
 }  // namespace
 
 LifecycleRunner::LifecycleRunner(std::unique_ptr<lifecycle::Lifecycle> lifecycle)
-    : core_(std::make_shared<Core>(std::move(lifecycle))) {
+        : core_(std::make_shared<Core>(std::move(lifecycle))) {
     Core* core = core_.get();
     core_->timer = std::thread([core] { core->timer_loop(); });
 }

@@ -65,15 +65,14 @@ Listener Listener::adopt(int fd) {
     socklen_t len = sizeof addr;
     if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0 && addr.sun_path[0] != '\0')
         l.path_ = addr.sun_path;
-    else
-        l.path_ = "(socket from systemd)";
+    else l.path_ = "(socket from systemd)";
     return l;
 }
 
 Listener::Listener(Listener&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)),
-      path_(std::exchange(other.path_, {})),
-      owns_path_(std::exchange(other.owns_path_, true)) {}
+        : fd_(std::exchange(other.fd_, -1)),
+          path_(std::exchange(other.path_, {})),
+          owns_path_(std::exchange(other.owns_path_, true)) {}
 
 Listener& Listener::operator=(Listener&& other) noexcept {
     if (this != &other) {

@@ -3,7 +3,7 @@
 namespace keyward::agent {
 
 LogLimiter::LogLimiter(std::string what, size_t burst, std::chrono::seconds window)
-    : what_(std::move(what)), burst_(burst), window_(window) {}
+        : what_(std::move(what)), burst_(burst), window_(window) {}
 
 std::string LogLimiter::summary(uid_t uid, const Window& w) const {
     return "uid=" + std::to_string(uid) + ": " + std::to_string(w.dropped) + " more " + what_ + " in the last " +

@@ -26,7 +26,7 @@ using namespace keyward::agent;
 namespace {
 
 struct Options {
-    std::string config_path;       // empty: the default path if it exists
+    std::string config_path;  // empty: the default path if it exists
     bool config_explicit = false;
     std::string state_dir;
     std::string socket;
@@ -103,10 +103,11 @@ std::string default_token(const AgentConfig& c) {
     return c.tokens.empty() ? std::string(kEmbeddedTokenName) : c.tokens.front().name;
 }
 
-std::shared_ptr<LifecycleRunner> start_lifecycle(const AgentConfig& config, const std::shared_ptr<KeyRegistry>& registry) {
+std::shared_ptr<LifecycleRunner> start_lifecycle(const AgentConfig& config,
+                                                 const std::shared_ptr<KeyRegistry>& registry) {
     if (config.identities.empty()) return nullptr;
     auto lifecycle = lifecycle::make_lifecycle(config.identities, make_key_access(registry), config.state_dir,
-                                                lifecycle::built_in_issuer_kinds());
+                                               lifecycle::built_in_issuer_kinds());
     if (!lifecycle) return nullptr;
     return std::make_shared<LifecycleRunner>(std::move(lifecycle));
 }
@@ -239,15 +240,13 @@ int run(const Options& options) {
 int main(int argc, char** argv) {
     Options options;
     po::options_description desc("Usage: keywardd [options]\n\nOptions");
-    desc.add_options()
-        ("help,h", "show this help")
-        ("version", "print the version")
-        ("config,c", po::value(&options.config_path),
-         "configuration file (default /etc/keyward/keyward.toml; without it: the embedded token)")
-        ("state-dir", po::value(&options.state_dir), "state directory (default /var/lib/keyward)")
-        ("socket", po::value(&options.socket), "listening socket (default STATE_DIR/agent.sock without a config)")
-        ("socket-mode", po::value(&options.socket_mode), "socket permissions, octal (default 0600, 0660 with a group)")
-        ("log-level", po::value(&options.log_level), "error, warning, notice, info or debug");
+    desc.add_options()("help,h", "show this help")("version", "print the version")(
+        "config,c", po::value(&options.config_path),
+        "configuration file (default /etc/keyward/keyward.toml; without it: the embedded token)")(
+        "state-dir", po::value(&options.state_dir), "state directory (default /var/lib/keyward)")(
+        "socket", po::value(&options.socket), "listening socket (default STATE_DIR/agent.sock without a config)")(
+        "socket-mode", po::value(&options.socket_mode), "socket permissions, octal (default 0600, 0660 with a group)")(
+        "log-level", po::value(&options.log_level), "error, warning, notice, info or debug");
     po::variables_map vm;
     try {
         po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);

@@ -19,7 +19,7 @@ namespace keyward::agent {
 class Caller {
 public:
     Caller(uid_t uid, gid_t gid, pid_t pid, std::vector<gid_t> supplementary)
-        : uid_(uid), gid_(gid), pid_(pid), groups_(std::move(supplementary)) {
+            : uid_(uid), gid_(gid), pid_(pid), groups_(std::move(supplementary)) {
         groups_.insert(groups_.begin(), gid);
     }
     uid_t uid() const noexcept { return uid_; }

@@ -36,8 +36,7 @@ void Server::handle_frame(const std::shared_ptr<Connection>& c, uint8_t op_byte,
             ipc::StatusResponse resp;
             resp.server = "keywardd " KEYWARD_VERSION;
             resp.uptime_seconds = static_cast<uint64_t>(
-                std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_)
-                    .count());
+                std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count());
             // Totals are for those who manage the agent; anyone else sees only the keys they
             // may use, and no counter of other users' activity.
             if (policy_->may_manage(c->caller)) {
@@ -102,9 +101,9 @@ void Server::handle_sign(const std::shared_ptr<Connection>& c, uint32_t id, std:
                                 (scheme ? std::string(scheme->name) : "scheme " + std::to_string(int(req->scheme)))});
     if (req->digest.size() != scheme->digest_size)
         return reply_error(c, id, op,
-                           {ErrorCode::invalid_argument, std::string(scheme->name) + " needs a " +
-                                                             std::to_string(scheme->digest_size) + "-byte digest, got " +
-                                                             std::to_string(req->digest.size())});
+                           {ErrorCode::invalid_argument,
+                            std::string(scheme->name) + " needs a " + std::to_string(scheme->digest_size) +
+                                "-byte digest, got " + std::to_string(req->digest.size())});
     // Jobs hold the token by plain pointer: a token outlives its executor's jobs, and a
     // job must never hold the last reference (its executor would then join itself).
     Token* token = entry->token.get();
@@ -115,30 +114,33 @@ void Server::handle_sign(const std::shared_ptr<Connection>& c, uint32_t id, std:
     // TPMs, smartcards) always go to the workers, so that one cannot stall every client.
     const bool may_run_here = nothing_queued_behind_ && entry->sign_micros->load(std::memory_order_relaxed) <=
                                                             static_cast<uint64_t>(sign_here_limit_.count());
-    submit(c, id, op, *token, [this, c, id, token, average = entry->sign_micros, request = std::move(req).value()]() {
-        const auto started = std::chrono::steady_clock::now();
-        auto sig = token->backend->sign(request.key, request.scheme, request.digest);
-        // Done with the device: the next signature may start (here or on a worker) while
-        // this answer is encoded and written, which the client may answer with its next
-        // request before this job has returned.
-        Executor::release_device_share();
-        audit_.signature(c->caller, request.key, sig.ok() ? "ok" : error_code_name(sig.status().code));
-        std::vector<uint8_t> out;
-        if (sig.ok()) {
-            // Signatures only: a device that fails fast must not make its key look fast
-            // (its next call may be a slow recovery, which must not run on the loop).
-            note_sign_time(*average, std::chrono::steady_clock::now() - started);
-            signatures_.fetch_add(1, std::memory_order_relaxed);
-            ipc::encode_response(out, id, ipc::SignResponse{std::move(sig).value()});
-            if (token->health.load() != DeviceHealth::present) token->health = DeviceHealth::present;
-        } else {
-            log::warning("sign with key " + log::client_text(request.key) + " failed: " + sig.status().message);
-            if (sig.status().code == ErrorCode::device_unavailable) token->health = token->backend->health();
-            ipc::encode_error(out, id, static_cast<uint8_t>(ipc::Op::sign), sig.status());
-        }
-        c->in_flight.fetch_sub(1);
-        send(c, std::move(out));
-    }, may_run_here);
+    submit(
+        c, id, op, *token,
+        [this, c, id, token, average = entry->sign_micros, request = std::move(req).value()]() {
+            const auto started = std::chrono::steady_clock::now();
+            auto sig = token->backend->sign(request.key, request.scheme, request.digest);
+            // Done with the device: the next signature may start (here or on a worker) while
+            // this answer is encoded and written, which the client may answer with its next
+            // request before this job has returned.
+            Executor::release_device_share();
+            audit_.signature(c->caller, request.key, sig.ok() ? "ok" : error_code_name(sig.status().code));
+            std::vector<uint8_t> out;
+            if (sig.ok()) {
+                // Signatures only: a device that fails fast must not make its key look fast
+                // (its next call may be a slow recovery, which must not run on the loop).
+                note_sign_time(*average, std::chrono::steady_clock::now() - started);
+                signatures_.fetch_add(1, std::memory_order_relaxed);
+                ipc::encode_response(out, id, ipc::SignResponse{std::move(sig).value()});
+                if (token->health.load() != DeviceHealth::present) token->health = DeviceHealth::present;
+            } else {
+                log::warning("sign with key " + log::client_text(request.key) + " failed: " + sig.status().message);
+                if (sig.status().code == ErrorCode::device_unavailable) token->health = token->backend->health();
+                ipc::encode_error(out, id, static_cast<uint8_t>(ipc::Op::sign), sig.status());
+            }
+            c->in_flight.fetch_sub(1);
+            send(c, std::move(out));
+        },
+        may_run_here);
 }
 
 Token* Server::new_key_target(const std::shared_ptr<Connection>& c, uint32_t id, uint8_t op, const std::string& name,
@@ -162,10 +164,12 @@ void Server::answer_new_key(const std::shared_ptr<Connection>& c, uint32_t id, i
     if (made.ok()) {
         ipc::KeyInfo info = to_key_info(made.value(), token->name);
         auto owner = token->weak_from_this().lock();
-        if (owner && !registry_->add(owner, info)) log::warning("key " + log::client_text(name) + " appeared twice; keeping the first");
+        if (owner && !registry_->add(owner, info))
+            log::warning("key " + log::client_text(name) + " appeared twice; keeping the first");
         ipc::encode_response(out, id, op, info);
     } else {
-        log::warning(std::string(ipc::op_name(op)) + " " + log::client_text(name) + " failed: " + made.status().message);
+        log::warning(std::string(ipc::op_name(op)) + " " + log::client_text(name) +
+                     " failed: " + made.status().message);
         ipc::encode_error(out, id, static_cast<uint8_t>(op), made.status());
     }
     c->in_flight.fetch_sub(1);
@@ -183,7 +187,8 @@ void Server::handle_generate(const std::shared_ptr<Connection>& c, uint32_t id, 
                             "unknown key type '" + req->type + "' (ec-p256, ec-p384, rsa-2048, rsa-3072, rsa-4096)"});
     Token* token = new_key_target(c, id, op, req->name, req->token, "generate");
     if (!token) return;
-    log::notice("generating " + log::client_text(req->type) + " key " + log::client_text(req->name) + " on token " + token->name + " for " + who(*c));
+    log::notice("generating " + log::client_text(req->type) + " key " + log::client_text(req->name) + " on token " +
+                token->name + " for " + who(*c));
     submit(c, id, op, *token, [this, c, id, token, name = req->name, kt = *type]() {
         answer_new_key(c, id, ipc::Op::generate_key, token, name, token->backend->generate(name, kt));
     });
@@ -240,7 +245,8 @@ void Server::handle_identity_op(const std::shared_ptr<Connection>& c, ipc::Op op
             view = Status{ErrorCode::internal, std::string(ipc::op_name(op)) + " failed: " + e.what()};
         }
         if (op == ipc::Op::renew || op == ipc::Op::rollback)
-            audit_.management(c->caller, ipc::op_name(op), name, view.ok() ? "ok" : error_code_name(view.status().code));
+            audit_.management(c->caller, ipc::op_name(op), name,
+                              view.ok() ? "ok" : error_code_name(view.status().code));
         std::vector<uint8_t> out;
         if (!view.ok() || !ipc::encode_response(out, id, op, ipc::DocumentResponse{view.value()})) {
             out.clear();

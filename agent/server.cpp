@@ -39,10 +39,10 @@ void epoll_set(int epfd, int op, int fd, uint32_t events, uint64_t id) {
 
 Server::Server(Listener listener, std::shared_ptr<KeyRegistry> registry, std::shared_ptr<const AccessPolicy> policy,
                ReloadFn reload)
-    : listener_(std::move(listener)),
-      registry_(std::move(registry)),
-      policy_(std::move(policy)),
-      reload_(std::move(reload)) {}
+        : listener_(std::move(listener)),
+          registry_(std::move(registry)),
+          policy_(std::move(policy)),
+          reload_(std::move(reload)) {}
 
 Server::~Server() {
     for (auto& [id, c] : connections_) {
@@ -105,8 +105,7 @@ Status Server::run() {
     log::notice("serving " + std::to_string(registry_->key_count()) + " keys on " + listener_.path());
     notify("READY=1");
     const auto watchdog = notifier_.watchdog_interval();
-    const int wait_ms =
-        watchdog ? static_cast<int>(std::clamp<int64_t>(watchdog->count() / 1000, 1, 1000)) : 1000;
+    const int wait_ms = watchdog ? static_cast<int>(std::clamp<int64_t>(watchdog->count() / 1000, 1, 1000)) : 1000;
 
     epoll_event events[64];
     for (;;) {
@@ -193,13 +192,14 @@ void Server::accept_all() {
         const bool exempt = caller->uid() == 0 || caller->uid() == agent_uid_;
         size_t& mine = connections_per_uid_[caller->uid()];
         if (connections_.size() >= limits_.max_connections) {
-            refuse(fd, *caller, "the agent's connection limit (" + std::to_string(limits_.max_connections) +
-                                    ") is reached");
+            refuse(fd, *caller,
+                   "the agent's connection limit (" + std::to_string(limits_.max_connections) + ") is reached");
             continue;
         }
         if (!exempt && mine >= limits_.max_connections_per_uid) {
-            refuse(fd, *caller, "uid " + std::to_string(caller->uid()) + " has " + std::to_string(mine) +
-                                    " connections open, the limit per user");
+            refuse(fd, *caller,
+                   "uid " + std::to_string(caller->uid()) + " has " + std::to_string(mine) +
+                       " connections open, the limit per user");
             continue;
         }
         ++mine;
@@ -218,8 +218,8 @@ void Server::refuse(int fd, const Caller& caller, const std::string& why) {
     (void)!::send(fd, out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     ::close(fd);
     if (refusals_.allow(caller.uid()))
-        log::warning("refused a connection from uid=" + std::to_string(caller.uid()) + " pid=" +
-                     std::to_string(caller.pid()) + ": " + why);
+        log::warning("refused a connection from uid=" + std::to_string(caller.uid()) +
+                     " pid=" + std::to_string(caller.pid()) + ": " + why);
 }
 
 void Server::sweep() {
@@ -229,8 +229,9 @@ void Server::sweep() {
     for (auto& [id, c] : connections_) {
         if (!c->in.empty() && now - c->frame_started > limits_.read_timeout) {
             if (denials_.allow(c->caller.uid()))
-                log::warning("connection " + std::to_string(id) + " (" + who(*c) + "): a frame was not completed within " +
-                             std::to_string(limits_.read_timeout.count()) + " s; closing");
+                log::warning("connection " + std::to_string(id) + " (" + who(*c) +
+                             "): a frame was not completed within " + std::to_string(limits_.read_timeout.count()) +
+                             " s; closing");
             expired.push_back(c);
         } else if (c->in.empty() && c->in_flight.load() == 0 && c->queued_output.load() == 0 &&
                    now - c->last_activity > limits_.idle_timeout) {
@@ -313,9 +314,9 @@ void Server::process_input(const std::shared_ptr<Connection>& c) {
         const auto& h = parsed.frame.header;
         if (h.version != ipc::kProtocolVersion) {
             reply_error(c, h.request_id, h.base_op(),
-                        {ErrorCode::unsupported_version,
-                         "protocol version " + std::to_string(h.version) + " is not supported (this agent speaks " +
-                             std::to_string(ipc::kProtocolVersion) + ")"});
+                        {ErrorCode::unsupported_version, "protocol version " + std::to_string(h.version) +
+                                                             " is not supported (this agent speaks " +
+                                                             std::to_string(ipc::kProtocolVersion) + ")"});
         } else if (h.is_response() || h.status != 0) {
             reply_error(c, h.request_id, h.base_op(), {ErrorCode::bad_request, "expected a request frame"});
         } else {
@@ -344,8 +345,8 @@ void Server::on_writable(const std::shared_ptr<Connection>& c) {
     {
         std::lock_guard lock(c->out_mu);
         while (c->out_off < c->out.size()) {
-            ssize_t n = ::send(c->fd, c->out.data() + c->out_off, c->out.size() - c->out_off,
-                               MSG_NOSIGNAL | MSG_DONTWAIT);
+            ssize_t n =
+                ::send(c->fd, c->out.data() + c->out_off, c->out.size() - c->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
             if (n > 0) {
                 c->out_off += static_cast<size_t>(n);
                 c->queued_output.store(c->out.size() - c->out_off, std::memory_order_relaxed);
@@ -416,10 +417,10 @@ void Server::deny(const std::shared_ptr<Connection>& c, uint32_t id, uint8_t op,
         log::warning("access denied: " + who(*c) + " may not " + std::string(action) +
                      (key.empty() ? std::string() : " key=" + log::client_text(key)));
     reply_error(c, id, op,
-                {ErrorCode::access_denied,
-                 key.empty() ? "access denied: uid " + std::to_string(c->caller.uid()) + " may not " +
-                                   std::string(action) + " keys"
-                             : "access to key " + log::client_text(key, 256) + " denied for uid " + std::to_string(c->caller.uid())});
+                {ErrorCode::access_denied, key.empty() ? "access denied: uid " + std::to_string(c->caller.uid()) +
+                                                             " may not " + std::string(action) + " keys"
+                                                       : "access to key " + log::client_text(key, 256) +
+                                                             " denied for uid " + std::to_string(c->caller.uid())});
 }
 
 bool Server::submit(const std::shared_ptr<Connection>& c, uint32_t id, uint8_t op, Token& token,

@@ -97,8 +97,8 @@ private:
               std::string_view action);
     // Hands `job` to the token's workers, or runs it right here when `may_run_here` and
     // the device has a free slot.
-    bool submit(const std::shared_ptr<Connection>& c, uint32_t id, uint8_t op, Token& token,
-                std::function<void()> job, bool may_run_here = false);
+    bool submit(const std::shared_ptr<Connection>& c, uint32_t id, uint8_t op, Token& token, std::function<void()> job,
+                bool may_run_here = false);
     void send(const std::shared_ptr<Connection>& c, std::vector<uint8_t>&& frame);
 
     Listener listener_;

@@ -28,11 +28,13 @@ Status secure_state_dir(const std::string& dir_in, uid_t uid) {
     if (ec) return {ErrorCode::invalid_argument, "state directory " + dir_in + ": " + ec.message()};
     struct stat st {};
     if (::lstat(dir.c_str(), &st) != 0) {
-        if (errno != ENOENT) return {ErrorCode::internal, "state directory " + dir.string() + ": " + std::strerror(errno)};
+        if (errno != ENOENT)
+            return {ErrorCode::internal, "state directory " + dir.string() + ": " + std::strerror(errno)};
         std::filesystem::create_directories(dir.parent_path(), ec);
         if (ec) return {ErrorCode::internal, "cannot create " + dir.parent_path().string() + ": " + ec.message()};
         if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
-            return {ErrorCode::internal, "cannot create the state directory " + dir.string() + ": " + std::strerror(errno)};
+            return {ErrorCode::internal,
+                    "cannot create the state directory " + dir.string() + ": " + std::strerror(errno)};
         if (::lstat(dir.c_str(), &st) != 0)
             return {ErrorCode::internal, "state directory " + dir.string() + ": " + std::strerror(errno)};
     }
@@ -56,8 +58,8 @@ Status secure_state_dir(const std::string& dir_in, uid_t uid) {
                               std::to_string(st.st_uid) + ", who could replace the state directory",
                           "move the state directory or fix: chown root " + parent.string());
         if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
-            return refuse("the directory " + parent.string() + " above the state directory is writable by others (mode " +
-                              octal(st.st_mode) + ")",
+            return refuse("the directory " + parent.string() +
+                              " above the state directory is writable by others (mode " + octal(st.st_mode) + ")",
                           "fix: chmod go-w " + parent.string() + " (or make it sticky like /tmp: chmod +t)");
         if (parent == parent.root_path()) break;
     }

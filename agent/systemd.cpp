@@ -77,7 +77,8 @@ std::optional<InheritedSocket> inherited_socket(std::string_view name) {
 
     int chosen = -1;
     for (long long i = 0; i < *count; ++i)
-        if (static_cast<size_t>(i) < names.size() && names[static_cast<size_t>(i)] == name) chosen = kListenFdsStart + int(i);
+        if (static_cast<size_t>(i) < names.size() && names[static_cast<size_t>(i)] == name)
+            chosen = kListenFdsStart + int(i);
     if (chosen < 0 && *count == 1) chosen = kListenFdsStart;  // one socket, whatever its name
     // Every passed descriptor is ours now: keep none of the others open across exec.
     for (long long i = 0; i < *count; ++i) ::fcntl(kListenFdsStart + int(i), F_SETFD, FD_CLOEXEC);

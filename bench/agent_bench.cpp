@@ -56,8 +56,7 @@ int idle(const Options& o) {
     std::printf("ready %zu\n", clients.size());
     std::fflush(stdout);
     std::string line;
-    while (std::getline(std::cin, line)) {
-    }
+    while (std::getline(std::cin, line)) {}
     return 0;
 }
 
@@ -84,7 +83,8 @@ int startup(const Options& o, char** agent_argv) {
         Client c(co);  // a fresh client each try: no reconnect back-off in the way
         if (c.connect().ok()) {
             if (ready_ms < 0) ready_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-            auto r = c.sign(key, ipc::Scheme::ecdsa_secp256r1_sha256, std::span<const uint8_t>(kDigest, sizeof kDigest));
+            auto r =
+                c.sign(key, ipc::Scheme::ecdsa_secp256r1_sha256, std::span<const uint8_t>(kDigest, sizeof kDigest));
             if (r.ok()) {
                 signed_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
                 break;
@@ -98,7 +98,9 @@ int startup(const Options& o, char** agent_argv) {
     waitpid(pid, &st, 0);
     if (signed_ms < 0) return fail("no signature from the agent in time: " + last_error);
     JsonLine j;
-    j.field("bench", std::string("startup")).field("key", key).field("socket_ready_ms", ready_ms)
+    j.field("bench", std::string("startup"))
+        .field("key", key)
+        .field("socket_ready_ms", ready_ms)
         .field("first_signature_ms", signed_ms);
     std::printf("%s\n", j.str().c_str());
     return 0;

@@ -11,7 +11,7 @@ namespace {
 class AgentThreadSigner : public ThreadSigner {
 public:
     AgentThreadSigner(std::shared_ptr<Client> client, std::string key, ipc::Scheme scheme)
-        : client_(std::move(client)), key_(std::move(key)), scheme_(scheme) {}
+            : client_(std::move(client)), key_(std::move(key)), scheme_(scheme) {}
 
     bool sign_once(std::string& error) override {
         auto r = client_->sign(key_, scheme_, std::span<const uint8_t>(kDigest, sizeof kDigest));
@@ -31,8 +31,10 @@ private:
 class AgentSigner : public Signer {
 public:
     AgentSigner(const Options& o, KeyKind kind)
-        : socket_(o.get("socket")), key_(o.get("key")), per_thread_(o.get("client", "shared") == "per-thread"),
-          scheme_(kind == KeyKind::ec_p256 ? ipc::Scheme::ecdsa_secp256r1_sha256 : ipc::Scheme::rsa_pkcs1_sha256) {}
+            : socket_(o.get("socket")),
+              key_(o.get("key")),
+              per_thread_(o.get("client", "shared") == "per-thread"),
+              scheme_(kind == KeyKind::ec_p256 ? ipc::Scheme::ecdsa_secp256r1_sha256 : ipc::Scheme::rsa_pkcs1_sha256) {}
 
     bool setup(std::string& error) {
         if (key_.empty()) {

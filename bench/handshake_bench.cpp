@@ -84,7 +84,8 @@ PkeyPtr load_store_key(const Options& o, const std::string& uri) {
     while (!OSSL_STORE_eof(store.get())) {
         OSSL_STORE_INFO* info = OSSL_STORE_load(store.get());
         if (info == nullptr) break;
-        EVP_PKEY* k = OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY ? OSSL_STORE_INFO_get1_PKEY(info) : nullptr;
+        EVP_PKEY* k =
+            OSSL_STORE_INFO_get_type(info) == OSSL_STORE_INFO_PKEY ? OSSL_STORE_INFO_get1_PKEY(info) : nullptr;
         OSSL_STORE_INFO_free(info);
         if (k != nullptr) return PkeyPtr(k);
     }
@@ -102,8 +103,8 @@ PkeyPtr load_engine_key(const Options& o, const std::string& id, const std::stri
     if (o.has("engine-ctrl")) {
         for (const auto& kv : split(o.get("engine-ctrl"), ',')) {
             auto eq = kv.find('=');
-            if (eq == std::string::npos || ENGINE_ctrl_cmd_string(e, kv.substr(0, eq).c_str(),
-                                                                  kv.substr(eq + 1).c_str(), 0) != 1) {
+            if (eq == std::string::npos ||
+                ENGINE_ctrl_cmd_string(e, kv.substr(0, eq).c_str(), kv.substr(eq + 1).c_str(), 0) != 1) {
                 err = "engine control " + kv.substr(0, eq) + " failed";
                 return nullptr;
             }
@@ -238,9 +239,13 @@ int main(int argc, char** argv) {
     if (!ok) return fail("a handshake failed during the run");
     const LatencySummary s = summarize(lat);
     JsonLine j;
-    j.field("bench", std::string("handshake")).field("key", key).field("seconds", window)
-        .field("ops", static_cast<int64_t>(s.count)).field("ops_per_s", static_cast<double>(s.count) / window)
-        .field("p50_us", s.p50_us).field("p99_us", s.p99_us)
+    j.field("bench", std::string("handshake"))
+        .field("key", key)
+        .field("seconds", window)
+        .field("ops", static_cast<int64_t>(s.count))
+        .field("ops_per_s", static_cast<double>(s.count) / window)
+        .field("p50_us", s.p50_us)
+        .field("p99_us", s.p99_us)
         .field("client_cpu_us_per_op", s.count ? cpu * 1e6 / static_cast<double>(s.count) : 0.0);
     std::printf("%s\n", j.str().c_str());
     return 0;

@@ -68,7 +68,7 @@ private:
 class Pkcs11ThreadSigner : public ThreadSigner {
 public:
     Pkcs11ThreadSigner(CK_FUNCTION_LIST* f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key, KeyKind kind)
-        : f_(f), session_(s), key_(key) {
+            : f_(f), session_(s), key_(key) {
         if (kind == KeyKind::ec_p256) {
             mech_.mechanism = CKM_ECDSA;
             std::memcpy(data_, kDigest, sizeof kDigest);
@@ -182,8 +182,7 @@ private:
             return false;
         }
         CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
-        CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls},
-                               {CKA_LABEL, key_label_.data(), key_label_.size()}};
+        CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_LABEL, key_label_.data(), key_label_.size()}};
         CK_ULONG count = 0;
         if ((rv = f()->C_FindObjectsInit(login_session_, tmpl, 2)) != CKR_OK) {
             error = rv_text("C_FindObjectsInit", rv);

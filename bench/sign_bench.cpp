@@ -116,12 +116,16 @@ int main(int argc, char** argv) {
     for (auto& w : workers) lat.push_back(std::move(w.latencies_ns));
     const LatencySummary s = summarize(lat);
     JsonLine j;
-    j.field("bench", std::string("sign")).field("mode", mode).field("key_type", key_type)
+    j.field("bench", std::string("sign"))
+        .field("mode", mode)
+        .field("key_type", key_type)
         .field("threads", int64_t{threads});
     if (mode == "keyward") j.field("client", o.get("client", "shared"));
-    j.field("seconds", window).field("ops", static_cast<int64_t>(s.count))
+    j.field("seconds", window)
+        .field("ops", static_cast<int64_t>(s.count))
         .field("ops_per_s", window > 0 ? static_cast<double>(s.count) / window : 0.0)
-        .field("p50_us", s.p50_us).field("p99_us", s.p99_us)
+        .field("p50_us", s.p50_us)
+        .field("p99_us", s.p99_us)
         .field("client_cpu_us_per_op", s.count ? cpu * 1e6 / static_cast<double>(s.count) : 0.0);
     std::printf("%s\n", j.str().c_str());
     return 0;

@@ -49,8 +49,7 @@ public:
 
     std::unique_ptr<ThreadSigner> for_thread(std::string& error) override {
         PkeyCtxPtr ctx(EVP_PKEY_CTX_new_from_pkey(nullptr, key_.get(), nullptr));
-        if (!ctx || EVP_PKEY_sign_init(ctx.get()) != 1 ||
-            EVP_PKEY_CTX_set_signature_md(ctx.get(), EVP_sha256()) != 1 ||
+        if (!ctx || EVP_PKEY_sign_init(ctx.get()) != 1 || EVP_PKEY_CTX_set_signature_md(ctx.get(), EVP_sha256()) != 1 ||
             (kind_ == KeyKind::rsa_2048 && EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) != 1)) {
             error = "EVP_PKEY_sign_init failed";
             return nullptr;

@@ -11,11 +11,10 @@ namespace keyward::cli {
 const po::options_description& global_options_help() {
     static const po::options_description options = [] {
         po::options_description o("Global options");
-        o.add_options()
-            ("socket", po::value<std::string>()->value_name("PATH"),
-             "agent socket (default: $KEYWARD_SOCKET, else /run/keyward/agent.sock)")
-            ("json", "machine-readable JSON output (status, keys, identities, enroll, renew)")
-            ("help,h", "show help for the command");
+        o.add_options()("socket", po::value<std::string>()->value_name("PATH"),
+                        "agent socket (default: $KEYWARD_SOCKET, else /run/keyward/agent.sock)")(
+            "json", "machine-readable JSON output (status, keys, identities, enroll, renew)")(
+            "help,h", "show help for the command");
         return o;
     }();
     return options;
@@ -40,8 +39,8 @@ std::optional<int> parse_command(const Context& ctx, const CommandSyntax& syntax
     } catch (const po::error& e) {
         return ctx.usage_error(e.what());
     }
-    const auto given = vm.count("positional") ? vm["positional"].as<std::vector<std::string>>()
-                                              : std::vector<std::string>{};
+    const auto given =
+        vm.count("positional") ? vm["positional"].as<std::vector<std::string>>() : std::vector<std::string>{};
     if (given.size() < syntax.positionals.size())
         return ctx.usage_error("missing " + std::string(syntax.positionals[given.size()]));
     if (given.size() > syntax.positionals.size())

@@ -14,8 +14,8 @@
 namespace keyward::cli {
 
 struct CommandSyntax {
-    std::string synopsis;     // "keys create NAME --type TYPE [--token TOKEN]"
-    std::string description;  // one paragraph for --help
+    std::string synopsis;                       // "keys create NAME --type TYPE [--token TOKEN]"
+    std::string description;                    // one paragraph for --help
     std::vector<std::string_view> positionals;  // names of required positional arguments, in order
 };
 

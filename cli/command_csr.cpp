@@ -18,11 +18,11 @@ int run_csr(Context& ctx) {
         "email:ADDRESS, uri:URI. EC keys sign with their curve's ECDSA scheme, RSA keys with rsa_pkcs1_sha256.",
         {"key NAME"}};
     po::options_description options("Options");
-    options.add_options()
-        ("subject", po::value<std::string>()->value_name("SUBJECT"), "subject, e.g. /CN=client/O=Example")
-        ("san", po::value<std::vector<std::string>>()->value_name("KIND:VALUE"),
-         "subject alternative name (repeatable): dns:, ip:, email:, uri:")
-        ("out", po::value<std::string>()->value_name("FILE"), "write the request to FILE instead of stdout");
+    options.add_options()("subject", po::value<std::string>()->value_name("SUBJECT"),
+                          "subject, e.g. /CN=client/O=Example")(
+        "san", po::value<std::vector<std::string>>()->value_name("KIND:VALUE"),
+        "subject alternative name (repeatable): dns:, ip:, email:, uri:")(
+        "out", po::value<std::string>()->value_name("FILE"), "write the request to FILE instead of stdout");
     po::variables_map vm;
     if (auto done = parse_command(ctx, syntax, options, vm)) return *done;
     const std::string name = positional_arg(vm, 0);

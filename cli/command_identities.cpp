@@ -33,9 +33,10 @@ std::string relative(const Json& v, const char* unix_key) {
     if (it == v.end() || !it->is_number()) return {};
     const int64_t delta = it->get<int64_t>() - static_cast<int64_t>(std::time(nullptr));
     const int64_t a = delta < 0 ? -delta : delta;
-    std::string amount = a >= 86400 ? std::to_string(a / 86400) + "d" : a >= 3600 ? std::to_string(a / 3600) + "h"
-                         : a >= 60  ? std::to_string(a / 60) + "m"
-                                    : std::to_string(a) + "s";
+    std::string amount = a >= 86400  ? std::to_string(a / 86400) + "d"
+                         : a >= 3600 ? std::to_string(a / 3600) + "h"
+                         : a >= 60   ? std::to_string(a / 60) + "m"
+                                     : std::to_string(a) + "s";
     return delta >= 0 ? "in " + amount : amount + " ago";
 }
 
@@ -139,7 +140,8 @@ std::string identity_summary_line(const Json& v) {
         line += "; next attempt " + relative(v, "next_renewal_unix");
     const Json last = v.value("last_attempt", Json());
     if (last.is_object() && v.value("failures", 0) > 0)
-        line += "\n    last attempt: " + printable(last.value("outcome", "")) + ": " + printable(last.value("message", ""));
+        line +=
+            "\n    last attempt: " + printable(last.value("outcome", "")) + ": " + printable(last.value("message", ""));
     if (v.contains("error")) line += "\n    error: " + str(v, "error");
     return line + "\n";
 }
@@ -157,7 +159,8 @@ std::string identity_text(const Json& v) {
     row("issuer:", str(v, "issuer"));
     row("subject:", str(v, "subject"));
     std::string sans;
-    for (const auto& s : v.value("sans", Json::array())) sans += (sans.empty() ? "" : ", ") + printable(s.get<std::string>());
+    for (const auto& s : v.value("sans", Json::array()))
+        sans += (sans.empty() ? "" : ", ") + printable(s.get<std::string>());
     row("SANs:", sans.empty() ? "-" : sans);
     if (!v.value("serial", Json()).is_null()) {
         row("serial:", str(v, "serial"));
@@ -173,9 +176,11 @@ std::string identity_text(const Json& v) {
                                  printable(last.value("message", "")));
     if (v.value("failures", 0) > 0) row("failures:", std::to_string(v.value("failures", 0)) + " in a row");
     const Json pending = v.value("pending", Json());
-    if (pending.is_object()) row("pending:", "the CA asked to wait (since " + printable(pending.value("since", "")) + ")");
+    if (pending.is_object())
+        row("pending:", "the CA asked to wait (since " + printable(pending.value("since", "")) + ")");
     const Json hooks = v.value("hooks", Json());
-    if (hooks.is_object() && hooks.value("outcome", "") == "failed") row("hooks:", "FAILED: " + printable(hooks.value("message", "")));
+    if (hooks.is_object() && hooks.value("outcome", "") == "failed")
+        row("hooks:", "FAILED: " + printable(hooks.value("message", "")));
     const Json files = v.value("files", Json::object());
     row("certificate:", str(files, "cert"));
     row("chain:", str(files, "chain"));

@@ -24,9 +24,9 @@ int run_keys_import(Context& ctx) {
         "its own copy; FILE is not needed afterwards.",
         {"key NAME"}};
     po::options_description options("Options");
-    options.add_options()
-        ("tpm-key", po::value<std::string>()->value_name("FILE"), "the TSS2 PRIVATE KEY file to import")
-        ("token", po::value<std::string>()->value_name("TOKEN"), "token to import the key into (default: agent's)");
+    options.add_options()("tpm-key", po::value<std::string>()->value_name("FILE"),
+                          "the TSS2 PRIVATE KEY file to import")("token", po::value<std::string>()->value_name("TOKEN"),
+                                                                 "token to import the key into (default: agent's)");
     po::variables_map vm;
     if (auto done = parse_command(ctx, syntax, options, vm)) return *done;
     const std::string path = string_option(vm, "tpm-key");

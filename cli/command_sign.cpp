@@ -23,14 +23,15 @@ int run_sign(Context& ctx) {
         "sign NAME --scheme SCHEME (--in FILE | --digest HEX) [--out FILE]",
         "Signs with a key held by the agent. With --in, FILE (\"-\" for stdin) is hashed here with the scheme's "
         "digest; with --digest the hex digest is sent as given. The raw signature (DER for ECDSA, the plain "
-        "block for RSA) goes to --out or stdout. Schemes: " + known_scheme_names() + ".",
+        "block for RSA) goes to --out or stdout. Schemes: " +
+            known_scheme_names() + ".",
         {"key NAME"}};
     po::options_description options("Options");
-    options.add_options()
-        ("scheme", po::value<std::string>()->value_name("SCHEME"), "signature scheme, e.g. ecdsa_secp256r1_sha256")
-        ("in", po::value<std::string>()->value_name("FILE"), "data to hash and sign (\"-\": stdin)")
-        ("digest", po::value<std::string>()->value_name("HEX"), "an already computed digest, in hex")
-        ("out", po::value<std::string>()->value_name("FILE"), "write the signature to FILE instead of stdout");
+    options.add_options()("scheme", po::value<std::string>()->value_name("SCHEME"),
+                          "signature scheme, e.g. ecdsa_secp256r1_sha256")(
+        "in", po::value<std::string>()->value_name("FILE"), "data to hash and sign (\"-\": stdin)")(
+        "digest", po::value<std::string>()->value_name("HEX"), "an already computed digest, in hex")(
+        "out", po::value<std::string>()->value_name("FILE"), "write the signature to FILE instead of stdout");
     po::variables_map vm;
     if (auto done = parse_command(ctx, syntax, options, vm)) return *done;
     const std::string name = positional_arg(vm, 0);

@@ -101,13 +101,13 @@ int run_keys_ref(Context& ctx) {
 int run_keys_create(Context& ctx) {
     static const CommandSyntax syntax{
         "keys create NAME --type TYPE [--token TOKEN]",
-        "Generates a new key on a device. TYPE is one of " + key_type_names() + ". Without --token the agent's "
-        "default token is used. The private key is created non-extractable and never leaves the device.",
+        "Generates a new key on a device. TYPE is one of " + key_type_names() +
+            ". Without --token the agent's "
+            "default token is used. The private key is created non-extractable and never leaves the device.",
         {"key NAME"}};
     po::options_description options("Options");
-    options.add_options()
-        ("type", po::value<std::string>()->value_name("TYPE"), key_type_names(" | ").c_str())
-        ("token", po::value<std::string>()->value_name("TOKEN"), "token to create the key on (default: agent's)");
+    options.add_options()("type", po::value<std::string>()->value_name("TYPE"), key_type_names(" | ").c_str())(
+        "token", po::value<std::string>()->value_name("TOKEN"), "token to create the key on (default: agent's)");
     po::variables_map vm;
     if (auto done = parse_command(ctx, syntax, options, vm)) return *done;
     ipc::GenerateKeyRequest request{positional_arg(vm, 0), string_option(vm, "type"), string_option(vm, "token")};

@@ -17,7 +17,8 @@ std::string_view hint_for(ErrorCode code) {
             return "the agent closed the connection; check its log (journalctl -u keywardd) and try again";
         case ErrorCode::protocol_error:
             return "the agent and this keyward do not understand each other; are they the same release?";
-        case ErrorCode::unsupported_version: return "the agent is older or newer than this keyward; upgrade one of them";
+        case ErrorCode::unsupported_version:
+            return "the agent is older or newer than this keyward; upgrade one of them";
         case ErrorCode::access_denied:
             return "ask an administrator to add your user or group to the key's allow_users / allow_groups";
         case ErrorCode::no_such_key: return "`keyward keys list` shows the keys you may use";
@@ -57,10 +58,10 @@ bool is_transport(ErrorCode code) { return static_cast<uint16_t>(code) >= 100; }
 }  // namespace
 
 Context::Context(GlobalOptions global, std::string command, std::vector<std::string> args)
-    : global_(std::move(global)),
-      command_(std::move(command)),
-      args_(std::move(args)),
-      socket_path_(keyward::resolve_socket_path(global_.socket)) {}
+        : global_(std::move(global)),
+          command_(std::move(command)),
+          args_(std::move(args)),
+          socket_path_(keyward::resolve_socket_path(global_.socket)) {}
 
 keyward::Client& Context::client() {
     if (!client_) client_ = client_with_timeout(keyward::ClientOptions{}.timeout);

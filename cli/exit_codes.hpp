@@ -12,7 +12,7 @@ enum ExitCode : int {
     exit_unreachable = 3,  // also timeout and a lost connection
     exit_denied = 4,
     exit_no_such_key = 5,
-    exit_device = 6,       // device error or device unavailable
+    exit_device = 6,  // device error or device unavailable
 };
 
 constexpr int exit_code_for(ErrorCode code) noexcept {

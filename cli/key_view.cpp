@@ -28,7 +28,8 @@ Result<std::string> spki_pem(std::span<const uint8_t> spki) {
     const unsigned char* p = spki.data();
     ossl::PKey key(d2i_PUBKEY(nullptr, &p, static_cast<long>(spki.size())));
     if (!key || p != spki.data() + spki.size())
-        return Status{ErrorCode::protocol_error, "the agent sent a public key that is not a valid SubjectPublicKeyInfo"};
+        return Status{ErrorCode::protocol_error,
+                      "the agent sent a public key that is not a valid SubjectPublicKeyInfo"};
     // Print the agent's bytes as they are rather than OpenSSL's re-encoding of them.
     ossl::Bio bio(BIO_new(BIO_s_mem()));
     if (!bio || !PEM_write_bio(bio.get(), "PUBLIC KEY", "", spki.data(), static_cast<long>(spki.size())))

@@ -45,7 +45,8 @@ constexpr Command kCommands[] = {
 void print_usage(FILE* out) {
     std::fprintf(out, "usage: keyward [--socket PATH] [--json] COMMAND [ARGS]\n\ncommands:\n");
     for (const auto& c : kCommands) {
-        const std::string words = c.group.empty() ? std::string(c.name) : std::string(c.group) + " " + std::string(c.name);
+        const std::string words =
+            c.group.empty() ? std::string(c.name) : std::string(c.group) + " " + std::string(c.name);
         std::fprintf(out, "  %-14s %.*s\n", words.c_str(), static_cast<int>(c.summary.size()), c.summary.data());
     }
     std::fprintf(out,

@@ -45,7 +45,8 @@ void report_current_exception(Report& report) noexcept {
     } catch (const std::exception& e) {
         char text[256];
         const int n = std::snprintf(text, sizeof text, "internal error: %s", e.what());
-        report_quietly(report, std::string_view(text, n < 0 ? 0 : std::min<size_t>(static_cast<size_t>(n), sizeof text - 1)));
+        report_quietly(report,
+                       std::string_view(text, n < 0 ? 0 : std::min<size_t>(static_cast<size_t>(n), sizeof text - 1)));
     } catch (...) {
         // Nothing of ours throws anything else; reaching this is a bug worth reporting.
         report_quietly(report, "internal error: non-standard exception");

@@ -103,8 +103,9 @@ Status switch_symlink(const std::string& link, const std::string& target) {
 
 Result<std::string> read_file(const std::string& path, size_t limit) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return Status{errno == ENOENT ? ErrorCode::no_such_key : ErrorCode::internal,
-                              "cannot read " + path + ": " + std::strerror(errno)};
+    if (fd < 0)
+        return Status{errno == ENOENT ? ErrorCode::no_such_key : ErrorCode::internal,
+                      "cannot read " + path + ": " + std::strerror(errno)};
     std::string out;
     char buf[8192];
     for (;;) {

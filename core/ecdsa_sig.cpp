@@ -44,8 +44,8 @@ bool ecdsa_rs_to_der(std::span<const uint8_t> r_in, std::span<const uint8_t> s_i
     if (r_in.empty() || s_in.empty()) return false;
     const auto r = minimal(r_in);
     const auto s = minimal(s_in);
-    const size_t body = 1 + length_size(integer_size(r)) + integer_size(r) + 1 + length_size(integer_size(s)) +
-                        integer_size(s);
+    const size_t body =
+        1 + length_size(integer_size(r)) + integer_size(r) + 1 + length_size(integer_size(s)) + integer_size(s);
     out.reserve(out.size() + 1 + length_size(body) + body);
     out.push_back(0x30);
     append_der_length(out, body);

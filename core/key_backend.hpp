@@ -16,11 +16,11 @@
 namespace keyward {
 
 struct BackendKey {
-    std::string label;                       // the key's name on the device
+    std::string label;  // the key's name on the device
     KeyType type = KeyType::ec_p256;
-    std::vector<uint8_t> spki;               // SubjectPublicKeyInfo DER
-    std::vector<Scheme> schemes;               // what this device can do with this key
-    std::vector<Attribute> attributes;       // as read back from the device, not as intended
+    std::vector<uint8_t> spki;          // SubjectPublicKeyInfo DER
+    std::vector<Scheme> schemes;        // what this device can do with this key
+    std::vector<Attribute> attributes;  // as read back from the device, not as intended
 };
 
 enum class DeviceHealth { present, removed, needs_pin, error };
@@ -36,9 +36,9 @@ class KeyBackend {
 public:
     virtual ~KeyBackend() = default;
 
-    virtual std::string_view kind() const noexcept = 0;    // "pkcs11", "tpm"
+    virtual std::string_view kind() const noexcept = 0;   // "pkcs11", "tpm"
     virtual std::string description() const = 0;          // for status: model, label
-    virtual size_t max_concurrency() const noexcept = 0;   // 1 for TPMs and smartcards
+    virtual size_t max_concurrency() const noexcept = 0;  // 1 for TPMs and smartcards
     virtual DeviceHealth health() = 0;
 
     virtual Result<std::vector<BackendKey>> list_keys() = 0;

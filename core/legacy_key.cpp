@@ -74,10 +74,13 @@ std::string_view cause_of(const Status& status) {
 // told through the key's owner when there is one.
 template <typename R, typename F>
 R boundary(const Binding* b, R on_failure, F&& body) noexcept {
-    return c_boundary(on_failure, [&](std::string_view message) {
-        if (b != nullptr) fail(*b, ErrorCode::internal, message);
-        else raise_unbound();
-    }, std::forward<F>(body));
+    return c_boundary(
+        on_failure,
+        [&](std::string_view message) {
+            if (b != nullptr) fail(*b, ErrorCode::internal, message);
+            else raise_unbound();
+        },
+        std::forward<F>(body));
 }
 
 bool sign(const Binding& b, const Result<Scheme>& scheme, std::span<const uint8_t> digest, std::vector<uint8_t>& out) {
@@ -210,7 +213,8 @@ Result<SignSettings> settings_of(EVP_PKEY_CTX* ctx) {
         EVP_PKEY_CTX_get_rsa_pss_saltlen(ctx, &salt);
         s.saltlen = salt;
         const EVP_MD* mgf1 = nullptr;
-        if (EVP_PKEY_CTX_get_rsa_mgf1_md(ctx, &mgf1) > 0 && mgf1 != nullptr) s.mgf1 = digest_of_nid(EVP_MD_get_type(mgf1));
+        if (EVP_PKEY_CTX_get_rsa_mgf1_md(ctx, &mgf1) > 0 && mgf1 != nullptr)
+            s.mgf1 = digest_of_nid(EVP_MD_get_type(mgf1));
     }
     return s;
 }
@@ -233,7 +237,7 @@ int pkey_rsa_sign(EVP_PKEY_CTX* ctx, unsigned char* sig, size_t* siglen, const u
             return 0;
         }
         return rsa_sign_digest(*b, settings.value(), tbs, tbslen, sig, *siglen < size ? *siglen : size, *siglen) ? 1
-                                                                                                              : 0;
+                                                                                                                 : 0;
     });
 }
 
@@ -263,8 +267,9 @@ Methods* build_methods() noexcept {
 
     m->rsa = RSA_meth_dup(RSA_PKCS1_OpenSSL());  // public operations stay OpenSSL's
     if (m->rsa != nullptr &&
-        (RSA_meth_set1_name(m->rsa, "keyward RSA key held elsewhere") != 1 || RSA_meth_set_sign(m->rsa, rsa_sign) != 1 ||
-         RSA_meth_set_priv_enc(m->rsa, rsa_refuse_raw) != 1 || RSA_meth_set_priv_dec(m->rsa, rsa_refuse_raw) != 1 ||
+        (RSA_meth_set1_name(m->rsa, "keyward RSA key held elsewhere") != 1 ||
+         RSA_meth_set_sign(m->rsa, rsa_sign) != 1 || RSA_meth_set_priv_enc(m->rsa, rsa_refuse_raw) != 1 ||
+         RSA_meth_set_priv_dec(m->rsa, rsa_refuse_raw) != 1 ||
          RSA_meth_set_flags(m->rsa, RSA_meth_get_flags(m->rsa) | RSA_FLAG_EXT_PKEY) != 1)) {
         RSA_meth_free(m->rsa);
         m->rsa = nullptr;
@@ -324,7 +329,8 @@ Result<ossl::PKey> wrap_rsa(RSA* rsa, BindingRef binding, ENGINE* engine) {
         return cannot_make(binding->signer, "an RSA");
     }
     // The engine's EVP_PKEY_METHOD for this key only (not a process-wide default).
-    if (engine != nullptr && EVP_PKEY_set1_engine(pkey.get(), engine) != 1) return cannot_make(binding->signer, "an RSA");
+    if (engine != nullptr && EVP_PKEY_set1_engine(pkey.get(), engine) != 1)
+        return cannot_make(binding->signer, "an RSA");
     return pkey;
 }
 

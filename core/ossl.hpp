@@ -19,7 +19,9 @@ namespace keyward::ossl {
 template <auto FreeFn>
 struct Free {
     template <typename T>
-    void operator()(T* p) const noexcept { FreeFn(p); }
+    void operator()(T* p) const noexcept {
+        FreeFn(p);
+    }
 };
 
 template <typename T, auto FreeFn>
@@ -55,11 +57,11 @@ using GeneralNames = Ptr<GENERAL_NAMES, GENERAL_NAMES_free>;
 using Eku = Ptr<EXTENDED_KEY_USAGE, EXTENDED_KEY_USAGE_free>;
 
 // Stacks: the owning one frees its elements, the view only the stack.
-inline void free_extensions(STACK_OF(X509_EXTENSION)* s) { sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free); }
+inline void free_extensions(STACK_OF(X509_EXTENSION) * s) { sk_X509_EXTENSION_pop_free(s, X509_EXTENSION_free); }
 using Extensions = std::unique_ptr<STACK_OF(X509_EXTENSION), Free<free_extensions>>;
-inline void free_certs(STACK_OF(X509)* s) { sk_X509_pop_free(s, X509_free); }
+inline void free_certs(STACK_OF(X509) * s) { sk_X509_pop_free(s, X509_free); }
 using Certs = std::unique_ptr<STACK_OF(X509), Free<free_certs>>;
-inline void free_cert_view(STACK_OF(X509)* s) { sk_X509_free(s); }
+inline void free_cert_view(STACK_OF(X509) * s) { sk_X509_free(s); }
 using CertView = std::unique_ptr<STACK_OF(X509), Free<free_cert_view>>;
 
 // Memory OpenSSL allocated for us (i2d_* outputs and the like).

@@ -14,23 +14,23 @@ namespace keyward {
 // by the client library only (they describe the transport, not the agent's answer).
 enum class ErrorCode : uint16_t {
     ok = 0,
-    bad_request = 1,          // frame or body malformed
+    bad_request = 1,  // frame or body malformed
     unsupported_version = 2,
     unknown_operation = 3,
     no_such_key = 4,
     access_denied = 5,
-    device_unavailable = 6,   // token removed, not logged in, session lost and not yet recovered
-    device_error = 7,         // the device refused the operation
+    device_unavailable = 6,  // token removed, not logged in, session lost and not yet recovered
+    device_error = 7,        // the device refused the operation
     unsupported_scheme = 8,
-    invalid_argument = 9,     // e.g. wrong digest length, unknown key type
+    invalid_argument = 9,  // e.g. wrong digest length, unknown key type
     key_exists = 10,
-    busy = 11,                // per-connection or device queue full: back-pressure, retry later
+    busy = 11,  // per-connection or device queue full: back-pressure, retry later
     internal = 12,
     no_such_token = 13,
 
     agent_unreachable = 100,
     timeout = 101,
-    protocol_error = 102,     // the agent answered something we cannot parse
+    protocol_error = 102,  // the agent answered something we cannot parse
     connection_lost = 103,
 };
 

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <charconv>
 
-
 namespace keyward {
 
 size_t digest_size(DigestId d) noexcept {

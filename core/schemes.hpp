@@ -30,10 +30,10 @@ enum class SchemeFamily { ecdsa, rsa_pkcs1, rsa_pss };
 
 struct SchemeInfo {
     Scheme scheme;
-    std::string_view name;        // "ecdsa_secp256r1_sha256"
+    std::string_view name;  // "ecdsa_secp256r1_sha256"
     SchemeFamily family;
-    std::string_view digest;      // OpenSSL digest name: "SHA256"
-    size_t digest_size;           // bytes
+    std::string_view digest;  // OpenSSL digest name: "SHA256"
+    size_t digest_size;       // bytes
 };
 
 // Every scheme keyward knows, in preference order.

@@ -66,14 +66,14 @@ struct Client::Impl {
     std::condition_variable cv;  // capacity freed or the connection dropped (for callers not yet in `pending`)
     std::mutex write_mu;         // one writer at a time on the socket
     int fd = -1;
-    uint64_t generation = 0;     // bumped on every new connection
+    uint64_t generation = 0;  // bumped on every new connection
     ipc::HelloResponse hello;
     uint32_t next_id = 1;
     bool reader_active = false;
-    int capacity_waiters = 0;    // callers waiting on cv for a free request slot
+    int capacity_waiters = 0;  // callers waiting on cv for a free request slot
     std::unordered_map<uint32_t, Waiter> pending;
 
-    std::vector<uint8_t> rbuf;   // owned by whichever thread is the reader
+    std::vector<uint8_t> rbuf;  // owned by whichever thread is the reader
     size_t rbuf_start = 0;
 
     // Who this process was when the connection was opened: the agent decided then, from the
@@ -166,7 +166,8 @@ struct Client::Impl {
                 if (r == 0) return {ErrorCode::timeout, "timed out sending to the agent at " + path};
                 continue;
             }
-            return {ErrorCode::connection_lost, "lost the connection to the agent at " + path + ": " + errno_text(errno)};
+            return {ErrorCode::connection_lost,
+                    "lost the connection to the agent at " + path + ": " + errno_text(errno)};
         }
         return {};
     }
@@ -429,8 +430,8 @@ struct Client::Impl {
             return Status{static_cast<ErrorCode>(slot.status), std::move(msg)};
         }
         auto decoded = decode(slot.body);
-        if (!decoded.ok()) return Status{ErrorCode::protocol_error, "unexpected answer from the agent: " +
-                                                                         decoded.status().message};
+        if (!decoded.ok())
+            return Status{ErrorCode::protocol_error, "unexpected answer from the agent: " + decoded.status().message};
         return std::move(decoded).value();
     }
 };

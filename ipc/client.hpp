@@ -30,7 +30,7 @@ inline constexpr std::string_view kDefaultSocketPath = "/run/keyward/agent.sock"
 std::string resolve_socket_path(std::string_view explicit_path = {});
 
 struct ClientOptions {
-    std::string socket_path;  // empty: resolve_socket_path()
+    std::string socket_path;                   // empty: resolve_socket_path()
     std::chrono::milliseconds timeout{30000};  // per call, connect included
     std::string client_name = "libkeyward-client";
 };
@@ -52,8 +52,7 @@ public:
     Result<ipc::StatusResponse> status();
     Result<std::vector<ipc::KeyInfo>> list_keys();
     Result<ipc::KeyInfo> get_key(std::string_view name);
-    Result<std::vector<uint8_t>> sign(std::string_view key, ipc::Scheme scheme,
-                                      std::span<const uint8_t> digest);
+    Result<std::vector<uint8_t>> sign(std::string_view key, ipc::Scheme scheme, std::span<const uint8_t> digest);
     Result<ipc::KeyInfo> generate_key(const ipc::GenerateKeyRequest& request);
     Result<ipc::KeyInfo> import_key(const ipc::ImportKeyRequest& request);
     Status delete_key(std::string_view name);

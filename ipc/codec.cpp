@@ -21,9 +21,7 @@ void store_u32(uint8_t* p, uint32_t v) noexcept {
 constexpr size_t kTlvHeaderSize = 4;
 constexpr size_t kMaxTlvValue = 0xffff;
 
-Status malformed(std::string_view what) {
-    return {ErrorCode::bad_request, "malformed message: " + std::string(what)};
-}
+Status malformed(std::string_view what) { return {ErrorCode::bad_request, "malformed message: " + std::string(what)}; }
 
 // Typed readers of one TLV value; false when the value has the wrong size.
 bool read_uint(const Tlv& t, size_t width, uint64_t& out) {
@@ -142,9 +140,7 @@ void put_key_info(FrameWriter& w, const KeyInfo& k) {
     }
 }
 
-FrameHeader request_header(uint32_t id, Op op) {
-    return {kProtocolVersion, static_cast<uint8_t>(op), 0, id};
-}
+FrameHeader request_header(uint32_t id, Op op) { return {kProtocolVersion, static_cast<uint8_t>(op), 0, id}; }
 FrameHeader response_header(uint32_t id, Op op) {
     return {kProtocolVersion, static_cast<uint8_t>(static_cast<uint8_t>(op) | kResponseBit), 0, id};
 }
@@ -168,8 +164,8 @@ ParseOutcome parse_frame(std::span<const uint8_t> buffer) noexcept {
     if (length < kHeaderSize || length > kMaxFrameSize) {
         r.state = ParseState::invalid;
         r.error = {ErrorCode::bad_request, "frame length " + std::to_string(length) + " outside [" +
-                                               std::to_string(kHeaderSize) + ", " +
-                                               std::to_string(kMaxFrameSize) + "]"};
+                                               std::to_string(kHeaderSize) + ", " + std::to_string(kMaxFrameSize) +
+                                               "]"};
         return r;
     }
     if (buffer.size() - kLengthPrefixSize < length) return r;

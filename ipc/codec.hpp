@@ -15,8 +15,8 @@ namespace keyward::ipc {
 
 struct FrameHeader {
     uint8_t version = kProtocolVersion;
-    uint8_t op = 0;          // with kResponseBit set on answers
-    uint16_t status = 0;     // ErrorCode on answers, 0 on requests
+    uint8_t op = 0;       // with kResponseBit set on answers
+    uint16_t status = 0;  // ErrorCode on answers, 0 on requests
     uint32_t request_id = 0;
 
     bool is_response() const noexcept { return (op & kResponseBit) != 0; }
@@ -35,7 +35,7 @@ struct ParseOutcome {
     ParseState state = ParseState::incomplete;
     size_t consumed = 0;  // bytes of this frame (prefix included) when complete
     FrameView frame;
-    Status error;         // when invalid: the connection cannot be resynchronised
+    Status error;  // when invalid: the connection cannot be resynchronised
 };
 
 // Looks at the front of `buffer`. An oversized or undersized length is reported as
@@ -104,7 +104,8 @@ bool encode_empty_response(std::vector<uint8_t>& out, uint32_t id, Op op);
 bool encode_response(std::vector<uint8_t>& out, uint32_t id, const HelloResponse& m);
 bool encode_response(std::vector<uint8_t>& out, uint32_t id, const StatusResponse& m);
 bool encode_response(std::vector<uint8_t>& out, uint32_t id, const ListKeysResponse& m);
-bool encode_response(std::vector<uint8_t>& out, uint32_t id, Op op, const KeyInfo& m);  // GET_KEY, GENERATE_KEY, IMPORT_KEY
+bool encode_response(std::vector<uint8_t>& out, uint32_t id, Op op,
+                     const KeyInfo& m);  // GET_KEY, GENERATE_KEY, IMPORT_KEY
 bool encode_response(std::vector<uint8_t>& out, uint32_t id, const SignResponse& m);
 bool encode_response(std::vector<uint8_t>& out, uint32_t id, Op op, const DocumentResponse& m);
 

@@ -113,8 +113,8 @@ Result<KeyReference> decode_key_reference_der(std::span<const uint8_t> der) {
     ErrorQueueScope errors;
     if (der.empty()) return invalid("empty input");
     if (der.size() > kMaxDerSize)
-        return invalid("too large (" + std::to_string(der.size()) + " bytes, at most " +
-                       std::to_string(kMaxDerSize) + ")");
+        return invalid("too large (" + std::to_string(der.size()) + " bytes, at most " + std::to_string(kMaxDerSize) +
+                       ")");
 
     const unsigned char* p = der.data();
     long left = static_cast<long>(der.size());

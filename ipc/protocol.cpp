@@ -3,8 +3,7 @@
 namespace keyward::ipc {
 
 std::optional<Op> op_from_byte(uint8_t b) noexcept {
-    if (b >= static_cast<uint8_t>(Op::hello) && b <= static_cast<uint8_t>(Op::rollback))
-        return static_cast<Op>(b);
+    if (b >= static_cast<uint8_t>(Op::hello) && b <= static_cast<uint8_t>(Op::rollback)) return static_cast<Op>(b);
     return std::nullopt;
 }
 
@@ -25,6 +24,5 @@ std::string_view op_name(Op op) noexcept {
     }
     return "unknown";
 }
-
 
 }  // namespace keyward::ipc

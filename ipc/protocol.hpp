@@ -74,13 +74,13 @@ enum class Tag : uint16_t {
 
 // The signature schemes are the project's vocabulary (core/schemes.hpp); the wire carries
 // their TLS code points. Named here too so that ipc::Scheme keeps meaning what it did.
-using keyward::Scheme;
-using keyward::SchemeFamily;
-using keyward::SchemeInfo;
 using keyward::all_schemes;
-using keyward::scheme_info;
+using keyward::Scheme;
 using keyward::scheme_by_name;
 using keyward::scheme_from_u16;
+using keyward::scheme_info;
+using keyward::SchemeFamily;
+using keyward::SchemeInfo;
 
 // ---- messages -------------------------------------------------------------
 
@@ -88,7 +88,7 @@ using keyward::Attribute;  // core/key_types.hpp
 
 struct KeyInfo {
     std::string name;
-    std::string type;                   // "ec-p256", ...
+    std::string type;  // "ec-p256", ...
     uint32_t bits = 0;
     std::string token;
     std::vector<uint8_t> spki;          // SubjectPublicKeyInfo DER

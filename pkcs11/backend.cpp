@@ -35,10 +35,8 @@ bool is_recoverable(CK_RV rv) noexcept {
         case CKR_DEVICE_ERROR:
         case CKR_OBJECT_HANDLE_INVALID:
         case CKR_KEY_HANDLE_INVALID:
-        case CKR_SLOT_ID_INVALID:
-            return true;
-        default:
-            return false;
+        case CKR_SLOT_ID_INVALID: return true;
+        default: return false;
     }
 }
 
@@ -53,13 +51,10 @@ ErrorCode code_for(CK_RV rv) noexcept {
         case CKR_MECHANISM_INVALID:
         case CKR_MECHANISM_PARAM_INVALID:
         case CKR_KEY_TYPE_INCONSISTENT:
-        case CKR_KEY_FUNCTION_NOT_PERMITTED:
-            return ErrorCode::unsupported_scheme;
+        case CKR_KEY_FUNCTION_NOT_PERMITTED: return ErrorCode::unsupported_scheme;
         case CKR_DATA_LEN_RANGE:
-        case CKR_DATA_INVALID:
-            return ErrorCode::invalid_argument;
-        default:
-            return ErrorCode::device_error;
+        case CKR_DATA_INVALID: return ErrorCode::invalid_argument;
+        default: return ErrorCode::device_error;
     }
 }
 
@@ -87,12 +82,12 @@ struct CachedKey {
 class Pkcs11Backend final : public KeyBackend {
 public:
     Pkcs11Backend(std::shared_ptr<Module> module, const Pkcs11Config& config, TokenUri uri, size_t sessions)
-        : module_(std::move(module)),
-          f_(module_->f()),
-          config_(config),
-          uri_(std::move(uri)),
-          pin_(config.pin_file),
-          pool_(f_, sessions) {}
+            : module_(std::move(module)),
+              f_(module_->f()),
+              config_(config),
+              uri_(std::move(uri)),
+              pin_(config.pin_file),
+              pool_(f_, sessions) {}
 
     ~Pkcs11Backend() override {
         // Our sessions close with the pool; the login ends with the module's last session.
@@ -208,8 +203,8 @@ public:
                     rv = find_by_label(f_, session.handle(), cls, label, found);
                     if (rv != CKR_OK) return rv;
                     if (!found.empty()) {
-                        problem = Status{ErrorCode::key_exists, "a key named " + label + " already exists on token " +
-                                                                    token_label()};
+                        problem = Status{ErrorCode::key_exists,
+                                         "a key named " + label + " already exists on token " + token_label()};
                         return CKR_OK;
                     }
                 }
@@ -264,9 +259,9 @@ public:
         const SchemeInfo* info = scheme_info(scheme);
         if (!info)
             return Status{ErrorCode::unsupported_scheme,
-                          "unknown signature scheme 0x" + to_hex(std::array<uint8_t, 2>{
-                                                              static_cast<uint8_t>(static_cast<uint16_t>(scheme) >> 8),
-                                                              static_cast<uint8_t>(scheme)})};
+                          "unknown signature scheme 0x" +
+                              to_hex(std::array<uint8_t, 2>{static_cast<uint8_t>(static_cast<uint16_t>(scheme) >> 8),
+                                                            static_cast<uint8_t>(scheme)})};
         if (digest.size() != info->digest_size)
             return Status{ErrorCode::invalid_argument, std::string(info->name) + " needs a " +
                                                            std::to_string(info->digest_size) + "-byte digest, got " +
@@ -279,9 +274,9 @@ public:
             CK_RV rv = lookup(session, label, key, problem, call);
             if (rv != CKR_OK || !problem.ok()) return rv;
             if (!scheme_fits(key.type, *info, has_pss_)) {
-                problem = Status{ErrorCode::unsupported_scheme, "key " + label + " (" +
-                                                                    std::string(key_type_name(key.type)) +
-                                                                    ") cannot sign with " + std::string(info->name)};
+                problem =
+                    Status{ErrorCode::unsupported_scheme, "key " + label + " (" + std::string(key_type_name(key.type)) +
+                                                              ") cannot sign with " + std::string(info->name)};
                 return CKR_OK;
             }
             return sign_with(session, key, *info, digest, signature, call);
@@ -349,7 +344,7 @@ private:
         if (!found.ok()) {
             pool_.reset(std::nullopt);
             health_.store(found.status().code == ErrorCode::no_such_token ? DeviceHealth::removed
-                                                                           : DeviceHealth::error);
+                                                                          : DeviceHealth::error);
             return Status{ErrorCode::device_unavailable,
                           "token " + config_.token_uri + " is not available (removed?): " + found.status().message};
         }
@@ -405,9 +400,9 @@ private:
     }
 
     Status pin_rejected() const {
-        return Status{ErrorCode::device_unavailable,
-                      "token " + token_label() + ": the PIN in " + pin_.path() + " was rejected (" + ckr_name(pin_rv_) +
-                          "); it is not tried again until that file changes"};
+        return Status{ErrorCode::device_unavailable, "token " + token_label() + ": the PIN in " + pin_.path() +
+                                                         " was rejected (" + ckr_name(pin_rv_) +
+                                                         "); it is not tried again until that file changes"};
     }
 
     bool token_has_mechanism(CK_SLOT_ID slot, CK_MECHANISM_TYPE wanted) {
@@ -448,8 +443,7 @@ private:
         CK_SESSION_INFO info{};
         CK_RV rv = f_->C_GetSessionInfo(s, &info);
         if (rv != CKR_OK) return rv;
-        if (info.state != CKS_RW_USER_FUNCTIONS && info.state != CKS_RO_USER_FUNCTIONS)
-            return CKR_USER_NOT_LOGGED_IN;
+        if (info.state != CKS_RW_USER_FUNCTIONS && info.state != CKS_RO_USER_FUNCTIONS) return CKR_USER_NOT_LOGGED_IN;
         return CKR_OK;
     }
 
@@ -458,8 +452,7 @@ private:
     }
 
     // The private key for `label`: from the cache, or found once and cached.
-    CK_RV lookup(PooledSession& session, const std::string& label, CachedKey& out, Status& problem,
-                 const char*& call) {
+    CK_RV lookup(PooledSession& session, const std::string& label, CachedKey& out, Status& problem, const char*& call) {
         const uint64_t gen = generation_.load(std::memory_order_acquire);
         {
             std::shared_lock lock(cache_mu_);
@@ -491,7 +484,8 @@ private:
         CK_RV rv = read_key_type(f_, session.handle(), found.front(), type);
         if (rv != CKR_OK) return rv;
         if (!type) {
-            problem = Status{ErrorCode::unsupported_scheme, "key " + label + " has a type or size keyward does not handle"};
+            problem =
+                Status{ErrorCode::unsupported_scheme, "key " + label + " has a type or size keyward does not handle"};
             return CKR_OK;
         }
         out = CachedKey{found.front(), *type, gen};
@@ -521,17 +515,15 @@ private:
         CK_BYTE exponent[] = {0x01, 0x00, 0x01};
 
         std::vector<CK_ATTRIBUTE> pub = {
-            {CKA_TOKEN, &yes, sizeof yes},       {CKA_PRIVATE, &no, sizeof no},
-            {CKA_VERIFY, &yes, sizeof yes},      {CKA_ENCRYPT, &no, sizeof no},
-            {CKA_WRAP, &no, sizeof no},          {CKA_LABEL, label_ptr, label.size()},
+            {CKA_TOKEN, &yes, sizeof yes},  {CKA_PRIVATE, &no, sizeof no}, {CKA_VERIFY, &yes, sizeof yes},
+            {CKA_ENCRYPT, &no, sizeof no},  {CKA_WRAP, &no, sizeof no},    {CKA_LABEL, label_ptr, label.size()},
             {CKA_ID, id.data(), id.size()},
         };
         std::vector<CK_ATTRIBUTE> prv = {
-            {CKA_TOKEN, &yes, sizeof yes},       {CKA_PRIVATE, &yes, sizeof yes},
-            {CKA_SENSITIVE, &yes, sizeof yes},   {CKA_EXTRACTABLE, &no, sizeof no},
-            {CKA_SIGN, &yes, sizeof yes},        {CKA_DECRYPT, &no, sizeof no},
-            {CKA_UNWRAP, &no, sizeof no},        {CKA_DERIVE, &no, sizeof no},
-            {CKA_LABEL, label_ptr, label.size()}, {CKA_ID, id.data(), id.size()},
+            {CKA_TOKEN, &yes, sizeof yes},     {CKA_PRIVATE, &yes, sizeof yes}, {CKA_SENSITIVE, &yes, sizeof yes},
+            {CKA_EXTRACTABLE, &no, sizeof no}, {CKA_SIGN, &yes, sizeof yes},    {CKA_DECRYPT, &no, sizeof no},
+            {CKA_UNWRAP, &no, sizeof no},      {CKA_DERIVE, &no, sizeof no},    {CKA_LABEL, label_ptr, label.size()},
+            {CKA_ID, id.data(), id.size()},
         };
         CK_MECHANISM mech{};
         if (key_type_is_ec(type)) {
@@ -607,7 +599,7 @@ private:
     PinFile pin_;            // guarded by recover_mu_
     CK_RV pin_rv_ = CKR_PIN_INCORRECT;
     bool pss_checked_ = false;
-    bool has_pss_ = false;   // written once under recover_mu_ before ready_ is first set
+    bool has_pss_ = false;  // written once under recover_mu_ before ready_ is first set
     std::atomic<bool> ready_{false};
     std::atomic<uint64_t> generation_{1};
     std::atomic<DeviceHealth> health_{DeviceHealth::error};

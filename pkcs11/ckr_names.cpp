@@ -11,7 +11,8 @@ struct CkrName {
     std::string_view name;
 };
 
-#define KW_CKR(x) {x, #x}
+#define KW_CKR(x) \
+    { x, #x }
 constexpr CkrName kNames[] = {
     KW_CKR(CKR_OK),
     KW_CKR(CKR_CANCEL),

@@ -99,8 +99,7 @@ Result<std::vector<uint8_t>> ec_spki(KeyType type, std::span<const uint8_t> ec_p
     std::strcpy(group, type == KeyType::ec_p256 ? "prime256v1" : "secp384r1");
     OSSL_PARAM params[] = {
         OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, group, 0),
-        OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, const_cast<uint8_t*>(point.data()),
-                                          point.size()),
+        OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, const_cast<uint8_t*>(point.data()), point.size()),
         OSSL_PARAM_construct_end(),
     };
     return from_params("EC", params);

@@ -25,9 +25,7 @@ struct Session {
     }
 };
 
-CK_UTF8CHAR* chars(std::string_view s) {
-    return reinterpret_cast<CK_UTF8CHAR*>(const_cast<char*>(s.data()));
-}
+CK_UTF8CHAR* chars(std::string_view s) { return reinterpret_cast<CK_UTF8CHAR*>(const_cast<char*>(s.data())); }
 
 // The slot that now holds the token just initialised. SoftHSM may move it to a new slot
 // id once it re-reads its store, so look it up by label and by "no user PIN yet" rather

@@ -29,7 +29,7 @@ private:
     static Result<Module*> load(const std::string& path);
     static void release(const std::string& path);
     Module(std::string path, void* handle, CK_FUNCTION_LIST* functions, bool finalize)
-        : path_(std::move(path)), handle_(handle), functions_(functions), finalize_(finalize) {}
+            : path_(std::move(path)), handle_(handle), functions_(functions), finalize_(finalize) {}
 
     std::string path_;
     void* handle_;

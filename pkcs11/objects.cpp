@@ -75,14 +75,15 @@ CK_RV read_key_type(CK_FUNCTION_LIST* f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o
     return rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_ATTRIBUTE_SENSITIVE ? CKR_OK : rv;
 }
 
-CK_RV read_key(CK_FUNCTION_LIST* f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv, const std::string& label,
-               bool with_pss, BackendKey& out, Status& problem) {
+CK_RV read_key(CK_FUNCTION_LIST* f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv, const std::string& label, bool with_pss,
+               BackendKey& out, Status& problem) {
     std::optional<KeyType> type;
     CK_RV rv = read_key_type(f, s, priv, type);
     if (rv != CKR_OK) return rv;
     if (!type) {
-        problem = Status{ErrorCode::unsupported_scheme,
-                         "key " + label + " has a type or size keyward does not handle (EC P-256/P-384, RSA 2048-4096)"};
+        problem =
+            Status{ErrorCode::unsupported_scheme,
+                   "key " + label + " has a type or size keyward does not handle (EC P-256/P-384, RSA 2048-4096)"};
         return CKR_OK;
     }
     out.label = label;

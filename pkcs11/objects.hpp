@@ -32,7 +32,7 @@ CK_RV read_key_type(CK_FUNCTION_LIST* f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o
 
 // The whole description of a key: SPKI, attributes read back, schemes (`with_pss`: the token
 // offers CKM_RSA_PKCS_PSS).
-CK_RV read_key(CK_FUNCTION_LIST* f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv, const std::string& label,
-               bool with_pss, BackendKey& out, Status& problem);
+CK_RV read_key(CK_FUNCTION_LIST* f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv, const std::string& label, bool with_pss,
+               BackendKey& out, Status& problem);
 
 }  // namespace keyward::pkcs11

@@ -18,8 +18,7 @@ namespace keyward::pkcs11 {
 namespace {
 
 // Reads at most `cap` bytes; returns false on error, `size` = cap + 1 if the file is longer.
-bool read_bounded(const std::string& path, unsigned char* buf, size_t cap, size_t& size, int& err,
-                  int64_t* mtime_ns) {
+bool read_bounded(const std::string& path, unsigned char* buf, size_t cap, size_t& size, int& err, int64_t* mtime_ns) {
     UniqueFd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
     if (!f) {
         err = errno;

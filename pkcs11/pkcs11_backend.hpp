@@ -27,7 +27,7 @@ Result<std::unique_ptr<KeyBackend>> open_backend(const Pkcs11Config& config);
 // Initialises a fresh token in the first slot without an initialised token: C_InitToken with
 // the SO PIN, then C_InitPIN for the user PIN. Usable right before open_backend() in the
 // same process.
-Status initialize_token(const std::string& module_path, std::string_view label,
-                        std::string_view so_pin, std::string_view user_pin);
+Status initialize_token(const std::string& module_path, std::string_view label, std::string_view so_pin,
+                        std::string_view user_pin);
 
 }  // namespace keyward::pkcs11

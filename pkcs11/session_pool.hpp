@@ -60,7 +60,7 @@ private:
     std::condition_variable cv_;
     std::vector<CK_SESSION_HANDLE> free_;
     std::vector<CK_SESSION_HANDLE> open_;  // sessions of the current generation, free or lent
-    uint64_t generation_ = 1;  // bumped by reset()
+    uint64_t generation_ = 1;              // bumped by reset()
     CK_SLOT_ID slot_ = 0;
     bool has_slot_ = false;
 };

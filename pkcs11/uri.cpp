@@ -102,8 +102,7 @@ Result<TokenUri> parse_token_uri(std::string_view uri) {
             const char* first = value->data();
             const char* last = first + value->size();
             auto [ptr, ec] = std::from_chars(first, last, id, 10);
-            if (ec != std::errc{} || ptr != last)
-                return bad(uri, "slot-id '" + *value + "' is not a decimal number");
+            if (ec != std::errc{} || ptr != last) return bad(uri, "slot-id '" + *value + "' is not a decimal number");
             out.slot_id = id;
         } else {
             if (!unknown.empty()) unknown += "', '";
@@ -111,8 +110,8 @@ Result<TokenUri> parse_token_uri(std::string_view uri) {
         }
     }
     if (!unknown.empty())
-        return bad(uri, "unsupported attribute(s) '" + unknown +
-                            "' (supported: token, manufacturer, serial, model, slot-id)");
+        return bad(
+            uri, "unsupported attribute(s) '" + unknown + "' (supported: token, manufacturer, serial, model, slot-id)");
     return out;
 }
 

@@ -35,7 +35,8 @@ bool decode_base64_lines(std::string_view body, std::vector<uint8_t>& out) {
     }
     if (clean.empty() || clean.size() % 4 != 0) return false;
     out.resize(clean.size() / 4 * 3);
-    int n = EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(clean.data()), static_cast<int>(clean.size()));
+    int n = EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(clean.data()),
+                            static_cast<int>(clean.size()));
     if (n < 0) return false;
     size_t pad = 0;
     if (clean[clean.size() - 1] == '=') ++pad;
@@ -81,7 +82,8 @@ std::string ip_text(const unsigned char* bytes, int len) {
 }
 
 std::string asn1_text(const ASN1_STRING* s) {
-    return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)), static_cast<size_t>(ASN1_STRING_length(s)));
+    return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                       static_cast<size_t>(ASN1_STRING_length(s)));
 }
 
 std::string name_text(const X509_NAME* name) {
@@ -139,7 +141,8 @@ Result<std::vector<std::string>> parse_pem_chain(std::string_view text, size_t m
             return bad("unexpected text at byte " + std::to_string(pos) + " (only CERTIFICATE blocks are allowed)");
         Result<X509Ptr> cert = read_block(text, pos, pos);
         if (!cert.ok()) return bad("block " + std::to_string(out.size() + 1) + " " + cert.status().message);
-        if (out.size() == max_certificates) return bad("more than " + std::to_string(max_certificates) + " certificates");
+        if (out.size() == max_certificates)
+            return bad("more than " + std::to_string(max_certificates) + " certificates");
         std::string pem = to_pem(cert->get());
         if (pem.empty()) return Status{ErrorCode::internal, "cannot encode a certificate"};
         out.push_back(std::move(pem));
@@ -169,14 +172,14 @@ Result<CertInfo> describe(X509* cert) {
             case GEN_EMAIL: info.sans.push_back("email:" + asn1_text(n->d.rfc822Name)); break;
             case GEN_URI: info.sans.push_back("uri:" + asn1_text(n->d.uniformResourceIdentifier)); break;
             case GEN_IPADD:
-                info.sans.push_back("ip:" + ip_text(ASN1_STRING_get0_data(n->d.iPAddress), ASN1_STRING_length(n->d.iPAddress)));
+                info.sans.push_back("ip:" +
+                                    ip_text(ASN1_STRING_get0_data(n->d.iPAddress), ASN1_STRING_length(n->d.iPAddress)));
                 break;
             default: break;
         }
     }
     int crit = 0;
-    ossl::Eku eku(
-        static_cast<EXTENDED_KEY_USAGE*>(X509_get_ext_d2i(cert, NID_ext_key_usage, &crit, nullptr)));
+    ossl::Eku eku(static_cast<EXTENDED_KEY_USAGE*>(X509_get_ext_d2i(cert, NID_ext_key_usage, &crit, nullptr)));
     if (eku) {
         info.has_eku = true;
         for (int i = 0; i < sk_ASN1_OBJECT_num(eku.get()); ++i)
@@ -236,8 +239,8 @@ Result<IssuedChain> validate_issued(std::string_view cert_pem, std::string_view 
     if (info->not_after <= expect.now)
         return invalid("the issued certificate has already expired (notAfter " + format_time(info->not_after) + ")");
     if (info->not_before > expect.now + expect.max_clock_skew)
-        return invalid("the issued certificate is not valid before " + format_time(info->not_before) +
-                       " (more than " + format_duration(expect.max_clock_skew) + " from now)");
+        return invalid("the issued certificate is not valid before " + format_time(info->not_before) + " (more than " +
+                       format_duration(expect.max_clock_skew) + " from now)");
     if (expect.require_client_auth && !info->client_auth)
         return invalid(info->has_eku ? "the issued certificate's extended key usage lacks clientAuth"
                                      : "the issued certificate has no extended key usage (clientAuth required)");

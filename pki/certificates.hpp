@@ -20,15 +20,15 @@ namespace keyward::pki {
 using X509Ptr = ossl::Cert;
 
 struct CertInfo {
-    std::string serial;            // hex, upper case
-    int64_t not_before = 0;        // Unix time
+    std::string serial;      // hex, upper case
+    int64_t not_before = 0;  // Unix time
     int64_t not_after = 0;
-    std::string subject;           // "/CN=web.example"
+    std::string subject;  // "/CN=web.example"
     std::string issuer;
-    std::vector<std::string> sans; // "dns:web.example", "ip:192.0.2.1", "email:..", "uri:.."
-    std::vector<uint8_t> spki;     // SubjectPublicKeyInfo DER
+    std::vector<std::string> sans;  // "dns:web.example", "ip:192.0.2.1", "email:..", "uri:.."
+    std::vector<uint8_t> spki;      // SubjectPublicKeyInfo DER
     bool has_eku = false;
-    bool client_auth = false;      // the EKU extension lists clientAuth
+    bool client_auth = false;  // the EKU extension lists clientAuth
 };
 
 // Every CERTIFICATE block of a PEM text, in order (other text around them is ignored).
@@ -47,12 +47,12 @@ std::string to_pem(X509* cert);
 std::string san_text(const pki::SubjectAltName& san);
 
 struct Expectations {
-    std::string trust_anchors;             // PEM file
-    std::vector<uint8_t> spki;             // the device key's public key
+    std::string trust_anchors;  // PEM file
+    std::vector<uint8_t> spki;  // the device key's public key
     bool require_client_auth = true;
-    std::vector<pki::SubjectAltName> sans; // each must be in the certificate
+    std::vector<pki::SubjectAltName> sans;  // each must be in the certificate
     int64_t now = 0;
-    int64_t max_clock_skew = 300;          // not_before may be this far in the future
+    int64_t max_clock_skew = 300;  // not_before may be this far in the future
 };
 
 // A CA's answer, sorted out: the certificate for our key and the rest as the chain.

@@ -75,7 +75,10 @@ Result<ossl::Algor> signature_algorithm(Scheme scheme) {
     switch (scheme) {
         case Scheme::ecdsa_secp256r1_sha256: nid = NID_ecdsa_with_SHA256; break;
         case Scheme::ecdsa_secp384r1_sha384: nid = NID_ecdsa_with_SHA384; break;
-        case Scheme::rsa_pkcs1_sha256: nid = NID_sha256WithRSAEncryption; param_type = V_ASN1_NULL; break;
+        case Scheme::rsa_pkcs1_sha256:
+            nid = NID_sha256WithRSAEncryption;
+            param_type = V_ASN1_NULL;
+            break;
         default: return Status{ErrorCode::unsupported_scheme, "CSRs are not signed with this scheme"};
     }
     ossl::Algor alg(X509_ALGOR_new());
@@ -110,8 +113,7 @@ Status add_extensions(X509_REQ* req, const std::vector<SubjectAltName>& sans) {
     if (!extensions) return openssl_failure("out of memory");
 
     ossl::Eku eku(sk_ASN1_OBJECT_new_null());
-    if (!eku || !sk_ASN1_OBJECT_push(eku.get(), OBJ_nid2obj(NID_client_auth)))
-        return openssl_failure("out of memory");
+    if (!eku || !sk_ASN1_OBJECT_push(eku.get(), OBJ_nid2obj(NID_client_auth))) return openssl_failure("out of memory");
     ossl::Extension eku_ext(X509V3_EXT_i2d(NID_ext_key_usage, 0, eku.get()));
     if (!eku_ext || !sk_X509_EXTENSION_push(extensions.get(), eku_ext.get()))
         return openssl_failure("cannot encode extendedKeyUsage");
@@ -160,8 +162,8 @@ Result<std::vector<uint8_t>> digest_of(std::span<const uint8_t> data, const Sche
 
 Status attach_signature(X509_REQ* req, ossl::Algor alg, const std::vector<uint8_t>& signature) {
     ossl::BitString bits(ASN1_BIT_STRING_new());
-    if (!bits || !ASN1_BIT_STRING_set(bits.get(), const_cast<uint8_t*>(signature.data()),
-                                      static_cast<int>(signature.size())))
+    if (!bits ||
+        !ASN1_BIT_STRING_set(bits.get(), const_cast<uint8_t*>(signature.data()), static_cast<int>(signature.size())))
         return openssl_failure("out of memory");
     // A signature is a whole number of bytes: say "0 unused bits" explicitly instead of
     // letting the encoder trim trailing zero bits.

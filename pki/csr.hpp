@@ -34,8 +34,8 @@ enum class SanKind { dns, ip, email, uri };
 
 struct SubjectAltName {
     SanKind kind = SanKind::dns;
-    std::string value;            // as given (for ip: the textual address)
-    std::vector<uint8_t> ip;      // for ip: 4 or 16 bytes, network order
+    std::string value;        // as given (for ip: the textual address)
+    std::vector<uint8_t> ip;  // for ip: 4 or 16 bytes, network order
     bool operator==(const SubjectAltName&) const = default;
 };
 

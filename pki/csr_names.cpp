@@ -16,8 +16,8 @@ namespace {
 constexpr std::string_view kSubjectForm = "write it as /TYPE=value/TYPE=value..., e.g. /CN=client/O=Example";
 
 Status subject_error(std::string_view text, std::string why) {
-    return {ErrorCode::invalid_argument, "bad subject \"" + std::string(text) + "\": " + why + "; " +
-                                             std::string(kSubjectForm)};
+    return {ErrorCode::invalid_argument,
+            "bad subject \"" + std::string(text) + "\": " + why + "; " + std::string(kSubjectForm)};
 }
 
 bool is_printable_ascii(std::string_view s) {
@@ -68,8 +68,7 @@ Result<std::vector<SubjectAttribute>> parse_subject(std::string_view text) {
     for (size_t k = 0; k < parts.size(); ++k) {
         const std::string& part = parts[k];
         if (part.empty()) return subject_error(text, "it has an empty component");
-        if (first_equals[k] == std::string::npos)
-            return subject_error(text, "component \"" + part + "\" has no '='");
+        if (first_equals[k] == std::string::npos) return subject_error(text, "component \"" + part + "\" has no '='");
         SubjectAttribute attr{part.substr(0, first_equals[k]), part.substr(first_equals[k] + 1)};
         if (attr.type.empty()) return subject_error(text, "component \"" + part + "\" has no type before '='");
         if (OBJ_txt2nid(attr.type.c_str()) == NID_undef)
@@ -94,8 +93,8 @@ Result<SubjectAltName> parse_san(std::string_view text) {
     const std::string shown(text);
     const size_t colon = text.find(':');
     if (colon == std::string_view::npos)
-        return Status{ErrorCode::invalid_argument, "bad SAN \"" + shown +
-                                                       "\": write it as KIND:VALUE with KIND one of dns, ip, email, uri"};
+        return Status{ErrorCode::invalid_argument,
+                      "bad SAN \"" + shown + "\": write it as KIND:VALUE with KIND one of dns, ip, email, uri"};
     const std::string kind = lower(text.substr(0, colon));
     SubjectAltName san;
     san.value = std::string(text.substr(colon + 1));
@@ -120,7 +119,8 @@ Result<SubjectAltName> parse_san(std::string_view text) {
         san.kind = SanKind::email;
         const size_t at = san.value.find('@');
         if (!is_printable_ascii(san.value) || at == std::string::npos || at == 0 || at + 1 == san.value.size())
-            return Status{ErrorCode::invalid_argument, "bad SAN \"" + shown + "\": not an e-mail address (local@domain)"};
+            return Status{ErrorCode::invalid_argument,
+                          "bad SAN \"" + shown + "\": not an e-mail address (local@domain)"};
     } else if (kind == "uri") {
         san.kind = SanKind::uri;
         const size_t scheme_end = san.value.find(':');

@@ -15,8 +15,8 @@ extern const OSSL_DISPATCH signature_rsa_functions[];
 
 extern const OSSL_DISPATCH store_functions[];
 
-extern const OSSL_DISPATCH decoder_pem_functions[];     // PEM "KEYWARD KEY" -> DER
-extern const OSSL_DISPATCH decoder_ec_functions[];      // DER key reference -> EC key
+extern const OSSL_DISPATCH decoder_pem_functions[];  // PEM "KEYWARD KEY" -> DER
+extern const OSSL_DISPATCH decoder_ec_functions[];   // DER key reference -> EC key
 extern const OSSL_DISPATCH decoder_rsa_functions[];
 extern const OSSL_DISPATCH decoder_rsa_pss_functions[];
 

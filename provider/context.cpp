@@ -106,8 +106,8 @@ ProviderContext::~ProviderContext() {
 }
 
 namespace {
-void call_vset_error(OSSL_FUNC_core_vset_error_fn* fn, const OSSL_CORE_HANDLE* handle, uint32_t reason,
-                     const char* fmt, ...) {
+void call_vset_error(OSSL_FUNC_core_vset_error_fn* fn, const OSSL_CORE_HANDLE* handle, uint32_t reason, const char* fmt,
+                     ...) {
     va_list args;
     va_start(args, fmt);
     fn(handle, reason, fmt, args);

@@ -24,7 +24,8 @@ struct SourceLocation {
     int line;
     const char* func;
 };
-#define KEYWARD_HERE ::keyward::provider::SourceLocation{__FILE__, __LINE__, __func__}
+#define KEYWARD_HERE \
+    ::keyward::provider::SourceLocation { __FILE__, __LINE__, __func__ }
 
 class ProviderContext {
 public:

@@ -145,13 +145,11 @@ const OSSL_DISPATCH decoder_pem_functions[] = {
     KEYWARD_FN_END,
 };
 
-#define KEYWARD_KEY_DECODER_TABLE(K)                                   \
-    {                                                                   \
-        KEYWARD_FN(OSSL_FUNC_DECODER_NEWCTX, dec_newctx<K>),            \
-        KEYWARD_FN(OSSL_FUNC_DECODER_FREECTX, dec_freectx),             \
-        KEYWARD_FN(OSSL_FUNC_DECODER_DOES_SELECTION, dec_does_selection), \
-        KEYWARD_FN(OSSL_FUNC_DECODER_DECODE, dec_key_decode),           \
-        KEYWARD_FN_END,                                                 \
+#define KEYWARD_KEY_DECODER_TABLE(K)                                                                             \
+    {                                                                                                            \
+        KEYWARD_FN(OSSL_FUNC_DECODER_NEWCTX, dec_newctx<K>), KEYWARD_FN(OSSL_FUNC_DECODER_FREECTX, dec_freectx), \
+            KEYWARD_FN(OSSL_FUNC_DECODER_DOES_SELECTION, dec_does_selection),                                    \
+            KEYWARD_FN(OSSL_FUNC_DECODER_DECODE, dec_key_decode), KEYWARD_FN_END,                                \
     }
 
 const OSSL_DISPATCH decoder_ec_functions[] = KEYWARD_KEY_DECODER_TABLE(KeyKind::ec);

@@ -30,7 +30,7 @@ void enc_freectx(void* vctx) noexcept { delete static_cast<EncoderCtx*>(vctx); }
 
 int enc_does_selection(void* /*provctx*/, int selection) noexcept {
     return (selection & OSSL_KEYMGMT_SELECT_PUBLIC_KEY) != 0 && (selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) == 0 ? 1
-                                                                                                                    : 0;
+                                                                                                                   : 0;
 }
 
 // Used when the key comes from another provider's keymgmt: we import its public half.
@@ -59,8 +59,8 @@ void* enc_import_object(void* vctx, int selection, const OSSL_PARAM params[]) no
 void enc_free_object(void* obj) noexcept { delete static_cast<KeyObject*>(obj); }
 
 template <Output O>
-int enc_encode(void* vctx, OSSL_CORE_BIO* cout, const void* obj_raw, const OSSL_PARAM /*obj_abstract*/[],
-               int selection, OSSL_PASSPHRASE_CALLBACK* /*cb*/, void* /*cbarg*/) noexcept {
+int enc_encode(void* vctx, OSSL_CORE_BIO* cout, const void* obj_raw, const OSSL_PARAM /*obj_abstract*/[], int selection,
+               OSSL_PASSPHRASE_CALLBACK* /*cb*/, void* /*cbarg*/) noexcept {
     auto* ctx = static_cast<EncoderCtx*>(vctx);
     const auto* key = static_cast<const KeyObject*>(obj_raw);
     if (ctx == nullptr || key == nullptr || !key->has_public()) return 0;
@@ -78,15 +78,13 @@ int enc_encode(void* vctx, OSSL_CORE_BIO* cout, const void* obj_raw, const OSSL_
 
 }  // namespace
 
-#define KEYWARD_ENCODER_TABLE(K, O)                                           \
-    {                                                                          \
-        KEYWARD_FN(OSSL_FUNC_ENCODER_NEWCTX, enc_newctx),                      \
-        KEYWARD_FN(OSSL_FUNC_ENCODER_FREECTX, enc_freectx),                    \
-        KEYWARD_FN(OSSL_FUNC_ENCODER_DOES_SELECTION, enc_does_selection),      \
-        KEYWARD_FN(OSSL_FUNC_ENCODER_IMPORT_OBJECT, enc_import_object<K>),     \
-        KEYWARD_FN(OSSL_FUNC_ENCODER_FREE_OBJECT, enc_free_object),            \
-        KEYWARD_FN(OSSL_FUNC_ENCODER_ENCODE, enc_encode<O>),                   \
-        KEYWARD_FN_END,                                                        \
+#define KEYWARD_ENCODER_TABLE(K, O)                                                                           \
+    {                                                                                                         \
+        KEYWARD_FN(OSSL_FUNC_ENCODER_NEWCTX, enc_newctx), KEYWARD_FN(OSSL_FUNC_ENCODER_FREECTX, enc_freectx), \
+            KEYWARD_FN(OSSL_FUNC_ENCODER_DOES_SELECTION, enc_does_selection),                                 \
+            KEYWARD_FN(OSSL_FUNC_ENCODER_IMPORT_OBJECT, enc_import_object<K>),                                \
+            KEYWARD_FN(OSSL_FUNC_ENCODER_FREE_OBJECT, enc_free_object),                                       \
+            KEYWARD_FN(OSSL_FUNC_ENCODER_ENCODE, enc_encode<O>), KEYWARD_FN_END,                              \
     }
 
 const OSSL_DISPATCH encoder_ec_spki_der_functions[] = KEYWARD_ENCODER_TABLE(KeyKind::ec, Output::der);

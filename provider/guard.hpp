@@ -13,9 +13,12 @@ namespace keyward::provider {
 
 template <typename R, typename F>
 R guard(const ProviderContext* ctx, const SourceLocation& where, R on_failure, F&& body) noexcept {
-    return c_boundary(on_failure, [&](std::string_view message) {
-        if (ctx) ctx->raise(where, Reason::internal, "keyward: " + std::string(message));
-    }, std::forward<F>(body));
+    return c_boundary(
+        on_failure,
+        [&](std::string_view message) {
+            if (ctx) ctx->raise(where, Reason::internal, "keyward: " + std::string(message));
+        },
+        std::forward<F>(body));
 }
 
 // A new T (a context or key object OpenSSL will hold) whose `provider` is `provctx`, set

@@ -40,8 +40,8 @@ bool kind_of(const EVP_PKEY* pub, KeyKind& kind) noexcept {
 ossl::PKey parse_spki(ProviderContext& ctx, const SourceLocation& where, std::span<const uint8_t> spki) {
     const unsigned char* p = spki.data();
     ERR_set_mark();
-    ossl::PKey pub(d2i_PUBKEY_ex(nullptr, &p, static_cast<long>(spki.size()), ctx.libctx(),
-                              ProviderContext::kDefaultProps));
+    ossl::PKey pub(
+        d2i_PUBKEY_ex(nullptr, &p, static_cast<long>(spki.size()), ctx.libctx(), ProviderContext::kDefaultProps));
     if (!pub || p != spki.data() + spki.size()) {
         ERR_pop_to_mark();
         ctx.raise(where, Reason::invalid_argument,
@@ -67,8 +67,7 @@ std::unique_ptr<KeyObject> make_agent_key(ProviderContext& ctx, const SourceLoca
     return key;
 }
 
-std::unique_ptr<KeyObject> fetch_agent_key(ProviderContext& ctx, const SourceLocation& where,
-                                           std::string_view name) {
+std::unique_ptr<KeyObject> fetch_agent_key(ProviderContext& ctx, const SourceLocation& where, std::string_view name) {
     auto info = ctx.client().get_key(name);
     if (!info.ok()) {
         ctx.raise_status(where, info.status(), name, "loading the key");

@@ -20,14 +20,14 @@ namespace keyward::provider {
 
 // OpenSSL's names for each kind, as the default provider registers them. The first
 // name of each is what OSSL_OBJECT_PARAM_DATA_TYPE carries.
-std::string_view key_kind_type_name(KeyKind kind) noexcept;  // "EC", "RSA", "RSA-PSS"
+std::string_view key_kind_type_name(KeyKind kind) noexcept;   // "EC", "RSA", "RSA-PSS"
 const char* key_kind_algorithm_names(KeyKind kind) noexcept;  // "EC:id-ecPublicKey:1.2.840.10045.2.1"
 
 struct KeyObject {
     ProviderContext* provider = nullptr;
     KeyKind kind = KeyKind::ec;
     std::string name;  // empty: public key only
-    ossl::PKey pub;       // from the default provider, in provider->libctx()
+    ossl::PKey pub;    // from the default provider, in provider->libctx()
 
     bool has_public() const noexcept { return pub != nullptr; }
     bool has_private() const noexcept { return pub != nullptr && !name.empty(); }
@@ -44,7 +44,6 @@ std::unique_ptr<KeyObject> make_agent_key(ProviderContext& ctx, const SourceLoca
                                           std::span<const uint8_t> spki);
 
 // Asks the agent for key `name` (GET_KEY) and builds its key object.
-std::unique_ptr<KeyObject> fetch_agent_key(ProviderContext& ctx, const SourceLocation& where,
-                                           std::string_view name);
+std::unique_ptr<KeyObject> fetch_agent_key(ProviderContext& ctx, const SourceLocation& where, std::string_view name);
 
 }  // namespace keyward::provider

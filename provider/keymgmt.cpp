@@ -69,14 +69,12 @@ int km_import(void* keydata, int selection, const OSSL_PARAM params[]) noexcept 
         int what = 0;
         if ((selection & OSSL_KEYMGMT_SELECT_KEYPAIR) != 0)
             what = EVP_PKEY_PUBLIC_KEY;  // asked for a pair, given a public key: take what there is
-        else if ((selection & OSSL_KEYMGMT_SELECT_ALL_PARAMETERS) != 0)
-            what = EVP_PKEY_KEY_PARAMETERS;
-        else
-            return 0;
+        else if ((selection & OSSL_KEYMGMT_SELECT_ALL_PARAMETERS) != 0) what = EVP_PKEY_KEY_PARAMETERS;
+        else return 0;
         std::string type(key_kind_type_name(K));
         ERR_set_mark();
-        EVP_PKEY_CTX* pctx = EVP_PKEY_CTX_new_from_name(key->provider->libctx(), type.c_str(),
-                                                        ProviderContext::kDefaultProps);
+        EVP_PKEY_CTX* pctx =
+            EVP_PKEY_CTX_new_from_name(key->provider->libctx(), type.c_str(), ProviderContext::kDefaultProps);
         EVP_PKEY* pub = nullptr;
         int ok = pctx != nullptr && EVP_PKEY_fromdata_init(pctx) == 1 &&
                  EVP_PKEY_fromdata(pctx, &pub, what, const_cast<OSSL_PARAM*>(params)) == 1;
@@ -146,12 +144,10 @@ int km_match(const void* keydata1, const void* keydata2, int selection) noexcept
     return guard(a->provider, KEYWARD_HERE, 0, [&] {
         ERR_set_mark();
         int r;
-        if ((selection & OSSL_KEYMGMT_SELECT_KEYPAIR) != 0)
-            r = EVP_PKEY_eq(a->pub.get(), b->pub.get());
+        if ((selection & OSSL_KEYMGMT_SELECT_KEYPAIR) != 0) r = EVP_PKEY_eq(a->pub.get(), b->pub.get());
         else if ((selection & OSSL_KEYMGMT_SELECT_ALL_PARAMETERS) != 0 && a->kind == KeyKind::ec)
             r = EVP_PKEY_parameters_eq(a->pub.get(), b->pub.get());
-        else
-            r = a->kind == b->kind ? 1 : 0;
+        else r = a->kind == b->kind ? 1 : 0;
         ERR_pop_to_mark();
         return r == 1 ? 1 : 0;
     });
@@ -225,23 +221,18 @@ void* km_dup(const void* keydata_from, int selection) noexcept {
 
 }  // namespace
 
-#define KEYWARD_KEYMGMT_TABLE(K)                                                    \
-    {                                                                                \
-        KEYWARD_FN(OSSL_FUNC_KEYMGMT_NEW, km_new<K>),                                \
-        KEYWARD_FN(OSSL_FUNC_KEYMGMT_FREE, km_free),                                 \
-        KEYWARD_FN(OSSL_FUNC_KEYMGMT_LOAD, km_load<K>),                              \
-        KEYWARD_FN(OSSL_FUNC_KEYMGMT_HAS, km_has),                                   \
-        KEYWARD_FN(OSSL_FUNC_KEYMGMT_VALIDATE, km_validate),                         \
-        KEYWARD_FN(OSSL_FUNC_KEYMGMT_MATCH, km_match),                               \
-        KEYWARD_FN(OSSL_FUNC_KEYMGMT_IMPORT, km_import<K>),                          \
-        KEYWARD_FN(OSSL_FUNC_KEYMGMT_IMPORT_TYPES, km_types<K>),                     \
-        KEYWARD_FN(OSSL_FUNC_KEYMGMT_EXPORT, km_export),                             \
-        KEYWARD_FN(OSSL_FUNC_KEYMGMT_EXPORT_TYPES, km_types<K>),                     \
-        KEYWARD_FN(OSSL_FUNC_KEYMGMT_GET_PARAMS, km_get_params),                     \
-        KEYWARD_FN(OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS, km_gettable_params<K>),        \
-        KEYWARD_FN(OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME, km_query_operation_name<K>), \
-        KEYWARD_FN(OSSL_FUNC_KEYMGMT_DUP, km_dup),                                   \
-        KEYWARD_FN_END,                                                              \
+#define KEYWARD_KEYMGMT_TABLE(K)                                                                                      \
+    {                                                                                                                 \
+        KEYWARD_FN(OSSL_FUNC_KEYMGMT_NEW, km_new<K>), KEYWARD_FN(OSSL_FUNC_KEYMGMT_FREE, km_free),                    \
+            KEYWARD_FN(OSSL_FUNC_KEYMGMT_LOAD, km_load<K>), KEYWARD_FN(OSSL_FUNC_KEYMGMT_HAS, km_has),                \
+            KEYWARD_FN(OSSL_FUNC_KEYMGMT_VALIDATE, km_validate), KEYWARD_FN(OSSL_FUNC_KEYMGMT_MATCH, km_match),       \
+            KEYWARD_FN(OSSL_FUNC_KEYMGMT_IMPORT, km_import<K>),                                                       \
+            KEYWARD_FN(OSSL_FUNC_KEYMGMT_IMPORT_TYPES, km_types<K>), KEYWARD_FN(OSSL_FUNC_KEYMGMT_EXPORT, km_export), \
+            KEYWARD_FN(OSSL_FUNC_KEYMGMT_EXPORT_TYPES, km_types<K>),                                                  \
+            KEYWARD_FN(OSSL_FUNC_KEYMGMT_GET_PARAMS, km_get_params),                                                  \
+            KEYWARD_FN(OSSL_FUNC_KEYMGMT_GETTABLE_PARAMS, km_gettable_params<K>),                                     \
+            KEYWARD_FN(OSSL_FUNC_KEYMGMT_QUERY_OPERATION_NAME, km_query_operation_name<K>),                           \
+            KEYWARD_FN(OSSL_FUNC_KEYMGMT_DUP, km_dup), KEYWARD_FN_END,                                                \
     }
 
 const OSSL_DISPATCH keymgmt_ec_functions[] = KEYWARD_KEYMGMT_TABLE(KeyKind::ec);

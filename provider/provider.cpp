@@ -131,8 +131,7 @@ const OSSL_DISPATCH kProviderFunctions[] = {
 
 extern "C" __attribute__((visibility("default"))) int OSSL_provider_init(const OSSL_CORE_HANDLE* handle,
                                                                          const OSSL_DISPATCH* in,
-                                                                         const OSSL_DISPATCH** out,
-                                                                         void** provctx) {
+                                                                         const OSSL_DISPATCH** out, void** provctx) {
     using namespace keyward::provider;
     // Nothing is on the error queue yet that could name us; failing init is the report.
     return keyward::c_boundary(0, keyward::NoReport{}, [&] {

@@ -35,9 +35,9 @@ struct SigCtx {
     ossl::PKey pub;
 
     SignSettings settings;
-    ossl::Md md;          // the signature digest, null until set
-    ossl::Md mgf1_md;     // PSS only; null: same as md
-    ossl::MdCtx mdctx;    // digest-sign/verify in progress
+    ossl::Md md;        // the signature digest, null until set
+    ossl::Md mgf1_md;   // PSS only; null: same as md
+    ossl::MdCtx mdctx;  // digest-sign/verify in progress
 
     std::string where_key() const { return key_name.empty() ? std::string("(public key)") : key_name; }
 };
@@ -70,7 +70,8 @@ bool set_mgf1(SigCtx& c, const char* name) {
 }
 
 bool fail_status(SigCtx& c, const Status& s) {
-    c.provider->raise(KEYWARD_HERE, s.code == ErrorCode::invalid_argument ? Reason::invalid_argument : Reason::unsupported,
+    c.provider->raise(KEYWARD_HERE,
+                      s.code == ErrorCode::invalid_argument ? Reason::invalid_argument : Reason::unsupported,
                       s.message + " (key " + c.where_key() + ")");
     return false;
 }
@@ -124,7 +125,8 @@ bool init_common(SigCtx& c, void* provkey, Mode mode, const OSSL_PARAM params[])
         // Re-initialisation with the same key (EVP_PKEY_sign_init_ex with a NULL key is
         // not a thing in 3.0, but be safe): keep the previous key.
         if (!c.pub) {
-            c.provider->raise(KEYWARD_HERE, Reason::invalid_argument, "keyward: no key given to the signature operation");
+            c.provider->raise(KEYWARD_HERE, Reason::invalid_argument,
+                              "keyward: no key given to the signature operation");
             return false;
         }
     } else {
@@ -168,17 +170,17 @@ bool sign_digest(SigCtx& c, unsigned char* sig, size_t* siglen, size_t sigsize, 
     const SignSettings& s = c.settings;
     if (c.md && dlen != static_cast<size_t>(EVP_MD_get_size(c.md.get()))) {
         c.provider->raise(KEYWARD_HERE, Reason::invalid_argument,
-                          "keyward: key " + c.where_key() + ": input of " + std::to_string(dlen) +
-                              " bytes is not a " + s.digest_name + " digest");
+                          "keyward: key " + c.where_key() + ": input of " + std::to_string(dlen) + " bytes is not a " +
+                              s.digest_name + " digest");
         return false;
     }
     // Prehashed input without a declared digest is fine for ECDSA (only the hash value
     // matters); RSA PKCS#1 would have to wrap it in the DigestInfo of a named hash, which
     // we will not guess.
     if (c.kind != KeyKind::ec && !c.md) {
-        c.provider->raise(KEYWARD_HERE, Reason::invalid_argument,
-                          "keyward: key " + c.where_key() +
-                              ": set a digest for RSA signing (e.g. -pkeyopt digest:sha256)");
+        c.provider->raise(
+            KEYWARD_HERE, Reason::invalid_argument,
+            "keyward: key " + c.where_key() + ": set a digest for RSA signing (e.g. -pkeyopt digest:sha256)");
         return false;
     }
     const int bits = c.kind == KeyKind::ec ? EVP_PKEY_get_bits(c.pub.get()) : 0;
@@ -488,26 +490,23 @@ const OSSL_PARAM* sig_settable_ctx_params(void* vctx, void* /*provctx*/) noexcep
 
 }  // namespace
 
-#define KEYWARD_SIGNATURE_TABLE(newctx)                                                       \
-    {                                                                                          \
-        KEYWARD_FN(OSSL_FUNC_SIGNATURE_NEWCTX, newctx),                                        \
-        KEYWARD_FN(OSSL_FUNC_SIGNATURE_FREECTX, sig_freectx),                                  \
-        KEYWARD_FN(OSSL_FUNC_SIGNATURE_DUPCTX, sig_dupctx),                                    \
-        KEYWARD_FN(OSSL_FUNC_SIGNATURE_SIGN_INIT, sig_sign_init),                              \
-        KEYWARD_FN(OSSL_FUNC_SIGNATURE_SIGN, sig_sign),                                        \
-        KEYWARD_FN(OSSL_FUNC_SIGNATURE_VERIFY_INIT, sig_verify_init),                          \
-        KEYWARD_FN(OSSL_FUNC_SIGNATURE_VERIFY, sig_verify),                                    \
-        KEYWARD_FN(OSSL_FUNC_SIGNATURE_DIGEST_SIGN_INIT, sig_digest_sign_init),                \
-        KEYWARD_FN(OSSL_FUNC_SIGNATURE_DIGEST_SIGN_UPDATE, sig_digest_update),                 \
-        KEYWARD_FN(OSSL_FUNC_SIGNATURE_DIGEST_SIGN_FINAL, sig_digest_sign_final),              \
-        KEYWARD_FN(OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_INIT, sig_digest_verify_init),            \
-        KEYWARD_FN(OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_UPDATE, sig_digest_update),               \
-        KEYWARD_FN(OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_FINAL, sig_digest_verify_final),          \
-        KEYWARD_FN(OSSL_FUNC_SIGNATURE_GET_CTX_PARAMS, sig_get_ctx_params),                    \
-        KEYWARD_FN(OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS, sig_gettable_ctx_params),          \
-        KEYWARD_FN(OSSL_FUNC_SIGNATURE_SET_CTX_PARAMS, sig_set_ctx_params),                    \
-        KEYWARD_FN(OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS, sig_settable_ctx_params),          \
-        KEYWARD_FN_END,                                                                        \
+#define KEYWARD_SIGNATURE_TABLE(newctx)                                                                               \
+    {                                                                                                                 \
+        KEYWARD_FN(OSSL_FUNC_SIGNATURE_NEWCTX, newctx), KEYWARD_FN(OSSL_FUNC_SIGNATURE_FREECTX, sig_freectx),         \
+            KEYWARD_FN(OSSL_FUNC_SIGNATURE_DUPCTX, sig_dupctx),                                                       \
+            KEYWARD_FN(OSSL_FUNC_SIGNATURE_SIGN_INIT, sig_sign_init), KEYWARD_FN(OSSL_FUNC_SIGNATURE_SIGN, sig_sign), \
+            KEYWARD_FN(OSSL_FUNC_SIGNATURE_VERIFY_INIT, sig_verify_init),                                             \
+            KEYWARD_FN(OSSL_FUNC_SIGNATURE_VERIFY, sig_verify),                                                       \
+            KEYWARD_FN(OSSL_FUNC_SIGNATURE_DIGEST_SIGN_INIT, sig_digest_sign_init),                                   \
+            KEYWARD_FN(OSSL_FUNC_SIGNATURE_DIGEST_SIGN_UPDATE, sig_digest_update),                                    \
+            KEYWARD_FN(OSSL_FUNC_SIGNATURE_DIGEST_SIGN_FINAL, sig_digest_sign_final),                                 \
+            KEYWARD_FN(OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_INIT, sig_digest_verify_init),                               \
+            KEYWARD_FN(OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_UPDATE, sig_digest_update),                                  \
+            KEYWARD_FN(OSSL_FUNC_SIGNATURE_DIGEST_VERIFY_FINAL, sig_digest_verify_final),                             \
+            KEYWARD_FN(OSSL_FUNC_SIGNATURE_GET_CTX_PARAMS, sig_get_ctx_params),                                       \
+            KEYWARD_FN(OSSL_FUNC_SIGNATURE_GETTABLE_CTX_PARAMS, sig_gettable_ctx_params),                             \
+            KEYWARD_FN(OSSL_FUNC_SIGNATURE_SET_CTX_PARAMS, sig_set_ctx_params),                                       \
+            KEYWARD_FN(OSSL_FUNC_SIGNATURE_SETTABLE_CTX_PARAMS, sig_settable_ctx_params), KEYWARD_FN_END,             \
     }
 
 const OSSL_DISPATCH signature_ecdsa_functions[] = KEYWARD_SIGNATURE_TABLE(sig_newctx_ecdsa);

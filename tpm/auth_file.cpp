@@ -28,8 +28,8 @@ Status read_auth_file(const std::string& path, AuthValue& auth) {
     }
     OPENSSL_cleanse(text.data(), text.size());
     if (too_long)
-        return Status{ErrorCode::invalid_argument, "the TPM auth value in " + path + " is longer than " +
-                                                       std::to_string(kMaxAuthSize) + " bytes"};
+        return Status{ErrorCode::invalid_argument,
+                      "the TPM auth value in " + path + " is longer than " + std::to_string(kMaxAuthSize) + " bytes"};
     return {};
 }
 

@@ -32,19 +32,17 @@ struct TPMKey {
     ASN1_OCTET_STRING* privkey;
 };
 
-ASN1_SEQUENCE(TPMKey) = {
-    ASN1_SIMPLE(TPMKey, type, ASN1_OBJECT),
-    ASN1_EXP_OPT(TPMKey, empty_auth, ASN1_BOOLEAN, 0),
-    ASN1_EXP_OPT(TPMKey, policy, ASN1_ANY, 1),
-    ASN1_EXP_OPT(TPMKey, secret, ASN1_OCTET_STRING, 2),
-    ASN1_SIMPLE(TPMKey, parent, ASN1_INTEGER),
-    ASN1_SIMPLE(TPMKey, pubkey, ASN1_OCTET_STRING),
-    ASN1_SIMPLE(TPMKey, privkey, ASN1_OCTET_STRING),
+ASN1_SEQUENCE(TPMKey) =
+    {
+        ASN1_SIMPLE(TPMKey, type, ASN1_OBJECT),          ASN1_EXP_OPT(TPMKey, empty_auth, ASN1_BOOLEAN, 0),
+        ASN1_EXP_OPT(TPMKey, policy, ASN1_ANY, 1),       ASN1_EXP_OPT(TPMKey, secret, ASN1_OCTET_STRING, 2),
+        ASN1_SIMPLE(TPMKey, parent, ASN1_INTEGER),       ASN1_SIMPLE(TPMKey, pubkey, ASN1_OCTET_STRING),
+        ASN1_SIMPLE(TPMKey, privkey, ASN1_OCTET_STRING),
 } ASN1_SEQUENCE_END(TPMKey)
 
-IMPLEMENT_ASN1_FUNCTIONS(TPMKey)
+        IMPLEMENT_ASN1_FUNCTIONS(TPMKey)
 
-using TPMKeyPtr = ossl::Ptr<TPMKey, TPMKey_free>;
+            using TPMKeyPtr = ossl::Ptr<TPMKey, TPMKey_free>;
 
 bool oid_is(const ASN1_OBJECT* oid, const char* dotted) {
     ossl::Ptr<ASN1_OBJECT, ASN1_OBJECT_free> want(OBJ_txt2obj(dotted, 1));

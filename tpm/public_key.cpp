@@ -56,8 +56,7 @@ std::optional<TPM2B_PUBLIC> signing_key_template(KeyType type) {
             p.parameters.rsaDetail.keyBits = static_cast<TPMI_RSA_KEY_BITS>(key_type_bits(type));
             p.parameters.rsaDetail.exponent = 0;  // the default, 65537
             return t;
-        default:
-            return std::nullopt;
+        default: return std::nullopt;
     }
 }
 
@@ -130,7 +129,8 @@ Result<std::vector<uint8_t>> spki_of(const TPMT_PUBLIC& pub) {
         const uint32_t e = pub.parameters.rsaDetail.exponent ? pub.parameters.rsaDetail.exponent : kDefaultRsaExponent;
         ossl::Bn n(BN_bin2bn(pub.unique.rsa.buffer, pub.unique.rsa.size, nullptr));
         ossl::Bn exp(BN_new());
-        if (!n || !exp || !BN_set_word(exp.get(), e) || !OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, n.get()) ||
+        if (!n || !exp || !BN_set_word(exp.get(), e) ||
+            !OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, n.get()) ||
             !OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_E, exp.get()))
             return Status{ErrorCode::internal, "out of memory"};
         return spki_from_params("RSA", bld.get());
@@ -173,8 +173,7 @@ Result<std::vector<uint8_t>> signature_bytes(const TPMT_SIGNATURE& sig) {
             const auto& b = sig.signature.rsassa.sig;
             return std::vector<uint8_t>(b.buffer, b.buffer + b.size);
         }
-        default:
-            return Status{ErrorCode::device_error, "the TPM answered an unexpected signature algorithm"};
+        default: return Status{ErrorCode::device_error, "the TPM answered an unexpected signature algorithm"};
     }
 }
 

@@ -44,36 +44,29 @@ RcKind classify(TSS2_RC rc) noexcept {
         case TPM2_RC_RETRY:
         case TPM2_RC_YIELDED:
         case TPM2_RC_TESTING:
-        case TPM2_RC_NV_RATE:
-            return RcKind::busy;
+        case TPM2_RC_NV_RATE: return RcKind::busy;
         case TPM2_RC_OBJECT_MEMORY:
         case TPM2_RC_SESSION_MEMORY:
         case TPM2_RC_OBJECT_HANDLES:
-        case TPM2_RC_SESSION_HANDLES:
-            return RcKind::out_of_slots;
+        case TPM2_RC_SESSION_HANDLES: return RcKind::out_of_slots;
         case TPM2_RC_REFERENCE_H0:
         case TPM2_RC_REFERENCE_H1:
         case TPM2_RC_REFERENCE_H2:
         case TPM2_RC_REFERENCE_S0:
         case TPM2_RC_REFERENCE_S1:
         case TPM2_RC_REFERENCE_S2:
-        case TPM2_RC_HANDLE:
-            return RcKind::object_gone;
+        case TPM2_RC_HANDLE: return RcKind::object_gone;
         case TPM2_RC_INITIALIZE:  // a restarted TPM that nobody sent TPM2_Startup yet
             return RcKind::connection_lost;
         case TPM2_RC_AUTH_FAIL:
-        case TPM2_RC_BAD_AUTH:
-            return RcKind::auth_failed;
-        case TPM2_RC_LOCKOUT:
-            return RcKind::lockout;
+        case TPM2_RC_BAD_AUTH: return RcKind::auth_failed;
+        case TPM2_RC_LOCKOUT: return RcKind::lockout;
         case TPM2_RC_KEY_SIZE:
         case TPM2_RC_CURVE:
         case TPM2_RC_SCHEME:
         case TPM2_RC_HASH:
-        case TPM2_RC_ASYMMETRIC:
-            return RcKind::unsupported;
-        default:
-            return RcKind::other;
+        case TPM2_RC_ASYMMETRIC: return RcKind::unsupported;
+        default: return RcKind::other;
     }
 }
 
@@ -90,17 +83,19 @@ Status rc_status(TSS2_RC rc, const std::string& what) {
             return Status{ErrorCode::device_unavailable, what + ": the TPM cannot be reached: " + rc_text(rc)};
         case RcKind::out_of_slots:
             return Status{ErrorCode::device_unavailable,
-                          what + ": the TPM has no free object or session slot (other programs hold them; a resource "
-                                 "manager such as /dev/tpmrm0 avoids this): " + rc_text(rc)};
+                          what +
+                              ": the TPM has no free object or session slot (other programs hold them; a resource "
+                              "manager such as /dev/tpmrm0 avoids this): " +
+                              rc_text(rc)};
         case RcKind::lockout:
             return Status{ErrorCode::device_error,
-                          what + ": the TPM is in dictionary-attack lockout after too many wrong auth values; "
-                                 "wait for the lockout to expire or reset it with the lockout hierarchy: " +
+                          what +
+                              ": the TPM is in dictionary-attack lockout after too many wrong auth values; "
+                              "wait for the lockout to expire or reset it with the lockout hierarchy: " +
                               rc_text(rc)};
         case RcKind::unsupported:
             return Status{ErrorCode::unsupported_scheme, what + ": not supported by this TPM: " + rc_text(rc)};
-        default:
-            return Status{ErrorCode::device_error, what + " failed: " + rc_text(rc)};
+        default: return Status{ErrorCode::device_error, what + " failed: " + rc_text(rc)};
     }
 }
 

@@ -12,13 +12,13 @@ namespace keyward::tpm {
 
 enum class RcKind {
     ok,
-    busy,            // TPM_RC_RETRY / YIELDED / TESTING: the same command again, shortly
-    connection_lost, // the TCTI failed (swtpm restarted, device gone): reopen, then once more
-    object_gone,     // a handle we hold is no longer loaded (flushed by someone, TPM reset): reload once
-    out_of_slots,    // TPM_RC_OBJECT_MEMORY / SESSION_MEMORY: free our own slots and try once more
-    auth_failed,     // the auth value was wrong: never retried
-    lockout,         // dictionary-attack lockout: never retried
-    unsupported,     // the TPM cannot do this (key size, curve, scheme)
+    busy,             // TPM_RC_RETRY / YIELDED / TESTING: the same command again, shortly
+    connection_lost,  // the TCTI failed (swtpm restarted, device gone): reopen, then once more
+    object_gone,      // a handle we hold is no longer loaded (flushed by someone, TPM reset): reload once
+    out_of_slots,     // TPM_RC_OBJECT_MEMORY / SESSION_MEMORY: free our own slots and try once more
+    auth_failed,      // the auth value was wrong: never retried
+    lockout,          // dictionary-attack lockout: never retried
+    unsupported,      // the TPM cannot do this (key size, curve, scheme)
     other,
 };
 

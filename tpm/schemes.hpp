@@ -30,8 +30,8 @@ using ProbeSigner =
     std::function<Result<std::vector<uint8_t>>(const TPMT_SIG_SCHEME& scheme, std::span<const uint8_t> digest)>;
 
 struct PssVerdict {
-    bool ok = false;      // rsa_pss_* may be offered for this key
-    std::string text;     // the key's tls13_rsa_pss attribute: "ok", or "no: ..."/"unknown: ..." and why
+    bool ok = false;   // rsa_pss_* may be offered for this key
+    std::string text;  // the key's tls13_rsa_pss attribute: "ok", or "no: ..."/"unknown: ..." and why
 };
 
 // TLS 1.3 needs RSA-PSS with salt = hash length; TPMs built to the letter of TPM 2.0 before

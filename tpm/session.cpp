@@ -12,8 +12,8 @@ TSS2_RC start_salted_session(ESYS_CONTEXT* ctx, ESYS_TR salt_key, Loaded& sessio
     sym.keyBits.aes = 128;
     sym.mode.aes = TPM2_ALG_CFB;
     ESYS_TR s = ESYS_TR_NONE;
-    TSS2_RC rc = Esys_StartAuthSession(ctx, salt_key, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-                                       nullptr, TPM2_SE_HMAC, &sym, TPM2_ALG_SHA256, &s);
+    TSS2_RC rc = Esys_StartAuthSession(ctx, salt_key, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, nullptr,
+                                       TPM2_SE_HMAC, &sym, TPM2_ALG_SHA256, &s);
     if (rc != TSS2_RC_SUCCESS) return rc;
     session = Loaded(ctx, s);
     // decrypt: the first command parameter (inSensitive, the digest) goes encrypted.
@@ -72,8 +72,7 @@ void TpmSession::read_tpm_info() {
         if (p.property >= TPM2_PT_VENDOR_STRING_1 && p.property <= TPM2_PT_VENDOR_STRING_4) vendor += chars(p.value);
     }
     std::string text = "TPM 2.0 " + manufacturer + " " + vendor;
-    text.erase(std::unique(text.begin(), text.end(), [](char a, char b) { return a == ' ' && b == ' '; }),
-               text.end());
+    text.erase(std::unique(text.begin(), text.end(), [](char a, char b) { return a == ' ' && b == ' '; }), text.end());
     while (!text.empty() && text.back() == ' ') text.pop_back();
     info_ = text;
 }
@@ -104,8 +103,7 @@ bool TpmSession::find_srk(ESYS_CONTEXT* ctx) {
         return false;
     // Only a storage key will do as a parent.
     TPM2B_PUBLIC* pub = nullptr;
-    if (Esys_ReadPublic(ctx, tr, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub, nullptr, nullptr) ==
-        TSS2_RC_SUCCESS) {
+    if (Esys_ReadPublic(ctx, tr, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub, nullptr, nullptr) == TSS2_RC_SUCCESS) {
         EsysPtr<TPM2B_PUBLIC> owner(pub);
         const TPMA_OBJECT a = pub->publicArea.objectAttributes;
         if ((a & TPMA_OBJECT_RESTRICTED) && (a & TPMA_OBJECT_DECRYPT)) {
@@ -117,8 +115,7 @@ bool TpmSession::find_srk(ESYS_CONTEXT* ctx) {
     return false;
 }
 
-TSS2_RC TpmSession::parent_of(ESYS_CONTEXT* ctx, TPM2_HANDLE parent, Loaded& primary, ESYS_TR& tr,
-                              const char*& call) {
+TSS2_RC TpmSession::parent_of(ESYS_CONTEXT* ctx, TPM2_HANDLE parent, Loaded& primary, ESYS_TR& tr, const char*& call) {
     if (parent == kSrkHandle && find_srk(ctx)) {
         tr = srk_;
         return TSS2_RC_SUCCESS;
@@ -191,9 +188,9 @@ TSS2_RC TpmSession::load(ESYS_CONTEXT* ctx, const std::string& label, const KeyF
     if (rc != TSS2_RC_SUCCESS) {
         // TPM_RC_INTEGRITY and friends on Load: this blob is not for this TPM / parent.
         if (classify(rc) == RcKind::other)
-            problem = Status{ErrorCode::device_error,
-                             "the TPM cannot load key " + label + " (" + call + ": " + rc_text(rc) +
-                                 "); it was made by another TPM or under another parent"};
+            problem =
+                Status{ErrorCode::device_error, "the TPM cannot load key " + label + " (" + call + ": " + rc_text(rc) +
+                                                    "); it was made by another TPM or under another parent"};
         return classify(rc) == RcKind::other ? TSS2_RC_SUCCESS : rc;
     }
     next.label = label;

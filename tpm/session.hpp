@@ -63,8 +63,7 @@ public:
     // Makes `label` the loaded key (flushing the previous one first, so we never hold more
     // than one key, plus its parent for the moment of the load), with a salted session for
     // keys that have an auth value. A blob this TPM cannot load is reported in `problem`.
-    TSS2_RC load(ESYS_CONTEXT* ctx, const std::string& label, const KeyFile& file, const char*& call,
-                 Status& problem);
+    TSS2_RC load(ESYS_CONTEXT* ctx, const std::string& label, const KeyFile& file, const char*& call, Status& problem);
     // The loaded key: its label ("" when none), handle and auth session.
     const std::string& loaded_label() const noexcept { return current_.label; }
     ESYS_TR loaded_key() const noexcept { return current_.key.get(); }

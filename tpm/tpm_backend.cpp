@@ -38,7 +38,7 @@ std::string hex32(uint32_t v) {
 class TpmBackend final : public KeyBackend {
 public:
     TpmBackend(TpmConfig config, KeyStore store)
-        : config_(std::move(config)), store_(std::move(store)), tpm_(config_.tcti) {}
+            : config_(std::move(config)), store_(std::move(store)), tpm_(config_.tcti) {}
 
     ~TpmBackend() override {
         std::lock_guard lock(mu_);
@@ -98,41 +98,43 @@ public:
         KeyFile made;
         made.empty_auth = config_.auth_file.empty();
         Status problem;
-        Status s = tpm_.run("creating " + std::string(key_type_name(type)) + " key " + label,
-                            [&](ESYS_CONTEXT* ctx, const char*& call) -> TSS2_RC {
-            TPM2_HANDLE parent_handle = TPM2_RH_OWNER;
-            Loaded parent;
-            ESYS_TR parent_tr = ESYS_TR_NONE;
-            TSS2_RC rc = tpm_.default_parent(ctx, parent_handle, parent, parent_tr, call);
-            if (rc != TSS2_RC_SUCCESS) return rc;
-            Loaded session;
-            ESYS_TR shandle = ESYS_TR_PASSWORD;
-            if (!made.empty_auth) {
-                // The new key's auth value travels in inSensitive: encrypt it with a session
-                // salted to the parent, so it never crosses the bus in clear.
-                call = "Esys_StartAuthSession";
-                rc = start_salted_session(ctx, parent_tr, session);
+        Status s = tpm_.run(
+            "creating " + std::string(key_type_name(type)) + " key " + label,
+            [&](ESYS_CONTEXT* ctx, const char*& call) -> TSS2_RC {
+                TPM2_HANDLE parent_handle = TPM2_RH_OWNER;
+                Loaded parent;
+                ESYS_TR parent_tr = ESYS_TR_NONE;
+                TSS2_RC rc = tpm_.default_parent(ctx, parent_handle, parent, parent_tr, call);
                 if (rc != TSS2_RC_SUCCESS) return rc;
-                shandle = session.get();
-            }
-            TPM2B_SENSITIVE_CREATE sensitive{};
-            sensitive.sensitive.userAuth = auth.value;
-            TPM2B_DATA outside{};
-            TPML_PCR_SELECTION pcrs{};
-            TPM2B_PRIVATE* priv = nullptr;
-            TPM2B_PUBLIC* pub = nullptr;
-            call = "Esys_Create";
-            rc = Esys_Create(ctx, parent_tr, shandle, ESYS_TR_NONE, ESYS_TR_NONE, &sensitive, &*tmpl, &outside, &pcrs,
-                             &priv, &pub, nullptr, nullptr, nullptr);
-            OPENSSL_cleanse(&sensitive, sizeof sensitive);
-            EsysPtr<TPM2B_PRIVATE> priv_owner(priv);
-            EsysPtr<TPM2B_PUBLIC> pub_owner(pub);
-            if (rc != TSS2_RC_SUCCESS) return rc;
-            made.parent = parent_handle;
-            made.pub = *pub;
-            made.priv = *priv;
-            return TSS2_RC_SUCCESS;
-        }, problem);
+                Loaded session;
+                ESYS_TR shandle = ESYS_TR_PASSWORD;
+                if (!made.empty_auth) {
+                    // The new key's auth value travels in inSensitive: encrypt it with a session
+                    // salted to the parent, so it never crosses the bus in clear.
+                    call = "Esys_StartAuthSession";
+                    rc = start_salted_session(ctx, parent_tr, session);
+                    if (rc != TSS2_RC_SUCCESS) return rc;
+                    shandle = session.get();
+                }
+                TPM2B_SENSITIVE_CREATE sensitive{};
+                sensitive.sensitive.userAuth = auth.value;
+                TPM2B_DATA outside{};
+                TPML_PCR_SELECTION pcrs{};
+                TPM2B_PRIVATE* priv = nullptr;
+                TPM2B_PUBLIC* pub = nullptr;
+                call = "Esys_Create";
+                rc = Esys_Create(ctx, parent_tr, shandle, ESYS_TR_NONE, ESYS_TR_NONE, &sensitive, &*tmpl, &outside,
+                                 &pcrs, &priv, &pub, nullptr, nullptr, nullptr);
+                OPENSSL_cleanse(&sensitive, sizeof sensitive);
+                EsysPtr<TPM2B_PRIVATE> priv_owner(priv);
+                EsysPtr<TPM2B_PUBLIC> pub_owner(pub);
+                if (rc != TSS2_RC_SUCCESS) return rc;
+                made.parent = parent_handle;
+                made.pub = *pub;
+                made.priv = *priv;
+                return TSS2_RC_SUCCESS;
+            },
+            problem);
         if (!s.ok()) {
             if (s.code == ErrorCode::unsupported_scheme)
                 return Status{ErrorCode::invalid_argument,
@@ -154,9 +156,12 @@ public:
         // Prove this TPM can load it (right TPM, parent present) before adopting it. It is
         // loaded under a name no key can have, so it never passes for a loaded key of that name.
         Status problem;
-        Status s = tpm_.run("loading the imported key", [&](ESYS_CONTEXT* ctx, const char*& call) -> TSS2_RC {
-            return tpm_.load(ctx, "\n" + label, parsed.value(), call, problem);
-        }, problem);
+        Status s = tpm_.run(
+            "loading the imported key",
+            [&](ESYS_CONTEXT* ctx, const char*& call) -> TSS2_RC {
+                return tpm_.load(ctx, "\n" + label, parsed.value(), call, problem);
+            },
+            problem);
         tpm_.drop_loaded();
         if (!s.ok()) return Status{s.code, s.message + " (was it made on this TPM?)"};
         if (!problem.ok()) return problem;
@@ -187,7 +192,8 @@ public:
         if (!entry.ok()) return entry.status();
         const Described& d = *entry.value();
         if (!scheme_fits(d.file.pub.publicArea, d.key.type, *info, d.pss_ok))
-            return Status{ErrorCode::unsupported_scheme, "key " + label + " (" + std::string(key_type_name(d.key.type)) +
+            return Status{ErrorCode::unsupported_scheme, "key " + label + " (" +
+                                                             std::string(key_type_name(d.key.type)) +
                                                              ") cannot sign with " + std::string(info->name) +
                                                              (info->family == SchemeFamily::rsa_pss && !d.pss_ok
                                                                   ? " on this TPM (see its tls13_rsa_pss attribute)"
@@ -242,17 +248,20 @@ private:
         TPM2B_PUBLIC* pub_raw = nullptr;
         TPM2B_NAME* name_raw = nullptr;
         Status problem;
-        Status s = tpm_.run("reading key " + label, [&](ESYS_CONTEXT* ctx, const char*& call) -> TSS2_RC {
-            TSS2_RC rc = tpm_.load(ctx, label, file.value(), call, problem);
-            if (rc != TSS2_RC_SUCCESS || !problem.ok()) return rc;
-            call = "Esys_ReadPublic";
-            Esys_Free(pub_raw);
-            Esys_Free(name_raw);
-            pub_raw = nullptr;
-            name_raw = nullptr;
-            return Esys_ReadPublic(ctx, tpm_.loaded_key(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub_raw,
-                                   &name_raw, nullptr);
-        }, problem);
+        Status s = tpm_.run(
+            "reading key " + label,
+            [&](ESYS_CONTEXT* ctx, const char*& call) -> TSS2_RC {
+                TSS2_RC rc = tpm_.load(ctx, label, file.value(), call, problem);
+                if (rc != TSS2_RC_SUCCESS || !problem.ok()) return rc;
+                call = "Esys_ReadPublic";
+                Esys_Free(pub_raw);
+                Esys_Free(name_raw);
+                pub_raw = nullptr;
+                name_raw = nullptr;
+                return Esys_ReadPublic(ctx, tpm_.loaded_key(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &pub_raw,
+                                       &name_raw, nullptr);
+            },
+            problem);
         EsysPtr<TPM2B_PUBLIC> pub(pub_raw);
         EsysPtr<TPM2B_NAME> name(name_raw);
         if (!s.ok()) return s;
@@ -268,17 +277,18 @@ private:
         if (!spki.ok()) return spki.status();
         d.key.spki = std::move(spki).value();
         d.key.attributes = object_attributes(area.objectAttributes);
-        d.key.attributes.push_back({"parent", hex32(file->parent) + (file->parent == TPM2_RH_OWNER
-                                                                          ? " (owner hierarchy primary)"
-                                                                          : file->parent == kSrkHandle ? " (SRK)" : "")});
+        d.key.attributes.push_back(
+            {"parent", hex32(file->parent) + (file->parent == TPM2_RH_OWNER ? " (owner hierarchy primary)"
+                                              : file->parent == kSrkHandle  ? " (SRK)"
+                                                                            : "")});
         d.key.attributes.push_back({"emptyAuth", file->empty_auth ? "true" : "false"});
         d.key.attributes.push_back({"tpm_name", to_hex({name->name, name->size})});
         if (!key_type_is_ec(d.key.type)) {
             // Signs a fixed digest with RSA-PSS/SHA-256 and checks it with salt = hash length.
-            const PssVerdict pss = probe_rsa_pss(
-                d.file.pub.publicArea, d.key.spki, [&](const TPMT_SIG_SCHEME& scheme, std::span<const uint8_t> digest) {
-                    return sign_locked(label, d.file, scheme, digest);
-                });
+            const PssVerdict pss = probe_rsa_pss(d.file.pub.publicArea, d.key.spki,
+                                                 [&](const TPMT_SIG_SCHEME& scheme, std::span<const uint8_t> digest) {
+                                                     return sign_locked(label, d.file, scheme, digest);
+                                                 });
             d.pss_ok = pss.ok;
             d.key.attributes.push_back({"tls13_rsa_pss", pss.text});
         }
@@ -310,23 +320,26 @@ private:
         TPMT_SIGNATURE* sig_raw = nullptr;
         Status problem;
         TSS2_RC sign_rc = TSS2_RC_SUCCESS;
-        Status s = tpm_.run("signing with key " + label, [&](ESYS_CONTEXT* ctx, const char*& call) -> TSS2_RC {
-            TSS2_RC rc = tpm_.load(ctx, label, file, call, problem);
-            if (rc != TSS2_RC_SUCCESS || !problem.ok()) return rc;
-            ESYS_TR shandle = ESYS_TR_PASSWORD;
-            if (!file.empty_auth) {
-                call = "Esys_TR_SetAuth";
-                rc = Esys_TR_SetAuth(ctx, tpm_.loaded_key(), &auth.value);
-                if (rc != TSS2_RC_SUCCESS) return rc;
-                shandle = tpm_.loaded_session();
-            }
-            call = "Esys_Sign";
-            Esys_Free(sig_raw);
-            sig_raw = nullptr;
-            sign_rc = Esys_Sign(ctx, tpm_.loaded_key(), shandle, ESYS_TR_NONE, ESYS_TR_NONE, &tpm_digest, &scheme,
-                                &ticket, &sig_raw);
-            return sign_rc;
-        }, problem);
+        Status s = tpm_.run(
+            "signing with key " + label,
+            [&](ESYS_CONTEXT* ctx, const char*& call) -> TSS2_RC {
+                TSS2_RC rc = tpm_.load(ctx, label, file, call, problem);
+                if (rc != TSS2_RC_SUCCESS || !problem.ok()) return rc;
+                ESYS_TR shandle = ESYS_TR_PASSWORD;
+                if (!file.empty_auth) {
+                    call = "Esys_TR_SetAuth";
+                    rc = Esys_TR_SetAuth(ctx, tpm_.loaded_key(), &auth.value);
+                    if (rc != TSS2_RC_SUCCESS) return rc;
+                    shandle = tpm_.loaded_session();
+                }
+                call = "Esys_Sign";
+                Esys_Free(sig_raw);
+                sig_raw = nullptr;
+                sign_rc = Esys_Sign(ctx, tpm_.loaded_key(), shandle, ESYS_TR_NONE, ESYS_TR_NONE, &tpm_digest, &scheme,
+                                    &ticket, &sig_raw);
+                return sign_rc;
+            },
+            problem);
         EsysPtr<TPMT_SIGNATURE> sig(sig_raw);
         if (!s.ok()) {
             if (classify(sign_rc) == RcKind::auth_failed) {
@@ -343,8 +356,9 @@ private:
     Status auth_rejected(const std::string& label) const {
         if (config_.auth_file.empty())
             return Status{ErrorCode::device_error,
-                          "key " + label + " needs an auth value (the TPM refused an empty one: TPM_RC_AUTH_FAIL); "
-                          "set auth_file for this token to the file holding it"};
+                          "key " + label +
+                              " needs an auth value (the TPM refused an empty one: TPM_RC_AUTH_FAIL); "
+                              "set auth_file for this token to the file holding it"};
         return Status{ErrorCode::device_error,
                       "the TPM rejected the auth value in " + config_.auth_file + " for key " + label +
                           " (TPM_RC_AUTH_FAIL); it is not tried again until that file changes, because every "

@@ -11,7 +11,8 @@
 namespace keyward::lifecycle {
 
 // "web.3", or "web.3-2"... when taken (known to the agent, or refused by the token).
-std::string LifecycleImpl::new_key_name(const std::string& base, int generation, const std::vector<std::string>& refused) {
+std::string LifecycleImpl::new_key_name(const std::string& base, int generation,
+                                        const std::vector<std::string>& refused) {
     std::string name = base + "." + std::to_string(generation);
     auto taken = [&](const std::string& n) {
         return keys_.describe(n).ok() || std::find(refused.begin(), refused.end(), n) != refused.end();
@@ -122,7 +123,8 @@ AttemptReport LifecycleImpl::handle(Identity& id, const std::optional<Generation
     switch (result.kind) {
         case IssueResult::Kind::issued: return install(id, current, request, result);
         case IssueResult::Kind::pending: {
-            const int64_t delay = result.retry_after.count() > 0 ? result.retry_after.count() : id.cfg->policy.retry_min;
+            const int64_t delay =
+                result.retry_after.count() > 0 ? result.retry_after.count() : id.cfg->policy.retry_min;
             st.pending->cookie = result.cookie;
             st.held = false;
             st.next_attempt = now + delay;
@@ -135,8 +137,7 @@ AttemptReport LifecycleImpl::handle(Identity& id, const std::optional<Generation
         case IssueResult::Kind::misconfigured:
             forget_request(st);
             return fail(id, current, std::string(issue_kind_name(result.kind)), result.message, now, true);
-        case IssueResult::Kind::unreachable:
-            return fail(id, current, "unreachable", result.message, now, false);
+        case IssueResult::Kind::unreachable: return fail(id, current, "unreachable", result.message, now, false);
     }
     return fail(id, current, "failed", "unknown answer from the issuer", now, false);
 }

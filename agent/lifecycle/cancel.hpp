@@ -23,7 +23,8 @@ inline bool sleep_unless_cancelled(std::chrono::milliseconds wait, const CancelF
         if (is_cancelled(flag)) return false;
         const auto now = std::chrono::steady_clock::now();
         if (now >= end) return true;
-        std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(end - now, std::chrono::milliseconds(100)));
+        std::this_thread::sleep_for(
+            std::min<std::chrono::steady_clock::duration>(end - now, std::chrono::milliseconds(100)));
     }
 }
 

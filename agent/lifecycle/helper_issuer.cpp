@@ -77,7 +77,8 @@ private:
         env.push_back("CERTMONGER_KEY_TYPE=" + std::string(id_->key_type.rfind("rsa", 0) == 0 ? "RSA" : "EC"));
         env.push_back("KEYWARD_IDENTITY=" + id_->name);
         env.push_back("KEYWARD_KEY=" + request.key);
-        const CommandOutcome outcome = run_command(id_->issuer.command, env, id_->issuer.timeout, 1 << 20, request.cancel);
+        const CommandOutcome outcome =
+            run_command(id_->issuer.command, env, id_->issuer.timeout, 1 << 20, request.cancel);
         return interpret_helper_answer(outcome, id_->issuer.timeout);
     }
 

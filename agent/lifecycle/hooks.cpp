@@ -13,7 +13,8 @@ std::string tail_line(const std::string& text) {
     size_t end = text.find_last_not_of(" \t\r\n");
     if (end == std::string::npos) return {};
     size_t start = text.find_last_of('\n', end);
-    std::string line = text.substr(start == std::string::npos ? 0 : start + 1, end - (start == std::string::npos ? 0 : start + 1) + 1);
+    std::string line =
+        text.substr(start == std::string::npos ? 0 : start + 1, end - (start == std::string::npos ? 0 : start + 1) + 1);
     return line.size() > 200 ? line.substr(0, 200) + "..." : line;
 }
 
@@ -26,7 +27,7 @@ Attempt run_hooks(const IdentityConfig& identity, const GenerationFiles& files, 
         return result;
     }
     const std::vector<std::string> env = {
-        "KEYWARD_IDENTITY=" + identity.name, "KEYWARD_CERT=" + files.cert,   "KEYWARD_CHAIN=" + files.chain,
+        "KEYWARD_IDENTITY=" + identity.name,    "KEYWARD_CERT=" + files.cert,     "KEYWARD_CHAIN=" + files.chain,
         "KEYWARD_FULLCHAIN=" + files.fullchain, "KEYWARD_KEYREF=" + files.keyref, "KEYWARD_KEY=" + key,
     };
     std::vector<std::string> failures;

@@ -167,7 +167,8 @@ Result<std::shared_ptr<const IdentityConfig>> parse_identity(const std::string& 
                                                              const std::string& source, const IssuerKinds& kinds) {
     Checker c(source, "identities." + name);
     if (!valid_name(name))
-        return c.fail_at(table.source(), "", "identity names use letters, digits, '-', '_' and '.' (not first), at most 64");
+        return c.fail_at(table.source(), "",
+                         "identity names use letters, digits, '-', '_' and '.' (not first), at most 64");
     auto cfg = std::make_shared<IdentityConfig>();
     cfg->name = name;
     cfg->source = source;
@@ -266,11 +267,13 @@ Result<std::shared_ptr<const IdentityConfig>> parse_identity(const std::string& 
         return c.fail(*policy_keys.renew_before, "renew_before", "give renew_at or renew_before, not both");
     if (cfg->policy.retry_max < cfg->policy.retry_min)
         return c.fail_at(table.source(), "retry_max", "shorter than retry_min");
-    if (cfg->subject.empty()) return c.fail_at(table.source(), "subject", "missing (e.g. subject = \"/CN=" + name + "\")");
+    if (cfg->subject.empty())
+        return c.fail_at(table.source(), "subject", "missing (e.g. subject = \"/CN=" + name + "\")");
     if (cfg->trust_anchors.empty())
         return c.fail_at(table.source(), "trust_anchors",
                          "missing: the PEM file of the CA certificates every issued certificate must chain to");
-    if (!have_issuer) return c.fail_at(table.source(), "issuer", "missing ([identities." + name + ".issuer] with a kind)");
+    if (!have_issuer)
+        return c.fail_at(table.source(), "issuer", "missing ([identities." + name + ".issuer] with a kind)");
 
     std::ostringstream canon;
     canon << name << '\n' << table;
@@ -281,8 +284,8 @@ Result<std::shared_ptr<const IdentityConfig>> parse_identity(const std::string& 
 bool same_identity_config(const IdentityConfig& a, const IdentityConfig& b) { return a.fingerprint == b.fingerprint; }
 
 Result<std::vector<std::shared_ptr<const IdentityConfig>>> parse_identities(const toml::table& section,
-                                                                             const std::string& source,
-                                                                             const IssuerKinds& kinds) {
+                                                                            const std::string& source,
+                                                                            const IssuerKinds& kinds) {
     std::vector<std::shared_ptr<const IdentityConfig>> out;
     std::vector<toml::source_region> where;
     for (const auto& [k, v] : section) {
@@ -302,7 +305,8 @@ Result<std::vector<std::shared_ptr<const IdentityConfig>>> parse_identities(cons
         for (size_t j = i + 1; j < out.size(); ++j)
             if (out[i]->key == out[j]->key)
                 return Checker(source, "identities." + out[j]->name)
-                    .fail_at(where[j], "key", "key \"" + out[j]->key + "\" already belongs to identity " + out[i]->name);
+                    .fail_at(where[j], "key",
+                             "key \"" + out[j]->key + "\" already belongs to identity " + out[i]->name);
     return out;
 }
 

@@ -12,8 +12,8 @@
 
 namespace keyward::lifecycle {
 
-AttemptReport LifecycleImpl::install(Identity& id, const std::optional<Generation>& current, const IssueRequest& request,
-                                     const IssueResult& result) {
+AttemptReport LifecycleImpl::install(Identity& id, const std::optional<Generation>& current,
+                                     const IssueRequest& request, const IssueResult& result) {
     IdentityState& st = id.state;
     const int64_t now = unix_now();
     auto info = keys_.describe(request.key);
@@ -52,7 +52,9 @@ AttemptReport LifecycleImpl::install(Identity& id, const std::optional<Generatio
     st.failures = 0;
     st.held = false;
     st.next_attempt = 0;
-    const std::string message = std::string(meta.reason == "enroll" ? "enrolled" : meta.reason == "rekey" ? "renewed with a new key" : "renewed") +
+    const std::string message = std::string(meta.reason == "enroll"  ? "enrolled"
+                                            : meta.reason == "rekey" ? "renewed with a new key"
+                                                                     : "renewed") +
                                 ": generation " + std::to_string(meta.number) + ", serial " + issued->info.serial +
                                 ", valid until " + format_time(issued->info.not_after);
     st.last_attempt = {now, "issued", message};
@@ -71,7 +73,8 @@ Result<std::string> LifecycleImpl::roll_back(Identity& id, int64_t now) {
     if (!current || !previous || previous->meta.number == current->meta.number)
         return Status{ErrorCode::invalid_argument, "identity " + name + " has no previous generation to roll back to"};
     auto info = pki::describe_pem(previous->cert_pem);
-    if (!info.ok()) return Status{ErrorCode::internal, "the previous certificate is unreadable: " + info.status().message};
+    if (!info.ok())
+        return Status{ErrorCode::internal, "the previous certificate is unreadable: " + info.status().message};
     if (info->not_after <= now)
         return Status{ErrorCode::invalid_argument,
                       "the previous certificate expired at " + format_time(info->not_after) + "; renew instead"};

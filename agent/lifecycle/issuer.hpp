@@ -18,13 +18,13 @@
 namespace keyward::lifecycle {
 
 struct IssueRequest {
-    std::string identity;            // the identity's name
-    std::string key;                 // name of the (new) device key the CSR is for
-    std::string csr_pem;             // PKCS#10, signed by `key`
-    std::string current_cert_pem;    // the certificate in force (empty on first enrollment)
-    std::string current_key;         // the key of the certificate in force (renewal authenticated by it)
-    std::string cookie;              // from an earlier `pending` answer, for polling
-    KeyAccess* keys = nullptr;       // device keys (e.g. for an ACME account key, CMP protection)
+    std::string identity;                // the identity's name
+    std::string key;                     // name of the (new) device key the CSR is for
+    std::string csr_pem;                 // PKCS#10, signed by `key`
+    std::string current_cert_pem;        // the certificate in force (empty on first enrollment)
+    std::string current_key;             // the key of the certificate in force (renewal authenticated by it)
+    std::string cookie;                  // from an earlier `pending` answer, for polling
+    KeyAccess* keys = nullptr;           // device keys (e.g. for an ACME account key, CMP protection)
     const CancelFlag* cancel = nullptr;  // raised when the agent stops: give up at the next safe point
 };
 
@@ -37,11 +37,11 @@ struct IssueResult {
         misconfigured,  // our side is wrong: report, retry only after a config change or long backoff
     };
     Kind kind = Kind::unreachable;
-    std::string cert_pem;    // the end-entity certificate
-    std::string chain_pem;   // intermediates (may be empty)
+    std::string cert_pem;   // the end-entity certificate
+    std::string chain_pem;  // intermediates (may be empty)
     std::string cookie;
     std::chrono::seconds retry_after{0};
-    std::string message;     // for people: what happened, what to do
+    std::string message;  // for people: what happened, what to do
 };
 
 std::string_view issue_kind_name(IssueResult::Kind kind) noexcept;

@@ -16,8 +16,7 @@ namespace keyward::lifecycle {
 
 struct KeyAccess {
     std::function<Result<ipc::KeyInfo>(const std::string& key)> describe;
-    std::function<Result<std::vector<uint8_t>>(const std::string& key, Scheme scheme,
-                                               std::span<const uint8_t> digest)>
+    std::function<Result<std::vector<uint8_t>>(const std::string& key, Scheme scheme, std::span<const uint8_t> digest)>
         sign;
     // type: "ec-p256", ...; token: empty for the default token.
     std::function<Result<ipc::KeyInfo>(const std::string& key, const std::string& type, const std::string& token)>

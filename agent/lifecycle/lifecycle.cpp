@@ -28,10 +28,10 @@ int64_t system_now() { return static_cast<int64_t>(std::time(nullptr)); }
 // the new one while the old may still finish a renewal) and processes.
 class DirLock {
 public:
-    explicit DirLock(const std::string& dir) : fd_(::open((dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600)) {
+    explicit DirLock(const std::string& dir)
+            : fd_(::open((dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600)) {
         if (fd_)
-            while (::flock(fd_.get(), LOCK_EX) != 0 && errno == EINTR) {
-            }
+            while (::flock(fd_.get(), LOCK_EX) != 0 && errno == EINTR) {}
     }
 
 private:
@@ -49,13 +49,14 @@ std::optional<int64_t> current_not_after(const std::optional<Generation>& curren
 
 LifecycleImpl::LifecycleImpl(std::vector<std::shared_ptr<const IdentityConfig>> configs, KeyAccess keys,
                              const std::string& state_dir, IssuerKinds kinds, Clock clock)
-    : keys_(std::move(keys)),
-      kinds_(std::move(kinds)),
-      clock_(clock ? std::move(clock) : Clock(system_now)),
-      rng_(std::random_device{}()) {
+        : keys_(std::move(keys)),
+          kinds_(std::move(kinds)),
+          clock_(clock ? std::move(clock) : Clock(system_now)),
+          rng_(std::random_device{}()) {
     for (auto& cfg : configs) {
         const std::string dir = cfg->dir.empty() ? state_dir + "/identities/" + cfg->name : cfg->dir;
-        auto id = std::make_unique<Identity>(Identity{cfg, IdentityStore(dir), dir + "/state.json", {}, nullptr, {}, {}, false});
+        auto id = std::make_unique<Identity>(
+            Identity{cfg, IdentityStore(dir), dir + "/state.json", {}, nullptr, {}, {}, false});
         setup(*id);
         ids_.push_back(std::move(id));
     }
@@ -223,9 +224,8 @@ AttemptReport LifecycleImpl::fail(Identity& id, const std::optional<Generation>&
     return {"failed", message};
 }
 
-std::unique_ptr<Lifecycle> make_lifecycle(std::vector<std::shared_ptr<const IdentityConfig>> identities,
-                                          KeyAccess keys, const std::string& state_dir,
-                                          IssuerKinds kinds, Clock clock) {
+std::unique_ptr<Lifecycle> make_lifecycle(std::vector<std::shared_ptr<const IdentityConfig>> identities, KeyAccess keys,
+                                          const std::string& state_dir, IssuerKinds kinds, Clock clock) {
     return std::make_unique<LifecycleImpl>(std::move(identities), std::move(keys), state_dir, std::move(kinds),
                                            std::move(clock));
 }

@@ -30,8 +30,8 @@ bool same_identity_config(const IdentityConfig& a, const IdentityConfig& b);
 // Paths left empty here are resolved against the state directory by make_lifecycle().
 // `kinds` are the issuers besides the helper command that a configuration may name.
 Result<std::vector<std::shared_ptr<const IdentityConfig>>> parse_identities(const toml::table& section,
-                                                                             const std::string& source,
-                                                                             const IssuerKinds& kinds);
+                                                                            const std::string& source,
+                                                                            const IssuerKinds& kinds);
 
 struct RenewRequest {
     std::string identity;
@@ -63,8 +63,7 @@ public:
 // (grace periods, polls, backoffs) without waiting; empty: the system clock.
 using Clock = std::function<int64_t()>;
 
-std::unique_ptr<Lifecycle> make_lifecycle(std::vector<std::shared_ptr<const IdentityConfig>> identities,
-                                          KeyAccess keys, const std::string& state_dir,
-                                          IssuerKinds kinds, Clock clock = {});
+std::unique_ptr<Lifecycle> make_lifecycle(std::vector<std::shared_ptr<const IdentityConfig>> identities, KeyAccess keys,
+                                          const std::string& state_dir, IssuerKinds kinds, Clock clock = {});
 
 }  // namespace keyward::lifecycle

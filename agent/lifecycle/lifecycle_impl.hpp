@@ -55,8 +55,8 @@ struct AttemptReport {
 
 class LifecycleImpl final : public Lifecycle {
 public:
-    LifecycleImpl(std::vector<std::shared_ptr<const IdentityConfig>> configs, KeyAccess keys, const std::string& state_dir,
-                  IssuerKinds kinds, Clock clock);
+    LifecycleImpl(std::vector<std::shared_ptr<const IdentityConfig>> configs, KeyAccess keys,
+                  const std::string& state_dir, IssuerKinds kinds, Clock clock);
 
     Result<std::string> list_json() override;
     Result<std::string> show_json(const std::string& name) override;

@@ -28,7 +28,8 @@ bool LifecycleImpl::enter(Identity& id, int64_t now) {
     if (!id.setup_error.empty()) return false;
     auto loaded = load_state(id.state_path);
     if (!loaded.ok()) {
-        if (id.state_error != loaded.status().message) log::error("identity " + id.cfg->name + ": " + loaded.status().message);
+        if (id.state_error != loaded.status().message)
+            log::error("identity " + id.cfg->name + ": " + loaded.status().message);
         id.state_error = loaded.status().message;
         return false;
     }
@@ -54,8 +55,9 @@ void LifecycleImpl::recover(Identity& id, int64_t now) {
         st.failures = 0;
         st.held = false;
         st.next_attempt = 0;
-        st.last_attempt = {now, "issued", "generation " + std::to_string(current->meta.number) +
-                                              " in force (the agent stopped before recording it)"};
+        st.last_attempt = {
+            now, "issued",
+            "generation " + std::to_string(current->meta.number) + " in force (the agent stopped before recording it)"};
     } else if (st.pending && st.pending->cookie.empty()) {
         st.pending->csr_pem.clear();  // an interrupted submission: the next attempt starts over
     }

@@ -8,8 +8,9 @@ namespace keyward::lifecycle {
 
 int64_t renewal_time(const RenewalPolicy& policy, int64_t not_before, int64_t not_after, double spread) {
     const int64_t lifetime = std::max<int64_t>(0, not_after - not_before);
-    int64_t point = policy.renew_before ? not_after - *policy.renew_before
-                                        : not_before + static_cast<int64_t>(std::floor(lifetime * policy.renew_fraction));
+    int64_t point = policy.renew_before
+                        ? not_after - *policy.renew_before
+                        : not_before + static_cast<int64_t>(std::floor(lifetime * policy.renew_fraction));
     const int64_t window = policy.jitter_seconds ? *policy.jitter_seconds
                                                  : static_cast<int64_t>(std::floor(lifetime * policy.jitter_fraction));
     spread = std::clamp(spread, 0.0, 1.0);

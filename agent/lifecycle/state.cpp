@@ -63,7 +63,7 @@ Status save_state(const std::string& path, const IdentityState& s) {
     j["next_attempt"] = s.next_attempt;
     j["held"] = s.held;
     if (s.pending)
-        j["pending"] = {{"id", s.pending->id},         {"key", s.pending->key},   {"new_key", s.pending->new_key},
+        j["pending"] = {{"id", s.pending->id},         {"key", s.pending->key},     {"new_key", s.pending->new_key},
                         {"cookie", s.pending->cookie}, {"csr", s.pending->csr_pem}, {"since", s.pending->since}};
     j["destroy"] = nlohmann::json::array();
     for (const auto& d : s.destroy) j["destroy"].push_back({{"key", d.key}, {"after", d.after}});

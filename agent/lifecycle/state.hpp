@@ -22,7 +22,7 @@ struct Attempt {
 // A renewal in progress: the key it is for (made for it when new_key) and, once the CA
 // asked us to wait, the cookie and the CSR to poll with.
 struct PendingRequest {
-    std::string id;        // ties the attempt to the generation it produces (meta.json)
+    std::string id;  // ties the attempt to the generation it produces (meta.json)
     std::string key;
     bool new_key = false;
     std::string cookie;
@@ -42,8 +42,8 @@ struct IdentityState {
     bool held = false;         // rejected or misconfigured: next_attempt is a long hold
     std::optional<PendingRequest> pending;
     std::vector<KeyToDestroy> destroy;
-    int hooks_due = 0;         // generation whose hooks have not run yet
-    Attempt hooks;             // the last hook run
+    int hooks_due = 0;  // generation whose hooks have not run yet
+    Attempt hooks;      // the last hook run
     std::string config_fingerprint;
 };
 

@@ -88,11 +88,8 @@ Status IdentityStore::write_generation(const GenerationMeta& meta, const std::st
         const char* name;
         std::string data;
     } parts[] = {
-        {"cert.pem", cert_pem},
-        {"chain.pem", chain_pem},
-        {"fullchain.pem", cert_pem + chain_pem},
-        {"key.ref", keyref_pem},
-        {"meta.json", j.dump(2) + "\n"},  // last: its presence marks a complete generation
+        {"cert.pem", cert_pem},  {"chain.pem", chain_pem},        {"fullchain.pem", cert_pem + chain_pem},
+        {"key.ref", keyref_pem}, {"meta.json", j.dump(2) + "\n"},  // last: its presence marks a complete generation
     };
     for (const auto& p : parts)
         if (Status s = files::write_new(dir + "/" + p.name, p.data, 0644); !s.ok()) return s;

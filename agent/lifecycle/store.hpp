@@ -23,7 +23,7 @@ struct GenerationMeta {
     std::string key;         // device key the certificate is for
     std::string request_id;  // the renewal attempt that produced it
     int64_t created = 0;
-    std::string reason;      // "enroll", "renew", "rekey"
+    std::string reason;  // "enroll", "renew", "rekey"
 };
 
 struct Generation {

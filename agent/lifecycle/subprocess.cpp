@@ -98,7 +98,8 @@ CommandOutcome run_command(const std::vector<std::string>& argv, const std::vect
     constexpr size_t kErrCap = 16 * 1024;
     char buf[8192];
     while (out_r.valid() || err_r.valid()) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
         if (left.count() <= 0) {
             outcome.timed_out = true;
             break;

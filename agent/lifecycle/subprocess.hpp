@@ -11,15 +11,15 @@
 namespace keyward::lifecycle {
 
 struct CommandOutcome {
-    bool started = false;      // false: fork/exec failed (error says why)
+    bool started = false;  // false: fork/exec failed (error says why)
     bool timed_out = false;
-    bool cancelled = false;    // killed because the agent is stopping
-    int exit_code = -1;        // when it exited normally
-    int signal = 0;            // when a signal ended it
-    bool truncated = false;    // stdout exceeded the cap
-    std::string out;           // stdout (capped)
-    std::string err;           // stderr (capped, for logs)
-    std::string error;         // why it could not be started
+    bool cancelled = false;  // killed because the agent is stopping
+    int exit_code = -1;      // when it exited normally
+    int signal = 0;          // when a signal ended it
+    bool truncated = false;  // stdout exceeded the cap
+    std::string out;         // stdout (capped)
+    std::string err;         // stderr (capped, for logs)
+    std::string error;       // why it could not be started
 };
 
 // argv[0] must be an absolute path. env entries are "NAME=value"; PATH and LANG are added

@@ -16,7 +16,8 @@ public:
 
     Status error(const toml::source_region& where, const std::string& key, const std::string& what) const {
         std::string line = where.begin.line > 0 ? ":" + std::to_string(where.begin.line) : "";
-        return {ErrorCode::invalid_argument, source_ + line + ": " + prefix_ + (key.empty() ? "" : "." + key) + ": " + what};
+        return {ErrorCode::invalid_argument,
+                source_ + line + ": " + prefix_ + (key.empty() ? "" : "." + key) + ": " + what};
     }
 
 private:

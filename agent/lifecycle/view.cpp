@@ -70,8 +70,7 @@ Json identity_view(const IdentityConfig& cfg, const IdentityStore& store, const 
     v["held"] = state.held;
     if (state.pending && !state.pending->cookie.empty())
         v["pending"] = {{"since", time_or_null(state.pending->since)}, {"key", state.pending->key}};
-    else
-        v["pending"] = nullptr;
+    else v["pending"] = nullptr;
 
     const GenerationFiles f = store.current_files();
     v["files"] = {{"cert", f.cert}, {"chain", f.chain}, {"fullchain", f.fullchain}, {"keyref", f.keyref}};

@@ -96,7 +96,7 @@ void report_internal(std::string_view message) {
     raise(provider::Reason::internal, "keyward engine: " + std::string(message));
 }
 
-int engine_ctrl(ENGINE* e, int cmd, long /*i*/, void* p, void (*/*f*/)()) noexcept {
+int engine_ctrl(ENGINE* e, int cmd, long /*i*/, void* p, void (* /*f*/)()) noexcept {
     return c_boundary(0, report_internal, [&] {
         EngineState* st = state_of(e);
         if (st == nullptr) return 0;

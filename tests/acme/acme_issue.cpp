@@ -63,7 +63,8 @@ int main(int argc, char** argv) {
         std::cout << "config: " << checked.message << "\n";
         return 2;
     }
-    std::unique_ptr<keyward::lifecycle::Issuer> acme = keyward::lifecycle::make_acme_issuer(*issuer, opt["--state-dir"]);
+    std::unique_ptr<keyward::lifecycle::Issuer> acme =
+        keyward::lifecycle::make_acme_issuer(*issuer, opt["--state-dir"]);
 
     keyward::ClientOptions options;
     options.socket_path = opt["--socket"];

@@ -16,15 +16,17 @@ std::string check(const std::string& body) {
     return s.ok() ? "ok" : s.message;
 }
 
-const std::string kGood = "kind = \"acme\"\ndirectory = \"https://127.0.0.1:14000/dir\"\nhttp01_listen = \"127.0.0.1:5002\"\n";
+const std::string kGood =
+    "kind = \"acme\"\ndirectory = \"https://127.0.0.1:14000/dir\"\nhttp01_listen = \"127.0.0.1:5002\"\n";
 
 }  // namespace
 
 TEST_CASE("a minimal and a full ACME issuer table are accepted", "[acme][config]") {
     CHECK(check(kGood) == "ok");
-    CHECK(check(kGood + "ca_file = \"/etc/ssl/pebble.pem\"\naccount_key = \"acme-acct\"\naccount_key_type = \"ec-p384\"\n"
-                        "account_key_token = \"tpm\"\ncontact = [\"mailto:ops@example.com\"]\nagree_terms = true\n"
-                        "challenge = \"http-01\"\ntimeout = 120\nrequest_timeout = 20\n") == "ok");
+    CHECK(check(kGood +
+                "ca_file = \"/etc/ssl/pebble.pem\"\naccount_key = \"acme-acct\"\naccount_key_type = \"ec-p384\"\n"
+                "account_key_token = \"tpm\"\ncontact = [\"mailto:ops@example.com\"]\nagree_terms = true\n"
+                "challenge = \"http-01\"\ntimeout = 120\nrequest_timeout = 20\n") == "ok");
     CHECK(check("kind = \"acme\"\ndirectory = \"https://acme.example/dir\"\nchallenge = \"dns-01\"\n"
                 "dns01_hook = [\"/usr/local/bin/dns-hook\", \"--zone\", \"example\"]\ndns01_wait = 5\n") == "ok");
     toml::table root = toml::parse(kGood + "timeout = \"1m30s\"\nrequest_timeout = 20\ncontact = [\"mailto:a@b\"]\n");
@@ -40,14 +42,17 @@ TEST_CASE("a minimal and a full ACME issuer table are accepted", "[acme][config]
         CHECK(check(kGood + "timeout = " + bad + "\n").find("timeout: must be a duration") != std::string::npos);
     }
     CHECK(check(kGood + "timeout = \"2h\"\n").find("between 1 and 3600") != std::string::npos);
-    CHECK(check(kGood + "timeout = \"1m\"\nrequest_timeout = \"61s\"\n").find("must not exceed timeout") != std::string::npos);
+    CHECK(check(kGood + "timeout = \"1m\"\nrequest_timeout = \"61s\"\n").find("must not exceed timeout") !=
+          std::string::npos);
     CHECK(cfg.contact == std::vector<std::string>{"mailto:a@b"});
 }
 
 TEST_CASE("errors name the file, the line and the key", "[acme][config]") {
-    CHECK(check(kGood + "directroy = \"x\"\n") == "keyward.toml:5: identities.web.issuer.directroy: unknown key for an ACME issuer");
-    CHECK(check(kGood + "timeout = \"soon\"\n") ==
-          "keyward.toml:5: identities.web.issuer.timeout: must be a duration (\"90s\", \"5m\", \"1h\") or whole seconds");
+    CHECK(check(kGood + "directroy = \"x\"\n") ==
+          "keyward.toml:5: identities.web.issuer.directroy: unknown key for an ACME issuer");
+    CHECK(
+        check(kGood + "timeout = \"soon\"\n") ==
+        "keyward.toml:5: identities.web.issuer.timeout: must be a duration (\"90s\", \"5m\", \"1h\") or whole seconds");
     CHECK(check("kind = \"acme\"\ndirectory = \"http://127.0.0.1/dir\"\nhttp01_listen = \"127.0.0.1:80\"\n") ==
           "keyward.toml:3: identities.web.issuer.directory: URL \"http://127.0.0.1/dir\": only https is allowed");
 }
@@ -76,11 +81,14 @@ TEST_CASE("wrong types and values are refused", "[acme][config]") {
         CHECK(got.rfind("keyward.toml:", 0) == 0);
         CHECK(got.find("identities.web.issuer." + expected) != std::string::npos);
     }
-    CHECK(check("kind = \"cmp\"\ndirectory = \"https://x/\"\nhttp01_listen = \"127.0.0.1:80\"\n").find("kind: must be \"acme\"") != std::string::npos);
-    CHECK(check("directory = \"https://x/\"\nhttp01_listen = \"127.0.0.1:80\"\n").find("kind: missing") != std::string::npos);
+    CHECK(check("kind = \"cmp\"\ndirectory = \"https://x/\"\nhttp01_listen = \"127.0.0.1:80\"\n")
+              .find("kind: must be \"acme\"") != std::string::npos);
+    CHECK(check("directory = \"https://x/\"\nhttp01_listen = \"127.0.0.1:80\"\n").find("kind: missing") !=
+          std::string::npos);
     CHECK(check("kind = \"acme\"\nhttp01_listen = \"127.0.0.1:80\"\n").find("directory: missing") != std::string::npos);
     CHECK(check("kind = \"acme\"\ndirectory = \"https://x/\"\n").find("http01_listen: missing") != std::string::npos);
-    CHECK(check("kind = \"acme\"\ndirectory = \"https://x/\"\nchallenge = \"dns-01\"\n").find("dns01_hook: missing") != std::string::npos);
+    CHECK(check("kind = \"acme\"\ndirectory = \"https://x/\"\nchallenge = \"dns-01\"\n").find("dns01_hook: missing") !=
+          std::string::npos);
     for (const char* listen : {"127.0.0.1", "127.0.0.1:0", "127.0.0.1:70000", ":80", "::1:80", "[::1]", "host:8x"}) {
         INFO(listen);
         CHECK(check(std::string("kind = \"acme\"\ndirectory = \"https://x/\"\nhttp01_listen = \"") + listen + "\"\n")
@@ -92,7 +100,8 @@ TEST_CASE("proxy and no_proxy", "[acme][config]") {
     auto read = [](const std::string& body) { return keyward::acme::read_acme_config(toml::parse(body)); };
     CHECK_FALSE(read(kGood).proxy);  // unset: the environment's https_proxy / no_proxy
     CHECK_FALSE(read(kGood).no_proxy);
-    const std::string both = kGood + "proxy = \"http://127.0.0.1:3128\"\nno_proxy = \"localhost,.internal,10.0.0.0/8\"\n";
+    const std::string both =
+        kGood + "proxy = \"http://127.0.0.1:3128\"\nno_proxy = \"localhost,.internal,10.0.0.0/8\"\n";
     CHECK(check(both) == "ok");
     CHECK(read(both).proxy == std::optional<std::string>("http://127.0.0.1:3128"));
     CHECK(read(both).no_proxy == std::optional<std::string>("localhost,.internal,10.0.0.0/8"));
@@ -103,7 +112,8 @@ TEST_CASE("proxy and no_proxy", "[acme][config]") {
     CHECK(check(kGood + "proxy = \"https://p.example:3128\"\n") ==
           "keyward.toml:5: identities.web.issuer.proxy: URL \"https://p.example:3128\": only http is allowed "
           "(expected \"http://host:port\")");
-    CHECK(check(kGood + "proxy = \"http://user:pw@p:3128\"\n").find("keyward.toml:5: identities.web.issuer.proxy:") == 0);
+    CHECK(check(kGood + "proxy = \"http://user:pw@p:3128\"\n").find("keyward.toml:5: identities.web.issuer.proxy:") ==
+          0);
     CHECK(check(kGood + "proxy = \"http://user:pw@p:3128\"\n").find("user info is not allowed") != std::string::npos);
     CHECK(check(kGood + "proxy = \"p.example:3128\"\n").find("proxy: URL \"p.example:3128\": not an absolute URL") !=
           std::string::npos);

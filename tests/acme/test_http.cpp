@@ -37,9 +37,9 @@ TEST_CASE("parse_url accepts https URLs and splits host, port, target", "[acme][
 }
 
 TEST_CASE("parse_url refuses what it cannot use safely", "[acme][http]") {
-    for (const char* bad : {"http://127.0.0.1/dir", "127.0.0.1/dir", "https://", "https://:443/", "https://h:0/",
-                            "https://h:65536/", "https://h:12a/", "https://user@h/", "https://[::1/",
-                            "https://h/a b", "https://h/\r\nX: y", "ftp://h/"}) {
+    for (const char* bad :
+         {"http://127.0.0.1/dir", "127.0.0.1/dir", "https://", "https://:443/", "https://h:0/", "https://h:65536/",
+          "https://h:12a/", "https://user@h/", "https://[::1/", "https://h/a b", "https://h/\r\nX: y", "ftp://h/"}) {
         INFO(bad);
         CHECK_FALSE(parse_url(bad).ok());
     }

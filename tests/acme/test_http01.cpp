@@ -149,9 +149,8 @@ TEST_CASE("http-01 responder serves many validators at once", "[acme][http01]") 
     std::vector<std::thread> clients;
     std::vector<Answer> answers(8);
     for (size_t i = 0; i < answers.size(); ++i)
-        clients.emplace_back([&, i] {
-            answers[i] = parse(fetch(port, "GET /.well-known/acme-challenge/tok-3 HTTP/1.1\r\n\r\n"));
-        });
+        clients.emplace_back(
+            [&, i] { answers[i] = parse(fetch(port, "GET /.well-known/acme-challenge/tok-3 HTTP/1.1\r\n\r\n")); });
     for (auto& t : clients) t.join();
     for (const Answer& a : answers) {
         CHECK(a.status == 200);

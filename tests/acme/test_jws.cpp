@@ -59,8 +59,8 @@ std::string text_of(const std::optional<std::vector<uint8_t>>& v) {
 
 TEST_CASE("base64url matches RFC 4648 vectors, without padding", "[acme][jose]") {
     const std::pair<const char*, const char*> vectors[] = {
-        {"", ""}, {"f", "Zg"}, {"fo", "Zm8"}, {"foo", "Zm9v"}, {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"},
-        {"foobar", "Zm9vYmFy"}};
+        {"", ""},           {"f", "Zg"},          {"fo", "Zm8"},         {"foo", "Zm9v"},
+        {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"}};
     for (auto [plain, encoded] : vectors) {
         CHECK(base64url_encode(std::string_view(plain)) == encoded);
         CHECK(text_of(base64url_decode(encoded)) == plain);
@@ -80,10 +80,11 @@ TEST_CASE("base64url_decode refuses padding, other alphabets and impossible leng
 TEST_CASE("JWK thumbprint matches RFC 7638 §3.1", "[acme][jose]") {
     nlohmann::json jwk = {
         {"kty", "RSA"},
-        {"n", "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3"
-              "oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdA"
-              "ZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-"
-              "kEgU8awapJzKnqDKgw"},
+        {"n",
+         "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3"
+         "oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdA"
+         "ZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-"
+         "kEgU8awapJzKnqDKgw"},
         {"e", "AQAB"},
         {"alg", "RS256"},
         {"kid", "2011-04-29"}};
@@ -129,10 +130,13 @@ TEST_CASE("EC P-256 account key: JWK coordinates, ES256, a JWS OpenSSL verifies"
     size_t plen = 0;
     REQUIRE(EVP_PKEY_get_octet_string_param(key.get(), OSSL_PKEY_PARAM_PUB_KEY, point, sizeof point, &plen) == 1);
     REQUIRE(plen == 65);
-    CHECK(base64url_decode(form->jwk["x"].get<std::string>()) == std::optional<std::vector<uint8_t>>(std::vector<uint8_t>(point + 1, point + 33)));
-    CHECK(base64url_decode(form->jwk["y"].get<std::string>()) == std::optional<std::vector<uint8_t>>(std::vector<uint8_t>(point + 33, point + 65)));
+    CHECK(base64url_decode(form->jwk["x"].get<std::string>()) ==
+          std::optional<std::vector<uint8_t>>(std::vector<uint8_t>(point + 1, point + 33)));
+    CHECK(base64url_decode(form->jwk["y"].get<std::string>()) ==
+          std::optional<std::vector<uint8_t>>(std::vector<uint8_t>(point + 33, point + 65)));
 
-    nlohmann::json header = {{"alg", form->alg}, {"nonce", "n0nce"}, {"url", "https://x/new-order"}, {"kid", "https://x/acct/1"}};
+    nlohmann::json header = {
+        {"alg", form->alg}, {"nonce", "n0nce"}, {"url", "https://x/new-order"}, {"kid", "https://x/acct/1"}};
     std::string payload = R"({"identifiers":[{"type":"dns","value":"a.example"}]})";
     std::string seen_input;
     auto jws = make_jws(header, payload, [&](std::string_view input) -> keyward::Result<std::vector<uint8_t>> {
@@ -157,8 +161,8 @@ TEST_CASE("EC P-256 account key: JWK coordinates, ES256, a JWS OpenSSL verifies"
     ECDSA_SIG_free(es);
     EVP_MD_CTX* md = EVP_MD_CTX_new();
     REQUIRE(EVP_DigestVerifyInit(md, nullptr, EVP_sha256(), nullptr, key.get()) == 1);
-    CHECK(EVP_DigestVerify(md, der, static_cast<size_t>(der_len), reinterpret_cast<const unsigned char*>(seen_input.data()),
-                           seen_input.size()) == 1);
+    CHECK(EVP_DigestVerify(md, der, static_cast<size_t>(der_len),
+                           reinterpret_cast<const unsigned char*>(seen_input.data()), seen_input.size()) == 1);
     EVP_MD_CTX_free(md);
     OPENSSL_free(der);
 }

@@ -26,7 +26,8 @@ std::string cert_pem(const char* cn) {
     X509_gmtime_adj(X509_getm_notBefore(x), 0);
     X509_gmtime_adj(X509_getm_notAfter(x), 3600);
     X509_set_pubkey(x, key);
-    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn), -1, -1, 0);
+    X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn),
+                               -1, -1, 0);
     X509_set_issuer_name(x, X509_get_subject_name(x));
     X509_sign(x, key, EVP_sha256());
     BIO* mem = BIO_new(BIO_s_mem());
@@ -44,7 +45,9 @@ std::string csr_pem(const char* cn, const char* san, bool corrupt_signature = fa
     EVP_PKEY* key = EVP_EC_gen("P-256");
     X509_REQ* req = X509_REQ_new();
     X509_REQ_set_pubkey(req, key);
-    if (cn) X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn), -1, -1, 0);
+    if (cn)
+        X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(req), "CN", MBSTRING_ASC,
+                                   reinterpret_cast<const unsigned char*>(cn), -1, -1, 0);
     if (san) {
         STACK_OF(X509_EXTENSION)* exts = sk_X509_EXTENSION_new_null();
         sk_X509_EXTENSION_push(exts, X509V3_EXT_conf_nid(nullptr, nullptr, NID_subject_alt_name, san));
@@ -71,15 +74,17 @@ std::string csr_pem(const char* cn, const char* san, bool corrupt_signature = fa
 }  // namespace
 
 TEST_CASE("directory: the three URLs the flow needs, meta read when present", "[acme][json]") {
-    auto d = parse_directory(R"({"newNonce":"https://x/nonce","newAccount":"https://x/acct","newOrder":"https://x/order",
+    auto d =
+        parse_directory(R"({"newNonce":"https://x/nonce","newAccount":"https://x/acct","newOrder":"https://x/order",
         "revokeCert":"https://x/revoke","meta":{"termsOfService":"https://x/tos","externalAccountRequired":false}})");
     REQUIRE(d.ok());
     CHECK(d->new_nonce == "https://x/nonce");
     CHECK(d->new_order == "https://x/order");
     CHECK(d->terms_of_service == "https://x/tos");
     CHECK_FALSE(d->external_account_required);
-    for (const char* bad : {"", "{", "[]", "\"text\"", "null", "<html>500</html>", R"({"newNonce":"a","newAccount":"b"})",
-                            R"({"newNonce":1,"newAccount":"b","newOrder":"c"})", "{\"newNonce\":\"a\xff\"}"}) {
+    for (const char* bad :
+         {"", "{", "[]", "\"text\"", "null", "<html>500</html>", R"({"newNonce":"a","newAccount":"b"})",
+          R"({"newNonce":1,"newAccount":"b","newOrder":"c"})", "{\"newNonce\":\"a\xff\"}"}) {
         INFO(bad);
         auto r = parse_directory(bad);
         CHECK_FALSE(r.ok());
@@ -102,10 +107,11 @@ TEST_CASE("order: status, authorizations, finalize, certificate, error", "[acme]
     REQUIRE(o->error);
     CHECK(o->error->short_type() == "badCSR");
     CHECK(o->error->describe() == "badCSR: CN not in SANs");
-    for (const char* bad : {R"({"status":"valid","finalize":"f"})", R"({"status":"valid","finalize":"f","authorizations":"a"})",
-                            R"({"status":"valid","finalize":"f","authorizations":[1]})",
-                            R"({"status":5,"finalize":"f","authorizations":[]})",
-                            R"({"status":"valid","finalize":"f","authorizations":[],"certificate":{}})"}) {
+    for (const char* bad :
+         {R"({"status":"valid","finalize":"f"})", R"({"status":"valid","finalize":"f","authorizations":"a"})",
+          R"({"status":"valid","finalize":"f","authorizations":[1]})",
+          R"({"status":5,"finalize":"f","authorizations":[]})",
+          R"({"status":"valid","finalize":"f","authorizations":[],"certificate":{}})"}) {
         INFO(bad);
         CHECK_FALSE(parse_order(bad).ok());
     }
@@ -122,11 +128,12 @@ TEST_CASE("authorization with challenges; bad shapes refused", "[acme][json]") {
     CHECK(a->challenges[0].token == "tok_-1");
     REQUIRE(a->challenges[1].error);
     CHECK(a->challenges[1].error->describe() == "dns: NXDOMAIN");
-    for (const char* bad : {R"({"status":"pending","challenges":[]})",
-                            R"({"status":"pending","identifier":{"type":"dns"},"challenges":[]})",
-                            R"({"status":"pending","identifier":{"type":"dns","value":"a"},"challenges":{}})",
-                            R"({"status":"pending","identifier":{"type":"dns","value":"a"},"challenges":[7]})",
-                            R"({"status":"pending","identifier":{"type":"dns","value":"a"},"challenges":[{"type":"http-01"}]})"}) {
+    for (const char* bad :
+         {R"({"status":"pending","challenges":[]})",
+          R"({"status":"pending","identifier":{"type":"dns"},"challenges":[]})",
+          R"({"status":"pending","identifier":{"type":"dns","value":"a"},"challenges":{}})",
+          R"({"status":"pending","identifier":{"type":"dns","value":"a"},"challenges":[7]})",
+          R"({"status":"pending","identifier":{"type":"dns","value":"a"},"challenges":[{"type":"http-01"}]})"}) {
         INFO(bad);
         CHECK_FALSE(parse_authorization(bad).ok());
     }

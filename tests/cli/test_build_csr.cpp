@@ -14,12 +14,12 @@
 namespace ossl = keyward::ossl;
 using keyward::ErrorCode;
 using keyward::Result;
+using keyward::Scheme;
 using keyward::Status;
 using keyward::pki::build_csr;
 using keyward::pki::CsrRequest;
 using keyward::pki::parse_san;
 using keyward::pki::parse_subject;
-using keyward::Scheme;
 
 namespace {
 
@@ -32,10 +32,8 @@ struct SoftwareKey {
 
 SoftwareKey make_key(const char* type, const char* param) {
     SoftwareKey k;
-    if (std::string_view(type) == "RSA")
-        k.key.reset(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048}));
-    else
-        k.key.reset(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", param));
+    if (std::string_view(type) == "RSA") k.key.reset(EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048}));
+    else k.key.reset(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", param));
     REQUIRE(k.key);
     unsigned char* der = nullptr;
     const int len = i2d_PUBKEY(k.key.get(), &der);
@@ -183,9 +181,10 @@ TEST_CASE("build_csr: without SANs there is no subjectAltName but still clientAu
 
 TEST_CASE("build_csr: the signer's error comes back unchanged") {
     SoftwareKey key = make_key("EC", "P-256");
-    auto pem = build_csr(full_request(), key.spki, [](Scheme, std::span<const uint8_t>) -> Result<std::vector<uint8_t>> {
-        return Status{ErrorCode::access_denied, "uid 65534 may not use key web"};
-    });
+    auto pem =
+        build_csr(full_request(), key.spki, [](Scheme, std::span<const uint8_t>) -> Result<std::vector<uint8_t>> {
+            return Status{ErrorCode::access_denied, "uid 65534 may not use key web"};
+        });
     REQUIRE_FALSE(pem.ok());
     CHECK(pem.status().code == ErrorCode::access_denied);
     CHECK(pem.status().message == "uid 65534 may not use key web");

@@ -6,8 +6,8 @@
 #include "cli/key_view.hpp"
 #include "cli/status_view.hpp"
 
-using keyward::cli::JsonDocument;
 using keyward::cli::json_text;
+using keyward::cli::JsonDocument;
 using keyward::cli::key_json;
 using keyward::cli::status_json;
 
@@ -50,7 +50,8 @@ TEST_CASE("json_text keeps valid UTF-8 and replaces each byte that is not UTF-8 
     CHECK(quoted("\xc0\xaf") == replaced(2));          // overlong '/'
     CHECK(quoted("\xed\xa0\x80") == replaced(3));      // UTF-16 surrogate
     CHECK(quoted("\xf4\x90\x80\x80") == replaced(4));  // above U+10FFFF
-    CHECK(quoted("ok\xff" "ok") == "\"ok" + kReplacement + "ok\"");
+    CHECK(quoted("ok\xff"
+                 "ok") == "\"ok" + kReplacement + "ok\"");
 }
 
 TEST_CASE("json_text indents by two, keeps members in the order added and ends with a newline") {

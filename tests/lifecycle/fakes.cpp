@@ -103,7 +103,9 @@ KeyAccess SoftwareKeys::access() {
     a.sign = [this](const std::string& key, Scheme scheme, std::span<const uint8_t> digest) {
         return sign(key, scheme, digest);
     };
-    a.generate = [this](const std::string& key, const std::string& type, const std::string&) { return generate(key, type); };
+    a.generate = [this](const std::string& key, const std::string& type, const std::string&) {
+        return generate(key, type);
+    };
     a.destroy = [this](const std::string& key) { return destroy(key); };
     return a;
 }
@@ -134,15 +136,16 @@ Result<ipc::KeyInfo> SoftwareKeys::describe(const std::string& key) const {
 
 // What a token does: the digest signed with the scheme's padding, refused when the scheme
 // does not fit the key or the digest is not the scheme's size.
-Result<std::vector<uint8_t>> SoftwareKeys::sign(const std::string& key, Scheme scheme, std::span<const uint8_t> digest) {
+Result<std::vector<uint8_t>> SoftwareKeys::sign(const std::string& key, Scheme scheme,
+                                                std::span<const uint8_t> digest) {
     auto it = keys_.find(key);
     if (it == keys_.end()) return Status{ErrorCode::no_such_key, "no key named " + key};
     const SchemeInfo* info = scheme_info(scheme);
     if (info == nullptr || !scheme_fits(it->second.type, *info, false))
         return Status{ErrorCode::unsupported_scheme, "key " + key + " cannot sign with that scheme"};
     if (digest.size() != info->digest_size)
-        return Status{ErrorCode::invalid_argument, "a digest of " + std::to_string(digest.size()) + " bytes for " +
-                                                       std::string(info->name)};
+        return Status{ErrorCode::invalid_argument,
+                      "a digest of " + std::to_string(digest.size()) + " bytes for " + std::string(info->name)};
     ossl::PKeyCtx ctx(EVP_PKEY_CTX_new(it->second.pkey.get(), nullptr));
     REQUIRE(ctx);
     REQUIRE(EVP_PKEY_sign_init(ctx.get()) == 1);
@@ -186,8 +189,8 @@ TestCa::TestCa(const FakeClock& clock) : clock_(clock), key_(make_key(KeyType::e
     ASN1_TIME_set(X509_getm_notBefore(c), static_cast<time_t>(clock_.now() - 3600));
     ASN1_TIME_set(X509_getm_notAfter(c), static_cast<time_t>(clock_.now() + 10 * 365 * 86400));
     X509_NAME* name = X509_get_subject_name(c);
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>("Lifecycle Test CA"), -1,
-                               -1, 0);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>("Lifecycle Test CA"),
+                               -1, -1, 0);
     X509_set_issuer_name(c, name);
     X509_set_pubkey(c, key_.get());
     add_extension(c, c, NID_basic_constraints, "critical,CA:TRUE");
@@ -289,15 +292,18 @@ LifecycleRig::LifecycleRig(std::string extra) : state_dir(dir.path() + "/state")
 }
 
 std::unique_ptr<Lifecycle> LifecycleRig::start() {
-    const std::string text = "[identities.web]\n"
-                             "subject = \"/CN=web.example\"\n"
-                             "sans = [\"dns:web.example\"]\n"
-                             "trust_anchors = \"" + ca.anchors_file() + "\"\n"
-                             "jitter = \"0s\"\n"
-                             "grace_period = \"" + std::to_string(kGracePeriod) + "s\"\n" +
-                             extra_config +
-                             "[identities.web.issuer]\n"
-                             "kind = \"test\"\n";
+    const std::string text =
+        "[identities.web]\n"
+        "subject = \"/CN=web.example\"\n"
+        "sans = [\"dns:web.example\"]\n"
+        "trust_anchors = \"" +
+        ca.anchors_file() +
+        "\"\n"
+        "jitter = \"0s\"\n"
+        "grace_period = \"" +
+        std::to_string(kGracePeriod) + "s\"\n" + extra_config +
+        "[identities.web.issuer]\n"
+        "kind = \"test\"\n";
     toml::table doc = toml::parse(text, std::string("test.toml"));
     const toml::table* section = doc["identities"].as_table();
     REQUIRE(section);

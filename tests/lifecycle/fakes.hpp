@@ -25,7 +25,7 @@
 namespace keyward::lifecycle::testing {
 
 // OpenSSL pieces for tests that make keys and certificates themselves.
-ossl::PKey make_key(KeyType type);  // generated in-process
+ossl::PKey make_key(KeyType type);            // generated in-process
 std::vector<uint8_t> spki_of(EVP_PKEY* key);  // SubjectPublicKeyInfo DER
 // Adds an extension given in OpenSSL's configuration syntax ("critical,CA:TRUE").
 void add_extension(X509* cert, X509* issuer, int nid, const char* value);
@@ -75,9 +75,9 @@ public:
         std::string key;
         Scheme scheme;
     };
-    std::vector<Signature> signatures;     // every signature made, in order
-    std::vector<std::string> generated;    // every key made, in order
-    std::vector<std::string> destroyed;    // every key destroyed, in order
+    std::vector<Signature> signatures;   // every signature made, in order
+    std::vector<std::string> generated;  // every key made, in order
+    std::vector<std::string> destroyed;  // every key destroyed, in order
 
 private:
     struct Key {
@@ -128,19 +128,18 @@ public:
     // valid from a minute before the clock's time for `lifetime` seconds.
     Result<std::string> issue(const std::string& csr_pem, int64_t lifetime = 30 * 86400) const;
 
-    std::deque<Answer> script;          // answers still to give, first first
+    std::deque<Answer> script;  // answers still to give, first first
     std::string pending_cookie = "ticket-1";
     int64_t pending_retry_after = 300;
     // Called with each request before it is answered, e.g. to copy the disk as a crash
     // during the CA's work would leave it.
     std::function<void(const Call&)> on_call;
-    std::vector<Call> calls;            // every request, in order
+    std::vector<Call> calls;  // every request, in order
 
     // What the CA's issuer answers (after recording the call and calling on_call).
     IssueResult answer(const Call& call);
 
 private:
-
     const FakeClock& clock_;
     TempDir dir_;
     std::string anchors_;

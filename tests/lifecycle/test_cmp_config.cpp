@@ -10,7 +10,8 @@ using namespace keyward::cmp;
 
 namespace {
 
-const std::string kBase = "kind = \"cmp\"\nserver = \"http://127.0.0.1:8080/pkix/\"\ntrusted = \"/etc/keyward/ca.pem\"\n";
+const std::string kBase =
+    "kind = \"cmp\"\nserver = \"http://127.0.0.1:8080/pkix/\"\ntrusted = \"/etc/keyward/ca.pem\"\n";
 const std::string kSecret = "reference = \"kid\"\nsecret_file = \"/etc/keyward/cmp.secret\"\n";
 
 keyward::Status check(const std::string& text) {
@@ -44,10 +45,11 @@ TEST_CASE("cmp: a minimal issuer gets the documented defaults", "[config][cmp]")
 }
 
 TEST_CASE("cmp: every documented key is accepted", "[config][cmp]") {
-    const std::string text = "kind = \"cmp\"\nserver = \"http://ca.example/\"\nserver_cert = \"/etc/ra.pem\"\n"
-                             "recipient = \"/CN=CMP RA/O=Example\"\nbootstrap_cert = \"/etc/boot.pem\"\n"
-                             "bootstrap_key = \"idevid\"\ndigest = \"sha384\"\nimplicit_confirm = true\n"
-                             "timeout = \"5s\"\ntotal_timeout = 600\npoll_inline_max = \"0s\"\n";
+    const std::string text =
+        "kind = \"cmp\"\nserver = \"http://ca.example/\"\nserver_cert = \"/etc/ra.pem\"\n"
+        "recipient = \"/CN=CMP RA/O=Example\"\nbootstrap_cert = \"/etc/boot.pem\"\n"
+        "bootstrap_key = \"idevid\"\ndigest = \"sha384\"\nimplicit_confirm = true\n"
+        "timeout = \"5s\"\ntotal_timeout = 600\npoll_inline_max = \"0s\"\n";
     REQUIRE(check(text).ok());
     CmpConfig c = read_cmp_config(toml::parse(text));
     CHECK(c.port == 80);
@@ -77,12 +79,13 @@ TEST_CASE("cmp: errors name the file, line and key", "[config][cmp]") {
     CHECK(error_of(kBase + "reference = \"kid\"\n").find("reference and secret_file go together") != std::string::npos);
     CHECK(error_of(kBase + "bootstrap_key = \"boot\"\n").find("bootstrap_cert and bootstrap_key go together") !=
           std::string::npos);
-    CHECK(error_of(kBase + kSecret + "bootstrap_cert = \"/b.pem\"\nbootstrap_key = \"boot\"\n")
-              .find("not both") != std::string::npos);
+    CHECK(error_of(kBase + kSecret + "bootstrap_cert = \"/b.pem\"\nbootstrap_key = \"boot\"\n").find("not both") !=
+          std::string::npos);
     CHECK(error_of(kBase + kSecret + "digest = \"md5\"\n").find("test.toml:6: identities.web.issuer.digest:") !=
           std::string::npos);
-    CHECK(error_of(kBase + kSecret + "timeout = \"soon\"\n").find("identities.web.issuer.timeout: expected a duration") !=
-          std::string::npos);
+    CHECK(
+        error_of(kBase + kSecret + "timeout = \"soon\"\n").find("identities.web.issuer.timeout: expected a duration") !=
+        std::string::npos);
     CHECK(error_of(kBase + kSecret + "timeout = 0\n").find("must not be zero") != std::string::npos);
     CHECK(error_of(kBase + kSecret + "total_timeout = 9999999\n").find("up to a day") != std::string::npos);
     CHECK(error_of(kBase + kSecret + "poll_inline_max = \"5m\"\ntotal_timeout = \"1m\"\n")
@@ -103,7 +106,8 @@ TEST_CASE("cmp: proxy and no_proxy", "[config][cmp]") {
     CHECK_FALSE(plain.proxy);  // the environment decides (http_proxy, no_proxy)
     CHECK_FALSE(plain.no_proxy);
 
-    const std::string text = kBase + kSecret + "proxy = \"http://127.0.0.1:3128\"\nno_proxy = \"localhost,ca.internal\"\n";
+    const std::string text =
+        kBase + kSecret + "proxy = \"http://127.0.0.1:3128\"\nno_proxy = \"localhost,ca.internal\"\n";
     REQUIRE(check(text).ok());
     CmpConfig c = read_cmp_config(toml::parse(text));
     CHECK(c.proxy == std::optional<std::string>("http://127.0.0.1:3128"));
@@ -115,20 +119,22 @@ TEST_CASE("cmp: proxy and no_proxy", "[config][cmp]") {
     CmpConfig none = read_cmp_config(toml::parse(kBase + kSecret + "proxy = \"http://p:1\"\nno_proxy = \"\"\n"));
     CHECK(none.no_proxy == std::optional<std::string>(""));
 
-    CHECK(error_of(kBase + kSecret + "proxy = \"https://p.example:3128\"\n") ==
-          "test.toml:6: identities.web.issuer.proxy: only http:// proxies are supported (expected \"http://host:port\")");
-    CHECK(error_of(kBase + kSecret + "proxy = \"p.example:3128\"\n").find("test.toml:6: identities.web.issuer.proxy: only http://") !=
-          std::string::npos);
+    CHECK(
+        error_of(kBase + kSecret + "proxy = \"https://p.example:3128\"\n") ==
+        "test.toml:6: identities.web.issuer.proxy: only http:// proxies are supported (expected \"http://host:port\")");
+    CHECK(error_of(kBase + kSecret + "proxy = \"p.example:3128\"\n")
+              .find("test.toml:6: identities.web.issuer.proxy: only http://") != std::string::npos);
     CHECK(error_of(kBase + kSecret + "proxy = \"http://user:pw@p.example:3128\"\n")
-              .find("identities.web.issuer.proxy: credentials in the proxy URL are not supported") != std::string::npos);
+              .find("identities.web.issuer.proxy: credentials in the proxy URL are not supported") !=
+          std::string::npos);
     CHECK(error_of(kBase + kSecret + "proxy = \"http://p.example:3128/path\"\n").find("proxy URL has no path") !=
           std::string::npos);
     CHECK(error_of(kBase + kSecret + "proxy = \"http://p.example:99999\"\n").find("identities.web.issuer.proxy:") !=
           std::string::npos);
     CHECK(error_of(kBase + kSecret + "proxy = \"\"\n").find("proxy: must not be empty") != std::string::npos);
-    CHECK(error_of(kBase + kSecret + "proxy = 3128\n").find("test.toml:6: identities.web.issuer.proxy: must be a string") !=
-          std::string::npos);
-    CHECK(error_of(kBase + kSecret + "no_proxy = \"a;b\"\n").find("test.toml:6: identities.web.issuer.no_proxy: expected") !=
-          std::string::npos);
+    CHECK(error_of(kBase + kSecret + "proxy = 3128\n")
+              .find("test.toml:6: identities.web.issuer.proxy: must be a string") != std::string::npos);
+    CHECK(error_of(kBase + kSecret + "no_proxy = \"a;b\"\n")
+              .find("test.toml:6: identities.web.issuer.no_proxy: expected") != std::string::npos);
     CHECK(error_of(kBase + kSecret + "no_proxy = [\"a\"]\n").find("no_proxy: must be a string") != std::string::npos);
 }

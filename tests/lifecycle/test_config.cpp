@@ -26,7 +26,8 @@ std::string error_of(const std::string& text) {
 }
 
 std::string minimal(const std::string& extra) {
-    return "[identities.web]\nsubject = \"/CN=web.example\"\ntrust_anchors = \"/etc/keyward/ca.pem\"\n" + extra + kIssuer;
+    return "[identities.web]\nsubject = \"/CN=web.example\"\ntrust_anchors = \"/etc/keyward/ca.pem\"\n" + extra +
+           kIssuer;
 }
 
 }  // namespace
@@ -115,23 +116,28 @@ TEST_CASE("renew_at takes fractions and percentages", "[config]") {
 }
 
 TEST_CASE("config errors name the file, the line and the key", "[config]") {
-    CHECK(error_of(minimal("colour = \"blue\"\n")) == std::string("test.toml:4: identities.web.colour: unknown key (expected key, "
-                                                                 "key_type, token, subject, sans, trust_anchors, "
-                                                                 "require_client_auth, renew_at, renew_before, jitter, "
-                                                                 "retry_min, retry_max, rekey, grace_period, dir, hooks, "
-                                                                 "reload_units, auto_enroll or issuer)"));
-    CHECK_THAT(error_of(minimal("renew_at = \"3/2\"\n")), Catch::StartsWith("test.toml:4: identities.web.renew_at: expected a fraction"));
+    CHECK(error_of(minimal("colour = \"blue\"\n")) ==
+          std::string("test.toml:4: identities.web.colour: unknown key (expected key, "
+                      "key_type, token, subject, sans, trust_anchors, "
+                      "require_client_auth, renew_at, renew_before, jitter, "
+                      "retry_min, retry_max, rekey, grace_period, dir, hooks, "
+                      "reload_units, auto_enroll or issuer)"));
+    CHECK_THAT(error_of(minimal("renew_at = \"3/2\"\n")),
+               Catch::StartsWith("test.toml:4: identities.web.renew_at: expected a fraction"));
     CHECK_THAT(error_of(minimal("retry_min = \"5 minutes\"\n")),
                Catch::StartsWith("test.toml:4: identities.web.retry_min: expected a duration"));
-    CHECK_THAT(error_of(minimal("key_type = \"dsa\"\n")), Catch::StartsWith("test.toml:4: identities.web.key_type: unknown key type"));
+    CHECK_THAT(error_of(minimal("key_type = \"dsa\"\n")),
+               Catch::StartsWith("test.toml:4: identities.web.key_type: unknown key type"));
     CHECK_THAT(error_of(minimal("sans = [\"dns\"]\n")), Catch::StartsWith("test.toml:4: identities.web.sans:"));
     CHECK_THAT(error_of(minimal("hooks = [\"reload-web\"]\n")),
                Catch::Contains("identities.web.hooks: the program must be an absolute path"));
     CHECK_THAT(error_of(minimal("renew_at = \"1/2\"\nrenew_before = \"1d\"\n")),
                Catch::StartsWith("test.toml:5: identities.web.renew_before: give renew_at or renew_before, not both"));
-    CHECK_THAT(error_of(minimal("retry_min = \"1h\"\nretry_max = \"1m\"\n")), Catch::Contains("identities.web.retry_max: shorter than retry_min"));
+    CHECK_THAT(error_of(minimal("retry_min = \"1h\"\nretry_max = \"1m\"\n")),
+               Catch::Contains("identities.web.retry_max: shorter than retry_min"));
     CHECK_THAT(error_of(minimal("jitter = \"70%\"\n")), Catch::Contains("identities.web.jitter: at most 50%"));
-    CHECK_THAT(error_of(minimal("rekey = \"yes\"\n")), Catch::StartsWith("test.toml:4: identities.web.rekey: expected true or false"));
+    CHECK_THAT(error_of(minimal("rekey = \"yes\"\n")),
+               Catch::StartsWith("test.toml:4: identities.web.rekey: expected true or false"));
 }
 
 TEST_CASE("required keys and issuer errors", "[config]") {
@@ -143,15 +149,21 @@ TEST_CASE("required keys and issuer errors", "[config]") {
                Catch::StartsWith("test.toml:3: identities.web.trust_anchors: expected the absolute path"));
     CHECK_THAT(error_of("[identities.web]\nsubject = \"/CN=x\"\ntrust_anchors = \"/ca.pem\"\n"),
                Catch::StartsWith("test.toml:1: identities.web.issuer: missing"));
-    const std::string base = "[identities.web]\nsubject = \"/CN=x\"\ntrust_anchors = \"/ca.pem\"\n[identities.web.issuer]\n";
-    CHECK_THAT(error_of(base + "kind = \"scep\"\n"), Catch::StartsWith("test.toml:5: identities.web.issuer.kind: unknown issuer kind"));
-    CHECK_THAT(error_of(base + "command = [\"/bin/true\"]\n"), Catch::StartsWith("test.toml:4: identities.web.issuer: missing kind"));
-    CHECK_THAT(error_of(base + "kind = \"helper\"\n"), Catch::StartsWith("test.toml:4: identities.web.issuer.command: missing"));
-    CHECK_THAT(error_of(base + "kind = \"helper\"\ncommand = []\n"), Catch::StartsWith("test.toml:6: identities.web.issuer.command: expected a program"));
+    const std::string base =
+        "[identities.web]\nsubject = \"/CN=x\"\ntrust_anchors = \"/ca.pem\"\n[identities.web.issuer]\n";
+    CHECK_THAT(error_of(base + "kind = \"scep\"\n"),
+               Catch::StartsWith("test.toml:5: identities.web.issuer.kind: unknown issuer kind"));
+    CHECK_THAT(error_of(base + "command = [\"/bin/true\"]\n"),
+               Catch::StartsWith("test.toml:4: identities.web.issuer: missing kind"));
+    CHECK_THAT(error_of(base + "kind = \"helper\"\n"),
+               Catch::StartsWith("test.toml:4: identities.web.issuer.command: missing"));
+    CHECK_THAT(error_of(base + "kind = \"helper\"\ncommand = []\n"),
+               Catch::StartsWith("test.toml:6: identities.web.issuer.command: expected a program"));
     CHECK_THAT(error_of(base + "kind = \"helper\"\ncommand = [\"/bin/true\"]\nurl = \"x\"\n"),
                Catch::StartsWith("test.toml:7: identities.web.issuer.url: unknown key"));
-    CHECK_THAT(error_of(base + "kind = \"helper\"\ncommand = [\"/bin/true\"]\nenvironment = { CERTMONGER_CSR = \"x\" }\n"),
-               Catch::Contains("identities.web.issuer.environment.CERTMONGER_CSR: set by keywardd itself"));
+    CHECK_THAT(
+        error_of(base + "kind = \"helper\"\ncommand = [\"/bin/true\"]\nenvironment = { CERTMONGER_CSR = \"x\" }\n"),
+        Catch::Contains("identities.web.issuer.environment.CERTMONGER_CSR: set by keywardd itself"));
 }
 
 TEST_CASE("names and shared keys", "[config]") {
@@ -160,7 +172,10 @@ TEST_CASE("names and shared keys", "[config]") {
     const std::string two = minimal("") +
                             "[identities.api]\nkey = \"web\"\nsubject = \"/CN=api\"\ntrust_anchors = \"/ca.pem\"\n"
                             "[identities.api.issuer]\nkind = \"helper\"\ncommand = [\"/bin/true\"]\n";
-    CHECK_THAT(error_of(two), Catch::Matches("test\\.toml:[0-9]+: identities\\.(api|web)\\.key: key \"web\" already belongs to identity (web|api)"));
+    CHECK_THAT(
+        error_of(two),
+        Catch::Matches(
+            "test\\.toml:[0-9]+: identities\\.(api|web)\\.key: key \"web\" already belongs to identity (web|api)"));
 }
 
 TEST_CASE("equal tables compare equal, any change does not", "[config]") {

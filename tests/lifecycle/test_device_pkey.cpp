@@ -28,7 +28,7 @@ struct SoftwareDevice {
     Status fail_with;                                   // when set, every signature fails so
 
     SoftwareDevice(const char* algorithm, const char* param, std::string key_type, std::vector<ipc::Scheme> s)
-        : type(std::move(key_type)), schemes(std::move(s)) {
+            : type(std::move(key_type)), schemes(std::move(s)) {
         EVP_PKEY* k = std::string(algorithm) == "EC" ? EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", param)
                                                      : EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048});
         REQUIRE(k != nullptr);
@@ -59,7 +59,8 @@ struct SoftwareDevice {
             const ipc::SchemeInfo* info = ipc::scheme_info(scheme);
             if (info->family == ipc::SchemeFamily::rsa_pkcs1) {
                 REQUIRE(EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) == 1);
-                REQUIRE(EVP_PKEY_CTX_set_signature_md(ctx, EVP_get_digestbyname(std::string(info->digest).c_str())) == 1);
+                REQUIRE(EVP_PKEY_CTX_set_signature_md(ctx, EVP_get_digestbyname(std::string(info->digest).c_str())) ==
+                        1);
             }
             size_t len = 0;
             REQUIRE(EVP_PKEY_sign(ctx, nullptr, &len, digest.data(), digest.size()) == 1);
@@ -78,7 +79,8 @@ std::vector<uint8_t> digest_sign(EVP_PKEY* pkey, const char* md, const std::stri
     std::vector<uint8_t> sig(1024);
     size_t len = sig.size();
     ok = EVP_DigestSignInit_ex(ctx, nullptr, md, nullptr, nullptr, pkey, nullptr) == 1 &&
-         EVP_DigestSign(ctx, sig.data(), &len, reinterpret_cast<const unsigned char*>(message.data()), message.size()) == 1;
+         EVP_DigestSign(ctx, sig.data(), &len, reinterpret_cast<const unsigned char*>(message.data()),
+                        message.size()) == 1;
     EVP_MD_CTX_free(ctx);
     sig.resize(ok ? len : 0);
     return sig;
@@ -145,8 +147,8 @@ TEST_CASE("device pkey: RSA signs PKCS#1 v1.5 and refuses raw private operations
     REQUIRE(ctx != nullptr);
     std::vector<unsigned char> in(256, 1), out(256);
     size_t outlen = out.size();
-    const bool decrypted = EVP_PKEY_decrypt_init(ctx) == 1 &&
-                           EVP_PKEY_decrypt(ctx, out.data(), &outlen, in.data(), in.size()) == 1;
+    const bool decrypted =
+        EVP_PKEY_decrypt_init(ctx) == 1 && EVP_PKEY_decrypt(ctx, out.data(), &outlen, in.data(), in.size()) == 1;
     EVP_PKEY_CTX_free(ctx);
     ERR_clear_error();
     CHECK_FALSE(decrypted);

@@ -28,7 +28,8 @@ TEST_CASE("fractions and percentages", "[durations]") {
     CHECK(*parse_fraction("2/3") == Approx(2.0 / 3.0));
     CHECK(*parse_fraction("66%") == Approx(0.66));
     CHECK(*parse_fraction("0.5") == Approx(0.5));
-    for (const char* bad : {"", "1", "0", "3/2", "1/0", "100%", "abc", "-1/2"}) CHECK_FALSE(parse_fraction(bad).has_value());
+    for (const char* bad : {"", "1", "0", "3/2", "1/0", "100%", "abc", "-1/2"})
+        CHECK_FALSE(parse_fraction(bad).has_value());
     CHECK(*parse_percent("5%") == Approx(0.05));
     CHECK(*parse_percent("0%") == Approx(0.0));
     CHECK_FALSE(parse_percent("5").has_value());

@@ -40,7 +40,6 @@ struct HookedRig : LifecycleRig {
     }
 };
 
-
 // Enrolls (key "web", generation 1), then starts a rekey and "kills" the agent while the CA
 // works on it: the disk is put back as it was at that moment. The device keeps what it
 // made, as a token does.

@@ -27,7 +27,7 @@ PKey ec_key() { return make_key(KeyType::ec_p256); }
 
 struct CertSpec {
     std::string cn = "web.example";
-    long not_before = -60;     // seconds from now
+    long not_before = -60;  // seconds from now
     long not_after = 86400;
     const char* eku = "clientAuth";  // nullptr: no EKU extension
     const char* sans = "DNS:web.example";
@@ -42,7 +42,8 @@ ossl::Cert make_cert(const CertSpec& spec, EVP_PKEY* subject_key, X509* issuer, 
     X509_gmtime_adj(X509_getm_notBefore(cert.get()), spec.not_before);
     X509_gmtime_adj(X509_getm_notAfter(cert.get()), spec.not_after);
     X509_NAME* name = X509_get_subject_name(cert.get());
-    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(spec.cn.c_str()), -1, -1, 0);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(spec.cn.c_str()), -1,
+                               -1, 0);
     X509_set_issuer_name(cert.get(), issuer ? X509_get_subject_name(issuer) : name);
     X509_set_pubkey(cert.get(), subject_key);
     X509* signer = issuer ? issuer : cert.get();

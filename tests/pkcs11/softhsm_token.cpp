@@ -53,18 +53,16 @@ SoftHsmToken::SoftHsmToken(std::string label) : label_(std::move(label)) {
     pin_file_ = dir_ + "/user.pin";
     write_pin(kUserPin);
     if (!label_.empty()) {
-        const int rc = run_program({"softhsm2-util", "--init-token", "--free", "--label", label_, "--so-pin", kSoPin,
-                                    "--pin", kUserPin});
+        const int rc = run_program(
+            {"softhsm2-util", "--init-token", "--free", "--label", label_, "--so-pin", kSoPin, "--pin", kUserPin});
         INFO("softhsm2-util --init-token must work (exit status " << rc << ")");
         REQUIRE(rc == 0);
     }
 }
 
 SoftHsmToken::~SoftHsmToken() {
-    if (previous_conf_)
-        ::setenv("SOFTHSM2_CONF", previous_conf_->c_str(), 1);
-    else
-        ::unsetenv("SOFTHSM2_CONF");
+    if (previous_conf_) ::setenv("SOFTHSM2_CONF", previous_conf_->c_str(), 1);
+    else ::unsetenv("SOFTHSM2_CONF");
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
 }

@@ -245,10 +245,8 @@ TEST_CASE("backend: 8 threads sign at once and every signature verifies", "[back
                 const auto scheme = use_rsa ? ipc::Scheme::rsa_pss_rsae_sha256 : ipc::Scheme::ecdsa_secp256r1_sha256;
                 const auto digest = random_bytes(32);
                 auto sig = backend->sign(key.label, scheme, digest);
-                if (sig.ok() && verify_signature(key.spki, scheme, digest, sig.value()))
-                    ++good;
-                else
-                    ++bad;
+                if (sig.ok() && verify_signature(key.spki, scheme, digest, sig.value())) ++good;
+                else ++bad;
             }
         });
     }

@@ -36,7 +36,7 @@ TEST_CASE("ECDSA raw r||s becomes canonical DER", "[encoding]") {
     for (size_t width : {32u, 48u}) {
         for (int pattern = 0; pattern < 4; ++pattern) {
             std::vector<uint8_t> raw(2 * width, 0x11);
-            if (pattern & 1) raw[0] = 0x80;               // r needs a leading 0x00
+            if (pattern & 1) raw[0] = 0x80;                       // r needs a leading 0x00
             if (pattern & 2) raw[width] = raw[width + 1] = 0x00;  // s has leading zeros to strip
             std::vector<uint8_t> der;
             REQUIRE(keyward::ecdsa_raw_to_der(raw, der));

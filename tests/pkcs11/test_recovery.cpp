@@ -112,8 +112,8 @@ TEST_CASE("recovery: login lost while threads are signing", "[recovery][threads]
             while (!stop.load()) {
                 const auto digest = random_bytes(32);
                 auto sig = backend.sign("k", ipc::Scheme::ecdsa_secp256r1_sha256, digest);
-                if (sig.ok() && verify_signature(key.value().spki, ipc::Scheme::ecdsa_secp256r1_sha256, digest,
-                                                 sig.value()))
+                if (sig.ok() &&
+                    verify_signature(key.value().spki, ipc::Scheme::ecdsa_secp256r1_sha256, digest, sig.value()))
                     ++good;
                 else if (!sig.ok() && sig.status().code == ErrorCode::device_unavailable)
                     ++unavailable;  // allowed: the retry itself can be hit by the next loss

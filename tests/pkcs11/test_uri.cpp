@@ -17,8 +17,9 @@ TEST_CASE("URI: token label, percent-decoded", "[uri]") {
 }
 
 TEST_CASE("URI: every supported attribute", "[uri]") {
-    auto uri = parse_token_uri("pkcs11:token=keyward;manufacturer=SoftHSM%20project;serial=0123abcd;"
-                               "model=SoftHSM%20v2;slot-id=42");
+    auto uri = parse_token_uri(
+        "pkcs11:token=keyward;manufacturer=SoftHSM%20project;serial=0123abcd;"
+        "model=SoftHSM%20v2;slot-id=42");
     REQUIRE(uri.ok());
     CHECK(uri->token == "keyward");
     CHECK(uri->manufacturer == "SoftHSM project");
@@ -59,10 +60,10 @@ TEST_CASE("URI: truncated and malformed %-escapes", "[uri]") {
 }
 
 TEST_CASE("URI: garbage", "[uri]") {
-    for (const char* text : {"", "pkcs11", "token=abc", "http://x", "pkcs11:token", "pkcs11:token=",
-                             "pkcs11:token=a;;serial=b", "pkcs11:token=a;token=b", "pkcs11:slot-id=abc",
-                             "pkcs11:slot-id=-1", "pkcs11:slot-id=99999999999999999999999", "pkcs11:=x",
-                             "pkcs11:token=a\nb"}) {
+    for (const char* text :
+         {"", "pkcs11", "token=abc", "http://x", "pkcs11:token", "pkcs11:token=", "pkcs11:token=a;;serial=b",
+          "pkcs11:token=a;token=b", "pkcs11:slot-id=abc", "pkcs11:slot-id=-1", "pkcs11:slot-id=99999999999999999999999",
+          "pkcs11:=x", "pkcs11:token=a\nb"}) {
         INFO("'" << text << "'");
         auto uri = parse_token_uri(text);
         REQUIRE(!uri.ok());

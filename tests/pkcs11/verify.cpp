@@ -10,8 +10,12 @@
 namespace keyward::test {
 namespace {
 
-struct PkeyFree { void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); } };
-struct CtxFree { void operator()(EVP_PKEY_CTX* p) const { EVP_PKEY_CTX_free(p); } };
+struct PkeyFree {
+    void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
+};
+struct CtxFree {
+    void operator()(EVP_PKEY_CTX* p) const { EVP_PKEY_CTX_free(p); }
+};
 
 std::unique_ptr<EVP_PKEY, PkeyFree> parse(std::span<const uint8_t> spki) {
     const unsigned char* p = spki.data();
@@ -34,8 +38,7 @@ bool verify_signature(std::span<const uint8_t> spki, ipc::Scheme scheme, std::sp
     const EVP_MD* md = EVP_get_digestbyname(std::string(info->digest).c_str());
     if (!ctx || !md || EVP_PKEY_verify_init(ctx.get()) <= 0 || EVP_PKEY_CTX_set_signature_md(ctx.get(), md) <= 0)
         return false;
-    if (info->family == ipc::SchemeFamily::rsa_pkcs1 &&
-        EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) <= 0)
+    if (info->family == ipc::SchemeFamily::rsa_pkcs1 && EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) <= 0)
         return false;
     if (info->family == ipc::SchemeFamily::rsa_pss &&
         (EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PSS_PADDING) <= 0 ||

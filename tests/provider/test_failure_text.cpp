@@ -18,7 +18,8 @@ TEST_CASE("agent unreachable keeps the client's message with the socket path", "
 }
 
 TEST_CASE("denial and missing keys name the key", "[failure]") {
-    auto denied = describe_failure({ErrorCode::access_denied, "uid 1000 may not use it"}, "web", "loading the key", "/s");
+    auto denied =
+        describe_failure({ErrorCode::access_denied, "uid 1000 may not use it"}, "web", "loading the key", "/s");
     CHECK(denied.reason == Reason::access_denied);
     CHECK(denied.message.rfind("keyward: access to key web denied (loading the key)", 0) == 0);
     auto missing = describe_failure({ErrorCode::no_such_key, "no such key: web"}, "web", "signing", "/run/k.sock");

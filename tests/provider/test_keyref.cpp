@@ -15,10 +15,8 @@ namespace {
 
 std::vector<uint8_t> make_spki(const char* algorithm, const char* param) {
     EVP_PKEY* key = nullptr;
-    if (std::string(algorithm) == "EC")
-        key = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", param);
-    else
-        key = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(2048));
+    if (std::string(algorithm) == "EC") key = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", param);
+    else key = EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", static_cast<size_t>(2048));
     REQUIRE(key != nullptr);
     unsigned char* der = nullptr;
     int n = i2d_PUBKEY(key, &der);
@@ -80,8 +78,7 @@ TEST_CASE("key reference PEM round trip and label", "[keyref]") {
 }
 
 TEST_CASE("key reference PEM may sit next to other PEM blocks", "[keyref]") {
-    std::string other =
-        "-----BEGIN CERTIFICATE-----\nMAMCAQE=\n-----END CERTIFICATE-----\n";
+    std::string other = "-----BEGIN CERTIFICATE-----\nMAMCAQE=\n-----END CERTIFICATE-----\n";
     auto back = keyward::decode_key_reference_pem(other + keyward::encode_key_reference_pem(sample()));
     REQUIRE(back.ok());
     CHECK(back->name == "web-client");
@@ -92,7 +89,8 @@ TEST_CASE("key reference PEM without our block is rejected", "[keyref]") {
     REQUIRE_FALSE(r.ok());
     CHECK(r.status().message.find("KEYWARD KEY") != std::string::npos);
     CHECK_FALSE(keyward::decode_key_reference_pem("").ok());
-    CHECK_FALSE(keyward::decode_key_reference_pem("-----BEGIN KEYWARD KEY-----\n!!!!\n-----END KEYWARD KEY-----\n").ok());
+    CHECK_FALSE(
+        keyward::decode_key_reference_pem("-----BEGIN KEYWARD KEY-----\n!!!!\n-----END KEYWARD KEY-----\n").ok());
 }
 
 TEST_CASE("truncated key references are rejected at every length", "[keyref]") {
@@ -144,7 +142,8 @@ TEST_CASE("wrong version, empty or unprintable names and bad public keys are rej
     CHECK(rejected(keyward::encode_key_reference_der({"bad\nname", p256_spki()})));
     CHECK(rejected(keyward::encode_key_reference_der({std::string("\xff\xfe", 2), p256_spki()})));
     CHECK(rejected(keyward::encode_key_reference_der({std::string(256, 'a'), p256_spki()})));
-    CHECK(keyward::decode_key_reference_der(keyward::encode_key_reference_der({std::string(255, 'a'), p256_spki()})).ok());
+    CHECK(keyward::decode_key_reference_der(keyward::encode_key_reference_der({std::string(255, 'a'), p256_spki()}))
+              .ok());
     CHECK(keyward::decode_key_reference_der(keyward::encode_key_reference_der({"clé-ü", p256_spki()})).ok());
 
     auto spki = p256_spki();

@@ -65,7 +65,8 @@ TEST_CASE("bench: ECDSA P-256 on swtpm, raw ESAPI vs backend", "[.bench]") {
     ticket.hierarchy = TPM2_RH_NULL;
     const double raw = rate([&] {
         TPMT_SIGNATURE* sig = nullptr;
-        REQUIRE(Esys_Sign(ctx, key, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &digest, &scheme, &ticket, &sig) == 0);
+        REQUIRE(Esys_Sign(ctx, key, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &digest, &scheme, &ticket, &sig) ==
+                0);
         Esys_Free(sig);
     });
     Esys_FlushContext(ctx, key);
@@ -77,14 +78,16 @@ TEST_CASE("bench: ECDSA P-256 on swtpm, raw ESAPI vs backend", "[.bench]") {
     auto& backend = *opened.value();
     REQUIRE(backend.generate("bench", KeyType::ec_p256).ok());
     const std::vector<uint8_t> d(32, 0x5a);
-    const double via_backend = rate([&] { REQUIRE(backend.sign("bench", ipc::Scheme::ecdsa_secp256r1_sha256, d).ok()); });
+    const double via_backend =
+        rate([&] { REQUIRE(backend.sign("bench", ipc::Scheme::ecdsa_secp256r1_sha256, d).ok()); });
     REQUIRE(backend.generate("bench2", KeyType::ec_p256).ok());
     bool flip = false;
     const double alternating = rate([&] {
         flip = !flip;
         REQUIRE(backend.sign(flip ? "bench" : "bench2", ipc::Scheme::ecdsa_secp256r1_sha256, d).ok());
     });
-    std::printf("ECDSA P-256 on swtpm: raw ESAPI %.0f signs/s, backend %.0f signs/s (%.0f%%), "
-                "backend alternating two keys (reload each time) %.0f signs/s\n",
-                raw, via_backend, 100 * via_backend / raw, alternating);
+    std::printf(
+        "ECDSA P-256 on swtpm: raw ESAPI %.0f signs/s, backend %.0f signs/s (%.0f%%), "
+        "backend alternating two keys (reload each time) %.0f signs/s\n",
+        raw, via_backend, 100 * via_backend / raw, alternating);
 }

@@ -55,9 +55,7 @@ std::string read_text(const std::string& path) {
     return ss.str();
 }
 
-void write_text(const std::string& path, const std::string& text) {
-    std::ofstream(path, std::ios::trunc) << text;
-}
+void write_text(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::trunc) << text; }
 
 }  // namespace
 
@@ -72,7 +70,8 @@ TEST_CASE("tpm: every key type signs with every scheme it offers, verified by Op
     const std::pair<KeyType, std::vector<ipc::Scheme>> cases[] = {
         {KeyType::ec_p256, {ipc::Scheme::ecdsa_secp256r1_sha256}},
         {KeyType::ec_p384, {ipc::Scheme::ecdsa_secp384r1_sha384}},
-        {KeyType::rsa_2048, {ipc::Scheme::rsa_pkcs1_sha256, ipc::Scheme::rsa_pkcs1_sha384, ipc::Scheme::rsa_pkcs1_sha512}},
+        {KeyType::rsa_2048,
+         {ipc::Scheme::rsa_pkcs1_sha256, ipc::Scheme::rsa_pkcs1_sha384, ipc::Scheme::rsa_pkcs1_sha512}},
         {KeyType::rsa_3072, {ipc::Scheme::rsa_pkcs1_sha256}},
     };
     for (const auto& [type, must_have] : cases) {
@@ -81,8 +80,7 @@ TEST_CASE("tpm: every key type signs with every scheme it offers, verified by Op
         auto key = backend->generate(label, type);
         REQUIRE(key.ok());
         CHECK(key->type == type);
-        for (auto s : must_have)
-            CHECK(std::find(key->schemes.begin(), key->schemes.end(), s) != key->schemes.end());
+        for (auto s : must_have) CHECK(std::find(key->schemes.begin(), key->schemes.end(), s) != key->schemes.end());
         // Read back from the TPM, as created.
         for (const char* a : {"fixedTPM", "fixedParent", "sensitiveDataOrigin", "userWithAuth", "sign"})
             CHECK(attribute(key.value(), a) == "true");
@@ -255,7 +253,8 @@ TEST_CASE("tpm: keys made by tpm2-openssl and tpm2-tools import and sign", "[tpm
                       "/ossl-rsa.pem") == 0);
     REQUIRE(tpm.shell("tpm2_flushcontext -t; tpm2_createprimary -Q -C o -G ecc256:aes128cfb -g sha256 -c " + d +
                       "/prim.ctx -a 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|restricted|decrypt|noda'"
-                      " && tpm2_create -Q -C " + d + "/prim.ctx -G ecc384 -u " + d + "/t.pub -r " + d +
+                      " && tpm2_create -Q -C " +
+                      d + "/prim.ctx -G ecc384 -u " + d + "/t.pub -r " + d +
                       "/t.priv && tpm2_flushcontext -t && tpm2_encodeobject -C " + d + "/prim.ctx -u " + d +
                       "/t.pub -r " + d + "/t.priv -o " + d + "/tools.pem; tpm2_flushcontext -t") == 0);
 
@@ -270,7 +269,8 @@ TEST_CASE("tpm: keys made by tpm2-openssl and tpm2-tools import and sign", "[tpm
         // Same public key as tpm2-openssl sees in the stored copy.
         std::string ours, theirs;
         REQUIRE(tpm.shell("openssl pkey -provider tpm2 -provider default -in " + tpm.key_dir() + "/" + name +
-                          ".pem -pubout -outform DER | sha256sum", &theirs) == 0);
+                              ".pem -pubout -outform DER | sha256sum",
+                          &theirs) == 0);
         tpm.shell("tpm2_flushcontext -t");
         std::ofstream(d + "/spki.der", std::ios::binary)
             .write(reinterpret_cast<const char*>(key->spki.data()), static_cast<std::streamsize>(key->spki.size()));
@@ -282,8 +282,8 @@ TEST_CASE("tpm: keys made by tpm2-openssl and tpm2-tools import and sign", "[tpm
         auto key = backend->generate("ours", KeyType::ec_p256);
         REQUIRE(key.ok());
         std::string out;
-        CHECK(tpm.shell("openssl pkey -provider tpm2 -provider default -in " + tpm.key_dir() +
-                        "/ours.pem -pubout", &out) == 0);
+        CHECK(tpm.shell("openssl pkey -provider tpm2 -provider default -in " + tpm.key_dir() + "/ours.pem -pubout",
+                        &out) == 0);
         CHECK(out.find("BEGIN PUBLIC KEY") != std::string::npos);
         tpm.shell("tpm2_flushcontext -t");
     }
@@ -291,10 +291,12 @@ TEST_CASE("tpm: keys made by tpm2-openssl and tpm2-tools import and sign", "[tpm
     SECTION("what cannot be imported") {
         const std::string junk = "-----BEGIN TSS2 PRIVATE KEY-----\nMAA=\n-----END TSS2 PRIVATE KEY-----\n";
         CHECK(backend->import_key("junk", std::span(reinterpret_cast<const uint8_t*>(junk.data()), junk.size()))
-                  .status().code == ErrorCode::invalid_argument);
+                  .status()
+                  .code == ErrorCode::invalid_argument);
         const std::string pem = read_text(d + "/ossl-ec.pem");
         CHECK(backend->import_key("ossl-ec", std::span(reinterpret_cast<const uint8_t*>(pem.data()), pem.size()))
-                  .status().code == ErrorCode::key_exists);
+                  .status()
+                  .code == ErrorCode::key_exists);
     }
 }
 
@@ -303,7 +305,8 @@ TEST_CASE("tpm: with a persistent SRK at 0x81000001, new keys are made under it"
     const std::string d = tpm.dir();
     REQUIRE(tpm.shell("tpm2_createprimary -Q -C o -G ecc256:aes128cfb -g sha256 -c " + d +
                       "/srk.ctx -a \"fixedtpm|fixedparent|sensitivedataorigin|userwithauth|restricted|decrypt|noda\""
-                      " && tpm2_evictcontrol -Q -C o -c " + d + "/srk.ctx 0x81000001 && tpm2_flushcontext -t") == 0);
+                      " && tpm2_evictcontrol -Q -C o -c " +
+                      d + "/srk.ctx 0x81000001 && tpm2_flushcontext -t") == 0);
     auto backend = open(tpm);
     auto key = backend->generate("under-srk", KeyType::ec_p256);
     INFO(key.status().message);

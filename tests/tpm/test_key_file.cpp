@@ -22,9 +22,7 @@ tpm::KeyFile sample(bool empty_auth, TPM2_HANDLE parent) {
     return k;
 }
 
-std::span<const uint8_t> bytes(const std::string& s) {
-    return {reinterpret_cast<const uint8_t*>(s.data()), s.size()};
-}
+std::span<const uint8_t> bytes(const std::string& s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
 
 }  // namespace
 
@@ -131,7 +129,7 @@ TEST_CASE("tpm key file: the hand-made minimal structure parses like the encoder
     CHECK(tpm::encode_key_file_der(parsed.value()) == der);
     // An explicit emptyAuth FALSE means the same.
     const auto explicit_false = tlv(0x30, cat({kLoadableOid, tlv(0xA0, tlv(0x01, {0x00})), kOwnerParent,
-                                              tlv(0x04, marshalled_pub()), tlv(0x04, kPriv)}));
+                                               tlv(0x04, marshalled_pub()), tlv(0x04, kPriv)}));
     auto parsed_false = tpm::parse_key_file(explicit_false);
     REQUIRE(parsed_false.ok());
     CHECK_FALSE(parsed_false->empty_auth);
@@ -142,8 +140,8 @@ TEST_CASE("tpm key file: bytes after the structure are refused", "[tpm][keyfile]
     der.push_back(0x00);
     CHECK(refusal(der).find("after") != std::string::npos);
     // ... and so is an unknown field after privkey, inside the SEQUENCE.
-    const auto extra = tlv(0x30, cat({kLoadableOid, kOwnerParent, tlv(0x04, marshalled_pub()), tlv(0x04, kPriv),
-                                      tlv(0x04, {0x01})}));
+    const auto extra =
+        tlv(0x30, cat({kLoadableOid, kOwnerParent, tlv(0x04, marshalled_pub()), tlv(0x04, kPriv), tlv(0x04, {0x01})}));
     refusal(extra);
 }
 
@@ -151,9 +149,9 @@ TEST_CASE("tpm key file: garbage is refused", "[tpm][keyfile]") {
     refusal({0x00});
     refusal({0xFF, 0xFF, 0xFF, 0xFF});
     refusal({'h', 'e', 'l', 'l', 'o'});
-    refusal(tlv(0x30, {}));                                // an empty SEQUENCE
-    refusal(tlv(0x30, cat({kLoadableOid, kOwnerParent}))); // no public or private part
-    refusal(tlv(0x04, marshalled_pub()));                  // not a SEQUENCE at all
+    refusal(tlv(0x30, {}));                                 // an empty SEQUENCE
+    refusal(tlv(0x30, cat({kLoadableOid, kOwnerParent})));  // no public or private part
+    refusal(tlv(0x04, marshalled_pub()));                   // not a SEQUENCE at all
     // Every field present but in the wrong order.
     refusal(tlv(0x30, cat({kOwnerParent, kLoadableOid, tlv(0x04, marshalled_pub()), tlv(0x04, kPriv)})));
     // A PEM block of the right name around garbage.
@@ -187,11 +185,11 @@ TEST_CASE("tpm key file: oversized lengths and values are refused", "[tpm][keyfi
 
 TEST_CASE("tpm key file: policies, import secrets and other types are refused by name", "[tpm][keyfile]") {
     const auto rest = cat({kOwnerParent, tlv(0x04, marshalled_pub()), tlv(0x04, kPriv)});
-    const auto policy = tlv(0xA1, tlv(0x30, tlv(0x30, cat({tlv(0xA0, tlv(0x02, {0x01, 0x6B})),
-                                                           tlv(0xA1, tlv(0x04, {0x00}))}))));
+    const auto policy =
+        tlv(0xA1, tlv(0x30, tlv(0x30, cat({tlv(0xA0, tlv(0x02, {0x01, 0x6B})), tlv(0xA1, tlv(0x04, {0x00}))}))));
     CHECK(refusal(tlv(0x30, cat({kLoadableOid, policy, rest}))).find("policy") != std::string::npos);
-    CHECK(refusal(tlv(0x30, cat({kLoadableOid, tlv(0xA2, tlv(0x04, {0x01, 0x02})), rest})))
-              .find("secret") != std::string::npos);
+    CHECK(refusal(tlv(0x30, cat({kLoadableOid, tlv(0xA2, tlv(0x04, {0x01, 0x02})), rest}))).find("secret") !=
+          std::string::npos);
     // 1.2.840.113549.1.1.1 (rsaEncryption): some other structure with an OID first.
     CHECK(refusal(tlv(0x30, cat({tlv(0x06, {0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x01, 0x01}), rest})))
               .find("2.23.133.10.1.3") != std::string::npos);

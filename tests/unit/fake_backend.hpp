@@ -17,7 +17,7 @@ namespace keyward::testing {
 class FakeBackend : public KeyBackend {
 public:
     explicit FakeBackend(std::chrono::milliseconds delay = {}, size_t concurrency = 1)
-        : delay_(delay), concurrency_(concurrency) {}
+            : delay_(delay), concurrency_(concurrency) {}
     ~FakeBackend() override {
         for (auto& [name, key] : keys_) EVP_PKEY_free(key);
     }

@@ -96,7 +96,12 @@ TEST_CASE("required fields: a message without them is refused by name", "[codec]
 }
 
 TEST_CASE("round trip of every message", "[codec]") {
-    KeyInfo key{"web", "ec-p256", 256, "hsm", {0x30, 0x59, 0x01}, {Scheme::ecdsa_secp256r1_sha256},
+    KeyInfo key{"web",
+                "ec-p256",
+                256,
+                "hsm",
+                {0x30, 0x59, 0x01},
+                {Scheme::ecdsa_secp256r1_sha256},
                 {{"CKA_SENSITIVE", "true"}, {"CKA_EXTRACTABLE", "false"}}};
     std::vector<uint8_t> out;
 

@@ -128,8 +128,10 @@ TEST_CASE("policy: default deny, owners always, grants by uid and group", "[poli
 }
 
 TEST_CASE("config: connection limits and timeouts", "[config]") {
-    auto r = parse_config("[agent]\nmax_connections = 500\nmax_connections_per_uid = 20\nread_timeout = \"5s\"\n"
-                          "idle_timeout = 120\n", "l.toml");
+    auto r = parse_config(
+        "[agent]\nmax_connections = 500\nmax_connections_per_uid = 20\nread_timeout = \"5s\"\n"
+        "idle_timeout = 120\n",
+        "l.toml");
     REQUIRE(r.ok());
     auto limits = limits_for(r.value(), 1024);
     CHECK(limits.max_connections == 500);

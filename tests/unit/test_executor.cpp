@@ -94,7 +94,10 @@ TEST_CASE("executor: queued work counts as taken", "[executor]") {
     std::promise<void> release;
     auto released = release.get_future().share();
     std::atomic<int> done{0};
-    REQUIRE(ex.try_submit([&, released] { released.wait(); ++done; }));
+    REQUIRE(ex.try_submit([&, released] {
+        released.wait();
+        ++done;
+    }));
     REQUIRE(ex.try_submit([&] { ++done; }));
     auto job = [] {};
     CHECK_FALSE(ex.try_run_here(job));
@@ -110,8 +113,7 @@ TEST_CASE("executor: work on workers and on callers never exceeds the number of 
     auto device_call = [&] {
         int now = ++running;
         int seen = most.load();
-        while (now > seen && !most.compare_exchange_weak(seen, now)) {
-        }
+        while (now > seen && !most.compare_exchange_weak(seen, now)) {}
         std::this_thread::sleep_for(50us);
         --running;
         ++finished;
@@ -147,15 +149,38 @@ TEST_CASE("executor: queued work is served round-robin between owners", "[execut
     std::atomic<bool> started{false};
     std::mutex mu;
     std::vector<int> order;
-    REQUIRE(ex.try_submit([&, released] { started = true; released.wait(); }, 1001));
+    REQUIRE(ex.try_submit(
+        [&, released] {
+            started = true;
+            released.wait();
+        },
+        1001));
     REQUIRE(eventually([&] { return started.load(); }));
     // One owner floods the queue, then two others ask for one operation each.
     for (int i = 0; i < 100; ++i)
-        REQUIRE(ex.try_submit([&, i] { std::lock_guard l(mu); order.push_back(i); }, 1001));
-    REQUIRE(ex.try_submit([&] { std::lock_guard l(mu); order.push_back(-1); }, 1002));
-    REQUIRE(ex.try_submit([&] { std::lock_guard l(mu); order.push_back(-2); }, 0));
+        REQUIRE(ex.try_submit(
+            [&, i] {
+                std::lock_guard l(mu);
+                order.push_back(i);
+            },
+            1001));
+    REQUIRE(ex.try_submit(
+        [&] {
+            std::lock_guard l(mu);
+            order.push_back(-1);
+        },
+        1002));
+    REQUIRE(ex.try_submit(
+        [&] {
+            std::lock_guard l(mu);
+            order.push_back(-2);
+        },
+        0));
     release.set_value();
-    REQUIRE(eventually([&] { std::lock_guard l(mu); return order.size() == 102; }));
+    REQUIRE(eventually([&] {
+        std::lock_guard l(mu);
+        return order.size() == 102;
+    }));
     std::lock_guard l(mu);
     // Each of the others waits for at most one of the flood's operations, not a hundred.
     const auto pos = [&](int v) { return std::find(order.begin(), order.end(), v) - order.begin(); };
@@ -173,7 +198,12 @@ TEST_CASE("executor: one owner may fill at most half of the queue", "[executor]"
     std::promise<void> release;
     auto released = release.get_future().share();
     std::atomic<bool> started{false};
-    REQUIRE(ex.try_submit([&, released] { started = true; released.wait(); }, 7));
+    REQUIRE(ex.try_submit(
+        [&, released] {
+            started = true;
+            released.wait();
+        },
+        7));
     REQUIRE(eventually([&] { return started.load(); }));
     int accepted = 0;
     for (int i = 0; i < 10; ++i) accepted += ex.try_submit([] {}, 7);

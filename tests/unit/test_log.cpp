@@ -32,7 +32,7 @@ TEST_CASE("LogLimiter: a burst per uid and window, then a summary of what was le
     int logged = 0;
     for (int i = 0; i < 5000; ++i) logged += limiter.allow(1001, t0 + std::chrono::milliseconds(i));
     CHECK(logged == 3);
-    CHECK(limiter.allow(1002, t0));  // another uid has its own burst
+    CHECK(limiter.allow(1002, t0));              // another uid has its own burst
     CHECK(limiter.summaries(t0 + 30s).empty());  // the window is still open
     auto lines = limiter.summaries(t0 + 61s);
     REQUIRE(lines.size() == 1);

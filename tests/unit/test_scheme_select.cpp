@@ -56,7 +56,8 @@ TEST_CASE("RSA PKCS#1 v1.5 schemes", "[scheme]") {
 TEST_CASE("RSA PSS resolves every salt keyword to the hash length", "[scheme]") {
     for (int salt : {kSaltDigest, kSaltAuto, kSaltMax, 32}) {
         INFO("salt " << salt);
-        CHECK(select_scheme(KeyKind::rsa, rsa(DigestId::sha256, Padding::pss, salt)).value() == Scheme::rsa_pss_rsae_sha256);
+        CHECK(select_scheme(KeyKind::rsa, rsa(DigestId::sha256, Padding::pss, salt)).value() ==
+              Scheme::rsa_pss_rsae_sha256);
     }
     CHECK(select_scheme(KeyKind::rsa, rsa(DigestId::sha384, Padding::pss, 48)).value() == Scheme::rsa_pss_rsae_sha384);
     CHECK(select_scheme(KeyKind::rsa, rsa(DigestId::sha512, Padding::pss)).value() == Scheme::rsa_pss_rsae_sha512);

@@ -133,10 +133,10 @@ TEST_CASE("agent: answers come back out of order when a device is slow", "[serve
     int fd = agent.raw_connect();
     std::vector<uint8_t> out;
     ipc::encode_request(out, 0, ipc::HelloRequest{1, "unit"});
-    ipc::encode_request(out, 1, ipc::SignRequest{"slowkey", ipc::Scheme::ecdsa_secp256r1_sha256,
-                                                 std::vector<uint8_t>(32, 1)});
-    ipc::encode_request(out, 2, ipc::SignRequest{"fastkey", ipc::Scheme::ecdsa_secp256r1_sha256,
-                                                 std::vector<uint8_t>(32, 2)});
+    ipc::encode_request(out, 1,
+                        ipc::SignRequest{"slowkey", ipc::Scheme::ecdsa_secp256r1_sha256, std::vector<uint8_t>(32, 1)});
+    ipc::encode_request(out, 2,
+                        ipc::SignRequest{"fastkey", ipc::Scheme::ecdsa_secp256r1_sha256, std::vector<uint8_t>(32, 2)});
     send_all(fd, out);
     CHECK(read_frame(fd).first.request_id == 0);
     auto first = read_frame(fd);
@@ -152,10 +152,8 @@ TEST_CASE("agent: a fast key is signed on the event loop's thread, a slow one on
     RunningAgent agent;
     Client client(ClientOptions{agent.path()});
     const std::vector<uint8_t> digest(32, 7);
-    for (int i = 0; i < 20; ++i)
-        REQUIRE(client.sign("fastkey", ipc::Scheme::ecdsa_secp256r1_sha256, digest).ok());
-    for (int i = 0; i < 2; ++i)
-        REQUIRE(client.sign("slowkey", ipc::Scheme::ecdsa_secp256r1_sha256, digest).ok());
+    for (int i = 0; i < 20; ++i) REQUIRE(client.sign("fastkey", ipc::Scheme::ecdsa_secp256r1_sha256, digest).ok());
+    for (int i = 0; i < 2; ++i) REQUIRE(client.sign("slowkey", ipc::Scheme::ecdsa_secp256r1_sha256, digest).ok());
     auto fast = agent.backend("fast").sign_threads();
     auto slow = agent.backend("slow").sign_threads();
     REQUIRE(fast.size() == 20);

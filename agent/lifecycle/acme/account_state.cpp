@@ -21,8 +21,8 @@ std::optional<AccountState> load_account_state(const std::string& state_dir) {
     Result<nlohmann::json> doc = parse_json_object(text.value(), "account state");
     if (!doc.ok()) return std::nullopt;
     AccountState s;
-    for (auto [key, field] : {std::pair{"directory", &s.directory}, std::pair{"thumbprint", &s.thumbprint},
-                              std::pair{"url", &s.url}}) {
+    for (auto [key, field] :
+         {std::pair{"directory", &s.directory}, std::pair{"thumbprint", &s.thumbprint}, std::pair{"url", &s.url}}) {
         auto it = doc.value().find(key);
         if (it == doc.value().end() || !it->is_string()) return std::nullopt;
         *field = it->get<std::string>();
@@ -38,8 +38,8 @@ Status save_account_state(const std::string& state_dir, const AccountState& stat
     doc["directory"] = state.directory;
     doc["thumbprint"] = state.thumbprint;
     doc["url"] = state.url;
-    return files::write_atomic(path_of(state_dir), doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n",
-                               0600);
+    return files::write_atomic(path_of(state_dir),
+                               doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", 0600);
 }
 
 void forget_account_state(const std::string& state_dir) { ::unlink(path_of(state_dir).c_str()); }

@@ -12,9 +12,10 @@ namespace keyward::acme {
 
 namespace {
 
-const std::set<std::string> kKeys = {"kind",      "directory", "ca_file",       "account_key", "account_key_type",
-                                     "account_key_token", "contact", "agree_terms", "challenge",   "http01_listen",
-                                     "dns01_hook", "dns01_wait", "timeout", "request_timeout", "proxy", "no_proxy"};
+const std::set<std::string> kKeys = {
+    "kind",    "directory",       "ca_file",   "account_key",   "account_key_type", "account_key_token",
+    "contact", "agree_terms",     "challenge", "http01_listen", "dns01_hook",       "dns01_wait",
+    "timeout", "request_timeout", "proxy",     "no_proxy"};
 
 // "90s", "5m", "1h30m", or an integer number of seconds: the duration syntax of the rest of
 // the identity table.
@@ -74,7 +75,8 @@ Status check_acme_config(const toml::table& table, const std::string& source, co
             return Status::success();
         };
         if (key == "kind") {
-            if (!v.is_string() || *v.value<std::string>() != "acme") return c.error(v.source(), key, "must be \"acme\"");
+            if (!v.is_string() || *v.value<std::string>() != "acme")
+                return c.error(v.source(), key, "must be \"acme\"");
         } else if (key == "directory") {
             if (Status s = want_string(); !s.ok()) return s;
             Result<Url> url = parse_url(*v.value<std::string>());
@@ -87,7 +89,8 @@ Status check_acme_config(const toml::table& table, const std::string& source, co
                 std::string host;
                 uint16_t port = 0;
                 if (!split_host_port(text, host, port))
-                    return c.error(v.source(), key, "expected \"address:port\", e.g. \"127.0.0.1:5002\" or \"[::1]:80\"");
+                    return c.error(v.source(), key,
+                                   "expected \"address:port\", e.g. \"127.0.0.1:5002\" or \"[::1]:80\"");
             }
         } else if (key == "proxy") {
             if (Status s = want_string(); !s.ok()) return s;
@@ -123,7 +126,8 @@ Status check_acme_config(const toml::table& table, const std::string& source, co
             if (!secs) return c.error(v.source(), key, "must be a duration (\"90s\", \"5m\", \"1h\") or whole seconds");
             int64_t n = *secs;
             int64_t lo = key == "dns01_wait" ? 0 : 1;
-            if (n < lo || n > 3600) return c.error(v.source(), key, "must be between " + std::to_string(lo) + " and 3600 seconds");
+            if (n < lo || n > 3600)
+                return c.error(v.source(), key, "must be between " + std::to_string(lo) + " and 3600 seconds");
         }
     }
     if (!table.contains("kind")) return c.error(table.source(), "kind", "missing (must be \"acme\")");
@@ -131,7 +135,8 @@ Status check_acme_config(const toml::table& table, const std::string& source, co
         return c.error(table.source(), "directory", "missing (the ACME directory URL, e.g. https://acme.example/dir)");
     std::string challenge = table["challenge"].value_or<std::string>("http-01");
     if (challenge == "http-01" && !table.contains("http01_listen"))
-        return c.error(table.source(), "http01_listen", "missing (the address keyward serves http-01 answers on, e.g. \"0.0.0.0:80\")");
+        return c.error(table.source(), "http01_listen",
+                       "missing (the address keyward serves http-01 answers on, e.g. \"0.0.0.0:80\")");
     if (challenge == "dns-01" && !table.contains("dns01_hook"))
         return c.error(table.source(), "dns01_hook", "missing (the command that publishes the TXT record)");
     if (table.contains("timeout") && table.contains("request_timeout") &&

@@ -58,7 +58,7 @@ IssueResult from_http_error(const HttpResponse& r, const std::string& what) {
         return answer(Kind::unreachable, message + "; rate limited by the CA", retry.value_or(0s));
     if (r.status >= 500 || type == "serverInternal") return answer(Kind::unreachable, message, retry.value_or(0s));
     static const char* const ours[] = {"externalAccountRequired", "userActionRequired", "badSignatureAlgorithm",
-                                       "invalidContact", "unsupportedContact", "accountDoesNotExist"};
+                                       "invalidContact",          "unsupportedContact", "accountDoesNotExist"};
     for (const char* t : ours)
         if (type == t) return answer(Kind::misconfigured, message);
     return answer(Kind::rejected, message);
@@ -72,12 +72,14 @@ bool transient(ErrorCode code) {
 class Flow {
 public:
     Flow(const AcmeConfig& cfg, const std::string& state_dir, KeyAccess& keys, const lifecycle::CancelFlag* cancel)
-        : cfg_(cfg), state_dir_(state_dir), keys_(keys), deadline_(Clock::now() + cfg.timeout),
-          http_(HttpsOptions{cfg.ca_file, {}, "keyward-acme/1", cfg.proxy, cfg.no_proxy, cancel}) {}
+            : cfg_(cfg),
+              state_dir_(state_dir),
+              keys_(keys),
+              deadline_(Clock::now() + cfg.timeout),
+              http_(HttpsOptions{cfg.ca_file, {}, "keyward-acme/1", cfg.proxy, cfg.no_proxy, cancel}) {}
 
     ~Flow() {
-        for (const auto& [domain, txt] : dns_published_)
-            run_dns01_hook(cfg_.dns01_hook, "cleanup", domain, txt, 30s);
+        for (const auto& [domain, txt] : dns_published_) run_dns01_hook(cfg_.dns01_hook, "cleanup", domain, txt, 30s);
     }
 
     IssueResult run(const IssueRequest& request, bool polling) {
@@ -112,7 +114,8 @@ private:
         // A CA refuses an order that names an identifier twice.
         auto add = [&](const char* type, const std::string& value) {
             nlohmann::json id = {{"type", type}, {"value", value}};
-            if (std::find(identifiers_.begin(), identifiers_.end(), id) == identifiers_.end()) identifiers_.push_back(id);
+            if (std::find(identifiers_.begin(), identifiers_.end(), id) == identifiers_.end())
+                identifiers_.push_back(id);
         };
         for (const std::string& d : csr_.dns_names) add("dns", d);
         for (const std::string& ip : csr_.ip_addresses) add("ip", ip);
@@ -132,7 +135,8 @@ private:
     }
 
     Fail request(HttpRequest req, HttpResponse& out) {
-        if (left() == 0ms) return answer(Kind::unreachable, "ACME exchange with " + cfg_.directory + " ran out of time");
+        if (left() == 0ms)
+            return answer(Kind::unreachable, "ACME exchange with " + cfg_.directory + " ran out of time");
         Result<HttpResponse> r = http_.request(req, std::min<std::chrono::milliseconds>(cfg_.request_timeout, left()));
         if (!r.ok()) return from_transport(r.status());
         out = std::move(r.value());
@@ -165,7 +169,8 @@ private:
         const EVP_MD* type = EVP_get_digestbyname(key_.digest.c_str());
         if (type == nullptr || EVP_Digest(input.data(), input.size(), md, &md_len, type, nullptr) != 1)
             return Status{ErrorCode::internal, "cannot hash the JWS signing input"};
-        Result<std::vector<uint8_t>> sig = keys_.sign(cfg_.account_key, key_.scheme, std::span<const uint8_t>(md, md_len));
+        Result<std::vector<uint8_t>> sig =
+            keys_.sign(cfg_.account_key, key_.scheme, std::span<const uint8_t>(md, md_len));
         if (!sig.ok()) return sig.status();
         if (key_.ec_coordinate == 0) return sig;
         return ecdsa_der_to_raw(sig.value(), key_.ec_coordinate);
@@ -215,7 +220,8 @@ private:
         if (!d.ok()) return answer(Kind::unreachable, d.status().message);
         dir_ = std::move(d.value());
         if (dir_.external_account_required)
-            return answer(Kind::misconfigured, "the ACME server requires external account binding, which keyward does not support");
+            return answer(Kind::misconfigured,
+                          "the ACME server requires external account binding, which keyward does not support");
         return std::nullopt;
     }
 
@@ -230,14 +236,16 @@ private:
             return answer(transient(info.status().code) ? Kind::unreachable : Kind::misconfigured,
                           "ACME account key \"" + cfg_.account_key + "\": " + info.status().message);
         Result<AccountKeyForm> form = account_key_form(info->spki);
-        if (!form.ok()) return answer(Kind::misconfigured, "ACME account key \"" + cfg_.account_key + "\": " + form.status().message);
+        if (!form.ok())
+            return answer(Kind::misconfigured,
+                          "ACME account key \"" + cfg_.account_key + "\": " + form.status().message);
         key_ = std::move(form.value());
         return std::nullopt;
     }
 
     Fail ensure_account() {
-        if (auto saved = load_account_state(state_dir_);
-            saved && saved->directory == cfg_.directory && saved->thumbprint == key_.thumbprint && !saved->url.empty()) {
+        if (auto saved = load_account_state(state_dir_); saved && saved->directory == cfg_.directory &&
+                                                         saved->thumbprint == key_.thumbprint && !saved->url.empty()) {
             kid_ = saved->url;
             return std::nullopt;
         }
@@ -251,7 +259,8 @@ private:
         if (Fail f = post(dir_.new_account, payload.dump(), r, true)) return f;
         if (r.status != 200 && r.status != 201) return from_http_error(r, "newAccount");
         std::optional<std::string> location = r.header("location");
-        if (!location || location->empty()) return answer(Kind::unreachable, "newAccount: the ACME server gave no account URL");
+        if (!location || location->empty())
+            return answer(Kind::unreachable, "newAccount: the ACME server gave no account URL");
         kid_ = *location;
         Status s = save_account_state(state_dir_, {cfg_.directory, key_.thumbprint, kid_});
         if (!s.ok()) return answer(Kind::misconfigured, "cannot save the ACME account: " + s.message);
@@ -265,7 +274,8 @@ private:
         if (Fail f = post(dir_.new_order, payload.dump(), r)) return f;
         if (r.status != 201 && r.status != 200) return from_http_error(r, "newOrder");
         std::optional<std::string> location = r.header("location");
-        if (!location || location->empty()) return answer(Kind::unreachable, "newOrder: the ACME server gave no order URL");
+        if (!location || location->empty())
+            return answer(Kind::unreachable, "newOrder: the ACME server gave no order URL");
         Result<Order> o = parse_order(r.body);
         if (!o.ok()) return answer(Kind::unreachable, o.status().message);
         url = *location;
@@ -287,28 +297,33 @@ private:
     Fail wait_before_poll(const HttpResponse& last, int round, const std::string& order_url, const std::string& what) {
         std::chrono::milliseconds pause = std::min<std::chrono::milliseconds>(250ms * (1 << std::min(round, 4)), 5s);
         if (auto h = last.header("retry-after"))
-            if (auto s = parse_retry_after(*h, std::chrono::system_clock::now())) pause = std::max<std::chrono::milliseconds>(*s, 100ms);
+            if (auto s = parse_retry_after(*h, std::chrono::system_clock::now()))
+                pause = std::max<std::chrono::milliseconds>(*s, 100ms);
         if (pause >= left()) {
-            auto retry = std::max<std::chrono::seconds>(std::chrono::duration_cast<std::chrono::seconds>(pause), kDefaultPendingRetry);
+            auto retry = std::max<std::chrono::seconds>(std::chrono::duration_cast<std::chrono::seconds>(pause),
+                                                        kDefaultPendingRetry);
             IssueResult p = answer(Kind::pending, what + "; asking again later", retry);
             p.cookie = order_url;
             return p;
         }
-        if (!lifecycle::sleep_unless_cancelled(pause, cancel_)) return answer(Kind::unreachable, "interrupted: the agent is stopping");
+        if (!lifecycle::sleep_unless_cancelled(pause, cancel_))
+            return answer(Kind::unreachable, "interrupted: the agent is stopping");
         return std::nullopt;
     }
 
     IssueResult drive(const std::string& order_url, Order order) {
         for (int round = 0;; ++round) {
             if (order.status == "invalid")
-                return answer(Kind::rejected, "the ACME order is invalid" + (order.error ? ": " + order.error->describe() : std::string()));
+                return answer(Kind::rejected, "the ACME order is invalid" +
+                                                  (order.error ? ": " + order.error->describe() : std::string()));
             if (order.status == "pending") {
                 for (const std::string& a : order.authorizations)
                     if (Fail f = authorize(a, order_url)) return *f;
                 if (Fail f = fetch_order(order_url, order)) return *f;
                 if (order.status == "pending") {
                     HttpResponse none;
-                    if (Fail f = wait_before_poll(none, round, order_url, "the CA has not yet validated the order")) return *f;
+                    if (Fail f = wait_before_poll(none, round, order_url, "the CA has not yet validated the order"))
+                        return *f;
                     if (Fail f = fetch_order(order_url, order)) return *f;
                 }
                 continue;
@@ -321,7 +336,8 @@ private:
                 Result<Order> o = parse_order(r.body);
                 if (!o.ok()) return answer(Kind::unreachable, o.status().message);
                 order = std::move(o.value());
-                if (order.status == "ready") return answer(Kind::unreachable, "finalize: the order did not move on from \"ready\"");
+                if (order.status == "ready")
+                    return answer(Kind::unreachable, "finalize: the order did not move on from \"ready\"");
                 continue;
             }
             if (order.status == "processing") {
@@ -336,7 +352,8 @@ private:
                 continue;
             }
             if (order.status == "valid") return download(order);
-            return answer(Kind::unreachable, "the ACME order has an unknown status \"" + order.status.substr(0, 40) + "\"");
+            return answer(Kind::unreachable,
+                          "the ACME order has an unknown status \"" + order.status.substr(0, 40) + "\"");
         }
     }
 
@@ -398,18 +415,21 @@ private:
         std::string txt = base64url_encode(std::span<const uint8_t>(md, len));
         for (const auto& published : dns_published_)
             if (published.first == domain && published.second == txt) return std::nullopt;
-        Status s = run_dns01_hook(cfg_.dns01_hook, "present", domain, txt, std::min<std::chrono::milliseconds>(60s, left()));
+        Status s =
+            run_dns01_hook(cfg_.dns01_hook, "present", domain, txt, std::min<std::chrono::milliseconds>(60s, left()));
         if (!s.ok()) return answer(s.code == ErrorCode::timeout ? Kind::unreachable : Kind::misconfigured, s.message);
         dns_published_.emplace_back(domain, txt);
         if (cfg_.dns01_wait > 0s && cfg_.dns01_wait < left() &&
-            !lifecycle::sleep_unless_cancelled(std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.dns01_wait), cancel_))
+            !lifecycle::sleep_unless_cancelled(std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.dns01_wait),
+                                               cancel_))
             return answer(Kind::unreachable, "interrupted: the agent is stopping");
         return std::nullopt;
     }
 
     // ---- certificate ---------------------------------------------------------
     IssueResult download(const Order& order) {
-        if (order.certificate.empty()) return answer(Kind::unreachable, "the valid ACME order names no certificate URL");
+        if (order.certificate.empty())
+            return answer(Kind::unreachable, "the valid ACME order names no certificate URL");
         certificate_url_ = order.certificate;
         HttpResponse r;
         if (Fail f = post(order.certificate, "", r)) return *f;

@@ -16,8 +16,8 @@ namespace keyward::acme {
 // A JSON object from a response body (size-capped); never throws.
 Result<nlohmann::json> parse_json_object(std::string_view body, std::string_view what);
 
-struct Problem {  // RFC 7807 problem document
-    std::string type;    // "urn:ietf:params:acme:error:badNonce" etc.
+struct Problem {       // RFC 7807 problem document
+    std::string type;  // "urn:ietf:params:acme:error:badNonce" etc.
     std::string detail;
     std::string short_type() const;  // "badNonce"
     std::string describe() const;    // "badNonce: detail (+ subproblems)"

@@ -45,7 +45,8 @@ Status run_dns01_hook(const std::vector<std::string>& argv, const std::string& a
     int rc = posix_spawn(&pid, cargv[0], &actions, &attr, cargv.data(), cenv.data());
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
-    if (rc != 0) return {ErrorCode::invalid_argument, "dns01_hook " + argv[0] + ": cannot run (" + std::strerror(rc) + ")"};
+    if (rc != 0)
+        return {ErrorCode::invalid_argument, "dns01_hook " + argv[0] + ": cannot run (" + std::strerror(rc) + ")"};
 
     auto deadline = std::chrono::steady_clock::now() + timeout;
     int status = 0;

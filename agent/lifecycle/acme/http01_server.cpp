@@ -77,7 +77,8 @@ Result<std::unique_ptr<Http01Server>> Http01Server::start(const std::string& lis
     if (rc != 0 || ::listen(fd, 16) != 0) {
         if (rc == 0) err = errno;
         ::close(fd);
-        return Status{ErrorCode::invalid_argument, "http01_listen " + listen + ": cannot listen (" + std::strerror(err) + ")"};
+        return Status{ErrorCode::invalid_argument,
+                      "http01_listen " + listen + ": cannot listen (" + std::strerror(err) + ")"};
     }
     int wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (wake < 0) {

@@ -20,7 +20,8 @@ std::string lower(std::string_view s) {
 
 std::string_view trim(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n')) s.remove_suffix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
+        s.remove_suffix(1);
     return s;
 }
 
@@ -117,7 +118,8 @@ std::vector<std::string> HttpResponse::links(std::string_view rel) const {
             if (close == std::string_view::npos) break;
             std::string target(rest.substr(open + 1, close - open - 1));
             size_t next = rest.find('<', close);
-            std::string params = lower(rest.substr(close + 1, next == std::string_view::npos ? next : next - close - 1));
+            std::string params =
+                lower(rest.substr(close + 1, next == std::string_view::npos ? next : next - close - 1));
             params.erase(std::remove_if(params.begin(), params.end(), [](char c) { return c == ' ' || c == '"'; }),
                          params.end());
             if (params.find("rel=" + std::string(rel)) != std::string::npos) out.push_back(target);

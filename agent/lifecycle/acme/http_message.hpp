@@ -16,10 +16,10 @@
 namespace keyward::acme {
 
 struct Url {
-    std::string scheme;  // lower case
-    std::string host;    // lower case, without brackets for IPv6
-    uint16_t port = 0;   // the scheme's default when the URL names none
-    std::string target;  // path + query, at least "/"
+    std::string scheme;             // lower case
+    std::string host;               // lower case, without brackets for IPv6
+    uint16_t port = 0;              // the scheme's default when the URL names none
+    std::string target;             // path + query, at least "/"
     std::string authority() const;  // "host:port" for messages, IPv6 in brackets
 };
 

@@ -126,7 +126,8 @@ Result<HttpResponse> HttpsClient::request(const HttpRequest& request, std::chron
                curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE,
                                 static_cast<curl_off_t>(options_.limits.max_body_bytes)) == CURLE_OK &&
                curl_easy_setopt(curl, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L) == CURLE_OK;
-    if (!options_.ca_file.empty()) set = set && curl_easy_setopt(curl, CURLOPT_CAINFO, options_.ca_file.c_str()) == CURLE_OK;
+    if (!options_.ca_file.empty())
+        set = set && curl_easy_setopt(curl, CURLOPT_CAINFO, options_.ca_file.c_str()) == CURLE_OK;
     if (options_.proxy) {
         set = set && curl_easy_setopt(curl, CURLOPT_PROXY, options_.proxy->c_str()) == CURLE_OK &&
               curl_easy_setopt(curl, CURLOPT_NOPROXY, options_.no_proxy.value_or("").c_str()) == CURLE_OK;
@@ -136,7 +137,9 @@ Result<HttpResponse> HttpsClient::request(const HttpRequest& request, std::chron
     if (request.method == "GET") {
         set = set && curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L) == CURLE_OK;
     } else {
-        set = set && curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size())) == CURLE_OK &&
+        set = set &&
+              curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size())) ==
+                  CURLE_OK &&
               curl_easy_setopt(curl, CURLOPT_POSTFIELDS, request.body.c_str()) == CURLE_OK;
         if (request.method != "POST")
             set = set && curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, request.method.c_str()) == CURLE_OK;
@@ -156,7 +159,8 @@ Result<HttpResponse> HttpsClient::request(const HttpRequest& request, std::chron
     const std::string detail = error[0] != '\0' ? error : curl_easy_strerror(rc);
     std::string via;
     if (options_.proxy) via = " through the proxy " + *options_.proxy;
-    else if (std::string env = environment_proxy(); !env.empty()) via = " (the environment names the proxy " + env + ")";
+    else if (std::string env = environment_proxy(); !env.empty())
+        via = " (the environment names the proxy " + env + ")";
     long connect_code = 0;
     curl_easy_getinfo(curl, CURLINFO_HTTP_CONNECTCODE, &connect_code);
     if (connect_code == 407)
@@ -165,8 +169,7 @@ Result<HttpResponse> HttpsClient::request(const HttpRequest& request, std::chron
         return Status{ErrorCode::connection_lost, "the proxy" + via + " refused the tunnel to " + where + " (HTTP " +
                                                       std::to_string(connect_code) + ")"};
     switch (rc) {
-        case CURLE_ABORTED_BY_CALLBACK:
-            return Status{ErrorCode::connection_lost, "interrupted: the agent is stopping"};
+        case CURLE_ABORTED_BY_CALLBACK: return Status{ErrorCode::connection_lost, "interrupted: the agent is stopping"};
         case CURLE_OPERATION_TIMEDOUT:
             return Status{ErrorCode::timeout, "request to " + where + via + " timed out (" + detail + ")"};
         case CURLE_COULDNT_RESOLVE_PROXY:
@@ -176,10 +179,12 @@ Result<HttpResponse> HttpsClient::request(const HttpRequest& request, std::chron
         case CURLE_COULDNT_CONNECT:
             return Status{ErrorCode::connection_lost, "cannot connect to " + where + via + ": " + detail};
         case CURLE_PEER_FAILED_VERIFICATION:
-            return Status{ErrorCode::invalid_argument, "the server " + where + " is not trusted (" + detail + "); check ca_file"};
+            return Status{ErrorCode::invalid_argument,
+                          "the server " + where + " is not trusted (" + detail + "); check ca_file"};
         case CURLE_SSL_CACERT_BADFILE:
             return Status{ErrorCode::invalid_argument,
-                          (options_.ca_file.empty() ? "cannot load the system trust store" : "ca_file " + options_.ca_file + ": cannot load") +
+                          (options_.ca_file.empty() ? "cannot load the system trust store"
+                                                    : "ca_file " + options_.ca_file + ": cannot load") +
                               " (" + detail + ")"};
         case CURLE_SSL_CONNECT_ERROR:
             return Status{ErrorCode::connection_lost, "TLS handshake with " + where + via + " failed: " + detail};
@@ -190,23 +195,23 @@ Result<HttpResponse> HttpsClient::request(const HttpRequest& request, std::chron
         case CURLE_WEIRD_SERVER_REPLY:
         case CURLE_UNSUPPORTED_PROTOCOL:
         case CURLE_BAD_CONTENT_ENCODING:
-            return Status{ErrorCode::protocol_error, "the answer from " + where + " is not an HTTP response (" + detail + ")"};
+            return Status{ErrorCode::protocol_error,
+                          "the answer from " + where + " is not an HTTP response (" + detail + ")"};
         case CURLE_FILESIZE_EXCEEDED:
             return Status{ErrorCode::protocol_error, "response from " + where + " is too large (body larger than " +
                                                          std::to_string(options_.limits.max_body_bytes) + " bytes)"};
         case CURLE_WRITE_ERROR:
             if (transfer.header_too_large)
-                return Status{ErrorCode::protocol_error, "response from " + where + " is too large (header larger than " +
-                                                             std::to_string(options_.limits.max_header_bytes) +
-                                                             " bytes or more than 200 lines)"};
+                return Status{ErrorCode::protocol_error,
+                              "response from " + where + " is too large (header larger than " +
+                                  std::to_string(options_.limits.max_header_bytes) + " bytes or more than 200 lines)"};
             if (transfer.body_too_large)
                 return Status{ErrorCode::protocol_error, "response from " + where + " is too large (body larger than " +
-                                                             std::to_string(options_.limits.max_body_bytes) + " bytes)"};
+                                                             std::to_string(options_.limits.max_body_bytes) +
+                                                             " bytes)"};
             break;
-        case CURLE_OUT_OF_MEMORY:
-            return Status{ErrorCode::internal, "out of memory talking to " + where};
-        default:
-            break;
+        case CURLE_OUT_OF_MEMORY: return Status{ErrorCode::internal, "out of memory talking to " + where};
+        default: break;
     }
     return Status{ErrorCode::connection_lost, "request to " + where + via + " failed: " + detail};
 }

@@ -68,7 +68,8 @@ Result<AccountKeyForm> account_key_form(std::span<const uint8_t> spki) {
             form = {"ES384", Scheme::ecdsa_secp384r1_sha384, "SHA384", 48, {}, {}};
             form.jwk["crv"] = "P-384";
         } else {
-            return Status{ErrorCode::invalid_argument, "account key: curve " + curve + " has no JWS algorithm here (use ec-p256 or ec-p384)"};
+            return Status{ErrorCode::invalid_argument,
+                          "account key: curve " + curve + " has no JWS algorithm here (use ec-p256 or ec-p384)"};
         }
         BnPtr x = get_bn(key.get(), OSSL_PKEY_PARAM_EC_PUB_X);
         BnPtr y = get_bn(key.get(), OSSL_PKEY_PARAM_EC_PUB_Y);
@@ -87,7 +88,8 @@ Result<AccountKeyForm> account_key_form(std::span<const uint8_t> spki) {
         form.jwk["n"] = bn_b64(n.get(), 0);
         form.jwk["e"] = bn_b64(e.get(), 0);
     } else {
-        return Status{ErrorCode::invalid_argument, "account key: only EC P-256/P-384 and RSA keys can sign ACME requests"};
+        return Status{ErrorCode::invalid_argument,
+                      "account key: only EC P-256/P-384 and RSA keys can sign ACME requests"};
     }
     form.thumbprint = jwk_thumbprint(form.jwk);
     if (form.thumbprint.empty()) return Status{ErrorCode::internal, "account key: cannot compute the JWK thumbprint"};

@@ -18,12 +18,12 @@
 namespace keyward::acme {
 
 struct AccountKeyForm {
-    std::string alg;            // "ES256", "ES384", "RS256"
-    Scheme scheme;         // what the device signs with for that alg
-    std::string digest;         // OpenSSL digest name the signing input is hashed with
-    size_t ec_coordinate = 0;   // bytes per r / s for ECDSA; 0 for RSA
-    nlohmann::json jwk;         // public JWK, members of RFC 7638 only
-    std::string thumbprint;     // base64url(SHA-256(canonical JWK))
+    std::string alg;           // "ES256", "ES384", "RS256"
+    Scheme scheme;             // what the device signs with for that alg
+    std::string digest;        // OpenSSL digest name the signing input is hashed with
+    size_t ec_coordinate = 0;  // bytes per r / s for ECDSA; 0 for RSA
+    nlohmann::json jwk;        // public JWK, members of RFC 7638 only
+    std::string thumbprint;    // base64url(SHA-256(canonical JWK))
 };
 
 // From a SubjectPublicKeyInfo (DER): EC P-256, EC P-384 or RSA (2048 bits and up).
@@ -37,7 +37,6 @@ using JwsSigner = std::function<Result<std::vector<uint8_t>>(std::string_view si
 
 // Flattened JSON serialization (RFC 7515 §7.2.2). `payload` is the exact payload text;
 // empty means POST-as-GET (payload "" in the JWS).
-Result<std::string> make_jws(const nlohmann::json& protected_header, std::string_view payload,
-                             const JwsSigner& signer);
+Result<std::string> make_jws(const nlohmann::json& protected_header, std::string_view payload, const JwsSigner& signer);
 
 }  // namespace keyward::acme

@@ -14,10 +14,10 @@ namespace keyward::cmp {
 
 namespace {
 
-const std::set<std::string> kKeys = {"kind",           "server",        "trusted",   "server_cert",      "recipient",
-                                     "reference",      "secret_file",   "bootstrap_cert", "bootstrap_key", "digest",
-                                     "implicit_confirm", "timeout",     "total_timeout",  "poll_inline_max",
-                                     "proxy",          "no_proxy"};
+const std::set<std::string> kKeys = {
+    "kind",          "server",          "trusted",       "server_cert", "recipient",        "reference",
+    "secret_file",   "bootstrap_cert",  "bootstrap_key", "digest",      "implicit_confirm", "timeout",
+    "total_timeout", "poll_inline_max", "proxy",         "no_proxy"};
 
 using Checker = lifecycle::TableErrors;
 
@@ -35,8 +35,9 @@ Status parse_server(const std::string& text, CmpConfig& out) {
         return {ErrorCode::invalid_argument, "not a URL (expected http://HOST[:PORT][/PATH])"};
     Status result;
     if (ssl != 0 || text.rfind("http://", 0) != 0)
-        result = {ErrorCode::invalid_argument,
-                  "only http:// is supported (CMP messages carry their own protection; there is no TLS transport here)"};
+        result = {
+            ErrorCode::invalid_argument,
+            "only http:// is supported (CMP messages carry their own protection; there is no TLS transport here)"};
     out.host = host != nullptr ? host : "";
     out.port = portnum;
     out.path = path != nullptr && *path != '\0' ? path : "/";
@@ -59,8 +60,7 @@ Status check_proxy(const std::string& text) {
         result = {ErrorCode::invalid_argument, "only http:// proxies are supported (expected \"http://host:port\")"};
     else if (user != nullptr && *user != '\0')
         result = {ErrorCode::invalid_argument, "credentials in the proxy URL are not supported"};
-    else if (host == nullptr || *host == '\0')
-        result = {ErrorCode::invalid_argument, "the URL has no host"};
+    else if (host == nullptr || *host == '\0') result = {ErrorCode::invalid_argument, "the URL has no host"};
     else if (path != nullptr && *path != '\0' && std::string_view(path) != "/")
         result = {ErrorCode::invalid_argument, "a proxy URL has no path (expected \"http://host:port\")"};
     OPENSSL_free(user);
@@ -72,7 +72,8 @@ Status check_proxy(const std::string& text) {
 // Server names or addresses separated by commas or spaces (OpenSSL matches them whole).
 bool valid_no_proxy(const std::string& text) {
     for (char c : text)
-        if (!(std::isalnum(static_cast<unsigned char>(c)) || std::string_view(".-:,[] ").find(c) != std::string_view::npos))
+        if (!(std::isalnum(static_cast<unsigned char>(c)) ||
+              std::string_view(".-:,[] ").find(c) != std::string_view::npos))
             return false;
     return true;
 }
@@ -97,15 +98,18 @@ Result<CmpConfig> parse(const toml::table& table, const std::string& source, con
             if (!seconds || *seconds < 0 || *seconds > 86400)
                 return c.error(v.source(), key, "expected a duration up to a day (\"30s\", \"2m\")");
             if (key != "poll_inline_max" && *seconds == 0) return c.error(v.source(), key, "must not be zero");
-            (key == "timeout" ? out.timeout : key == "total_timeout" ? out.total_timeout : out.poll_inline_max) =
-                std::chrono::seconds(*seconds);
+            (key == "timeout"         ? out.timeout
+             : key == "total_timeout" ? out.total_timeout
+                                      : out.poll_inline_max) = std::chrono::seconds(*seconds);
             continue;
         }
         if (!v.is_string()) return c.error(v.source(), key, "must be a string");
         const std::string text = *v.value<std::string>();
         if (key == "no_proxy") {  // may be empty: no exceptions, whatever the environment says
             if (!valid_no_proxy(text))
-                return c.error(v.source(), key, "expected server names or addresses separated by commas, e.g. \"localhost,ca.internal\"");
+                return c.error(
+                    v.source(), key,
+                    "expected server names or addresses separated by commas, e.g. \"localhost,ca.internal\"");
             out.no_proxy = text;
             continue;
         }
@@ -117,9 +121,10 @@ Result<CmpConfig> parse(const toml::table& table, const std::string& source, con
             if (Status s = parse_server(text, out); !s.ok()) return c.error(v.source(), key, s.message);
         } else if (key == "trusted" || key == "server_cert" || key == "secret_file" || key == "bootstrap_cert") {
             if (text.front() != '/') return c.error(v.source(), key, "must be an absolute path");
-            (key == "trusted" ? out.trusted : key == "server_cert" ? out.server_cert
-                                            : key == "secret_file" ? out.secret_file
-                                                                   : out.bootstrap_cert) = text;
+            (key == "trusted"       ? out.trusted
+             : key == "server_cert" ? out.server_cert
+             : key == "secret_file" ? out.secret_file
+                                    : out.bootstrap_cert) = text;
         } else if (key == "recipient") {
             if (auto name = pki::parse_subject(text); !name.ok() || name->empty())
                 return c.error(v.source(), key, "expected a name like \"/CN=CMP RA\"");
@@ -143,18 +148,21 @@ Result<CmpConfig> parse(const toml::table& table, const std::string& source, con
     const auto& where = table.source();
     if (out.server.empty()) return c.error(where, "server", "missing (the CMP server's http:// URL)");
     if (out.trusted.empty() && out.server_cert.empty())
-        return c.error(where, "trusted", "missing: the server's answers are checked against `trusted` (CA "
-                                         "certificates) or a pinned `server_cert`");
+        return c.error(where, "trusted",
+                       "missing: the server's answers are checked against `trusted` (CA "
+                       "certificates) or a pinned `server_cert`");
     if (out.reference.empty() != out.secret_file.empty())
-        return c.error(reference_node ? reference_node->source() : where, out.reference.empty() ? "reference" : "secret_file",
-                       "reference and secret_file go together (the shared secret's identifier and the file holding it)");
+        return c.error(
+            reference_node ? reference_node->source() : where, out.reference.empty() ? "reference" : "secret_file",
+            "reference and secret_file go together (the shared secret's identifier and the file holding it)");
     if (out.bootstrap_cert.empty() != out.bootstrap_key.empty())
         return c.error(bootstrap_node ? bootstrap_node->source() : where,
                        out.bootstrap_cert.empty() ? "bootstrap_cert" : "bootstrap_key",
                        "bootstrap_cert and bootstrap_key go together (the certificate and its device key)");
     if (!out.has_secret() && !out.has_bootstrap())
-        return c.error(where, "", "needs a credential for the initial request: reference + secret_file (shared "
-                                  "secret) or bootstrap_cert + bootstrap_key");
+        return c.error(where, "",
+                       "needs a credential for the initial request: reference + secret_file (shared "
+                       "secret) or bootstrap_cert + bootstrap_key");
     if (out.has_secret() && out.has_bootstrap())
         return c.error(where, "", "give either a shared secret or a bootstrap certificate, not both");
     if (out.poll_inline_max > out.total_timeout)

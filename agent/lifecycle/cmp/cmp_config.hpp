@@ -13,19 +13,19 @@
 namespace keyward::cmp {
 
 struct CmpConfig {
-    std::string server;              // "http://host:port/path" as written
-    std::string host;                // from `server`
+    std::string server;  // "http://host:port/path" as written
+    std::string host;    // from `server`
     int port = 80;
     std::string path = "/";
-    std::string trusted;             // PEM file: CAs that the server's protection certificate chains to
-    std::string server_cert;         // PEM file: the server's protection certificate, pinned
-    std::string recipient;           // "/CN=..." (empty: the server certificate's subject or NULL-DN)
+    std::string trusted;      // PEM file: CAs that the server's protection certificate chains to
+    std::string server_cert;  // PEM file: the server's protection certificate, pinned
+    std::string recipient;    // "/CN=..." (empty: the server certificate's subject or NULL-DN)
     // Initial request (ir) credentials: a shared secret (PBM) or a bootstrap certificate.
-    std::string reference;           // senderKID for the shared secret
-    std::string secret_file;         // the secret itself, read at each use, never logged
-    std::string bootstrap_cert;      // PEM file
-    std::string bootstrap_key;       // device key name of the bootstrap certificate's key
-    std::string digest = "sha256";   // for protection and proof of possession
+    std::string reference;          // senderKID for the shared secret
+    std::string secret_file;        // the secret itself, read at each use, never logged
+    std::string bootstrap_cert;     // PEM file
+    std::string bootstrap_key;      // device key name of the bootstrap certificate's key
+    std::string digest = "sha256";  // for protection and proof of possession
     bool implicit_confirm = false;
     std::chrono::seconds timeout{30};          // one message round trip
     std::chrono::seconds total_timeout{120};   // one submit/poll call, polling included

@@ -35,7 +35,7 @@ using CtxPtr = std::unique_ptr<OSSL_CMP_CTX, ossl::Free<OSSL_CMP_CTX_free>>;
 using StorePtr = std::unique_ptr<X509_STORE, ossl::Free<X509_STORE_free>>;
 using ReqPtr = ossl::Req;
 using NamePtr = ossl::Name;
-inline void free_cert_stack(STACK_OF(X509)* s) { sk_X509_pop_free(s, X509_free); }
+inline void free_cert_stack(STACK_OF(X509) * s) { sk_X509_pop_free(s, X509_free); }
 using CertStackPtr = std::unique_ptr<STACK_OF(X509), ossl::Free<free_cert_stack>>;
 
 // OpenSSL's error queue, emptied: one line for people ("a; b; c") and the codes.
@@ -70,7 +70,9 @@ std::string drain_errors() { return drain().text; }
 
 Result<std::string> read_file(const std::string& path, const char* what) {
     std::ifstream in(path, std::ios::binary);
-    if (!in) return Status{ErrorCode::invalid_argument, std::string("cannot read ") + what + " " + path + ": " + std::strerror(errno)};
+    if (!in)
+        return Status{ErrorCode::invalid_argument,
+                      std::string("cannot read ") + what + " " + path + ": " + std::strerror(errno)};
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     return text;
 }
@@ -107,7 +109,7 @@ bool self_signed(X509* cert) { return X509_check_issued(cert, cert) == X509_V_OK
 // The intermediates from `leaf` up to (not including) a self-signed root, picked from what
 // the server sent (extraCerts, caPubs); the server's own protection certificate and other
 // strays are left out.
-std::string intermediates_pem(X509* leaf, STACK_OF(X509)* candidates) {
+std::string intermediates_pem(X509* leaf, STACK_OF(X509) * candidates) {
     std::string pem;
     X509* at = leaf;
     for (int depth = 0; depth < 8 && candidates != nullptr; ++depth) {
@@ -126,8 +128,7 @@ std::string intermediates_pem(X509* leaf, STACK_OF(X509)* candidates) {
     return pem;
 }
 
-int log_to_agent(const char* /*func*/, const char* /*file*/, int /*line*/, OSSL_CMP_severity level,
-                 const char* msg) {
+int log_to_agent(const char* /*func*/, const char* /*file*/, int /*line*/, OSSL_CMP_severity level, const char* msg) {
     std::string text = std::string("cmp: ") + (msg != nullptr ? msg : "");
     while (!text.empty() && text.back() == '\n') text.pop_back();
     // The lifecycle reports the outcome itself; OpenSSL's lines are detail.
@@ -238,8 +239,8 @@ private:
         if (current && !expired) {
             auto pkey = make_device_pkey(keys, request.current_key);
             if (!pkey.ok()) return pkey.status();
-            if (OSSL_CMP_CTX_set1_oldCert(ctx, current->get()) != 1 || OSSL_CMP_CTX_set1_cert(ctx, current->get()) != 1 ||
-                OSSL_CMP_CTX_set1_pkey(ctx, pkey->get()) != 1)
+            if (OSSL_CMP_CTX_set1_oldCert(ctx, current->get()) != 1 ||
+                OSSL_CMP_CTX_set1_cert(ctx, current->get()) != 1 || OSSL_CMP_CTX_set1_pkey(ctx, pkey->get()) != 1)
                 return Status{ErrorCode::internal, "cannot set the current certificate: " + drain_errors()};
             t.keys.push_back(std::move(pkey.value()));
             t.request_type = OSSL_CMP_KUR;
@@ -267,8 +268,8 @@ private:
         }
         t.keys.push_back(std::move(new_key.value()));
         t.cookie = random_cookie();
-        log::info("identity " + request.identity + ": CMP " + (t.request_type == OSSL_CMP_KUR ? "kur" : "ir") +
-                  " to " + cfg_.server + " for key " + request.key);
+        log::info("identity " + request.identity + ": CMP " + (t.request_type == OSSL_CMP_KUR ? "kur" : "ir") + " to " +
+                  cfg_.server + " for key " + request.key);
         return t;
     }
 
@@ -283,7 +284,8 @@ private:
             StorePtr store(X509_STORE_new());
             if (!store || X509_STORE_load_file(store.get(), cfg_.trusted.c_str()) != 1) {
                 ERR_clear_error();
-                return Status{ErrorCode::invalid_argument, "trusted " + cfg_.trusted + ": no PEM certificates could be loaded"};
+                return Status{ErrorCode::invalid_argument,
+                              "trusted " + cfg_.trusted + ": no PEM certificates could be loaded"};
             }
             if (OSSL_CMP_CTX_set0_trustedStore(ctx, store.get()) != 1)
                 return Status{ErrorCode::internal, "cannot set the trust store: " + drain_errors()};
@@ -303,9 +305,9 @@ private:
         if (!attributes.ok()) return nullptr;
         NamePtr name(X509_NAME_new());
         for (const auto& a : attributes.value()) {
-            if (!name || X509_NAME_add_entry_by_txt(name.get(), a.type.c_str(), MBSTRING_UTF8,
-                                                    reinterpret_cast<const unsigned char*>(a.value.c_str()), -1, -1,
-                                                    0) != 1)
+            if (!name ||
+                X509_NAME_add_entry_by_txt(name.get(), a.type.c_str(), MBSTRING_UTF8,
+                                           reinterpret_cast<const unsigned char*>(a.value.c_str()), -1, -1, 0) != 1)
                 return nullptr;
         }
         return name;
@@ -329,13 +331,14 @@ private:
         if (!cert.ok()) return cert.status();
         auto pkey = make_device_pkey(keys, cfg_.bootstrap_key);
         if (!pkey.ok())
-            return Status{pkey.status().code == ErrorCode::no_such_key ? ErrorCode::invalid_argument : pkey.status().code,
-                          "bootstrap_key: " + pkey.status().message};
+            return Status{
+                pkey.status().code == ErrorCode::no_such_key ? ErrorCode::invalid_argument : pkey.status().code,
+                "bootstrap_key: " + pkey.status().message};
         // Checked here, before anything is sent: OpenSSL would only notice while protecting.
         if (X509_check_private_key(cert->get(), pkey->get()) != 1) {
             ERR_clear_error();
-            return Status{ErrorCode::invalid_argument, "bootstrap_cert " + cfg_.bootstrap_cert +
-                                                           " is not for the device key " + cfg_.bootstrap_key};
+            return Status{ErrorCode::invalid_argument,
+                          "bootstrap_cert " + cfg_.bootstrap_cert + " is not for the device key " + cfg_.bootstrap_key};
         }
         if (OSSL_CMP_CTX_set1_cert(ctx, cert->get()) != 1 || OSSL_CMP_CTX_set1_pkey(ctx, pkey->get()) != 1)
             return Status{ErrorCode::internal, "cannot set the bootstrap credential: " + drain_errors()};
@@ -348,7 +351,8 @@ private:
     IssueResult drive(Transaction t) {
         const auto deadline = Clock::now() + cfg_.total_timeout;
         for (;;) {
-            if (is_cancelled(cancel_)) return result_of(IssueResult::Kind::unreachable, "interrupted: the agent is stopping");
+            if (is_cancelled(cancel_))
+                return result_of(IssueResult::Kind::unreachable, "interrupted: the agent is stopping");
             int check_after = 0;
             const int rv = OSSL_CMP_try_certreq(t.ctx.get(), t.request_type, nullptr, &check_after);
             if (rv == 1) return issued(t);
@@ -358,8 +362,8 @@ private:
                 sleep_unless_cancelled(wait, cancel_);
                 continue;
             }
-            IssueResult r = result_of(IssueResult::Kind::pending, "the CMP server asks to poll in " +
-                                                                      format_duration(wait.count()));
+            IssueResult r = result_of(IssueResult::Kind::pending,
+                                      "the CMP server asks to poll in " + format_duration(wait.count()));
             r.cookie = t.cookie;
             r.retry_after = wait;
             open_ = std::move(t);
@@ -395,7 +399,8 @@ private:
         for (const PkeyPtr& key : t.keys) {
             Status device = last_device_error(key.get());
             if (!device.ok())  // e.g. the PIN file went missing: not the CA's fault
-                return result_of(IssueResult::Kind::unreachable, "the device could not sign for CMP: " + device.message);
+                return result_of(IssueResult::Kind::unreachable,
+                                 "the device could not sign for CMP: " + device.message);
         }
         // Before the status: refusing a certificate also records "rejection" in the context.
         if (refused_by_us)
@@ -411,7 +416,7 @@ private:
     }
 
     CmpConfig cfg_;
-    std::optional<Transaction> open_;  // a transaction the CA made us wait for
+    std::optional<Transaction> open_;     // a transaction the CA made us wait for
     const CancelFlag* cancel_ = nullptr;  // of the call in progress
 };
 

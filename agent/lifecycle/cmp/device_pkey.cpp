@@ -27,15 +27,13 @@ struct DeviceKey {
     }
 };
 
-void raise(const std::string& message) {
-    ERR_raise_data(ERR_LIB_USER, ERR_R_OPERATION_FAIL, "%s", message.c_str());
-}
+void raise(const std::string& message) { ERR_raise_data(ERR_LIB_USER, ERR_R_OPERATION_FAIL, "%s", message.c_str()); }
 
 // Signs through the agent; on failure the device's reason is kept and put on the error queue.
 Result<std::vector<uint8_t>> device_sign(DeviceKey& key, Scheme scheme, std::span<const uint8_t> digest) {
     if (std::find(key.schemes.begin(), key.schemes.end(), scheme) == key.schemes.end()) {
-        Status s{ErrorCode::unsupported_scheme, "key " + key.name + " cannot sign " +
-                                                    std::string(scheme_info(scheme)->name)};
+        Status s{ErrorCode::unsupported_scheme,
+                 "key " + key.name + " cannot sign " + std::string(scheme_info(scheme)->name)};
         key.record(s);
         raise(s.message);
         return s;
@@ -62,7 +60,9 @@ Result<PkeyPtr> make_device_pkey(const KeyAccess& keys, const std::string& key_n
     LegacySigner signer;
     signer.name = key_name;
     // The key object owns the DeviceKey; a raw pointer in the callback cannot dangle.
-    signer.sign = [k = key.get()](Scheme scheme, std::span<const uint8_t> digest) { return device_sign(*k, scheme, digest); };
+    signer.sign = [k = key.get()](Scheme scheme, std::span<const uint8_t> digest) {
+        return device_sign(*k, scheme, digest);
+    };
     signer.fail = [](const Status& status) { raise(status.message); };
     return make_legacy_pkey(info->spki, std::move(key), std::move(signer));
 }
