@@ -166,11 +166,7 @@ public:
     Result<BackendKey> describe(const std::string& label) override {
         BackendKey key;
         Status problem;
-        Status s = run([&](PooledSession& session, const char*& call) -> CK_RV {
-            problem = {};
-            CachedKey cached;
-            CK_RV rv = lookup(session, label, cached, problem, call);
-            if (rv != CKR_OK || !problem.ok()) return rv;
+        Status s = run_on_key(label, problem, [&](PooledSession& session, const CachedKey& cached, const char*& call) {
             call = "C_GetAttributeValue";
             return read_key(f_, session.handle(), cached.priv, label, has_pss_, key, problem);
         });
@@ -268,11 +264,7 @@ public:
                                                            std::to_string(digest.size())};
         std::vector<uint8_t> signature;
         Status problem;
-        Status s = run([&](PooledSession& session, const char*& call) -> CK_RV {
-            problem = {};
-            CachedKey key;
-            CK_RV rv = lookup(session, label, key, problem, call);
-            if (rv != CKR_OK || !problem.ok()) return rv;
+        Status s = run_on_key(label, problem, [&](PooledSession& session, const CachedKey& key, const char*& call) {
             if (!scheme_fits(key.type, *info, has_pss_)) {
                 problem =
                     Status{ErrorCode::unsupported_scheme, "key " + label + " (" + std::string(key_type_name(key.type)) +
@@ -287,6 +279,19 @@ public:
     }
 
 private:
+    // run() for an operation on the private key called `label`: finds it first (a missing
+    // key is reported in `problem`, not as a device error).
+    template <typename Op>
+    Status run_on_key(const std::string& label, Status& problem, Op&& op) {
+        return run([&](PooledSession& session, const char*& call) -> CK_RV {
+            problem = {};
+            CachedKey key;
+            CK_RV rv = lookup(session, label, key, problem, call);
+            if (rv != CKR_OK || !problem.ok()) return rv;
+            return op(session, key, call);
+        });
+    }
+
     // Runs `op` on a pooled session; on a recoverable device error, recovers and runs it once more.
     template <typename Op>
     Status run(Op&& op) {

@@ -1,6 +1,7 @@
 // initialize_token(): make a fresh token in the module's free slot (SoftHSM keeps one).
 #include <array>
 #include <cstring>
+#include <vector>
 
 #include "pkcs11/ckr_names.hpp"
 #include "pkcs11/module.hpp"
@@ -27,16 +28,31 @@ struct Session {
 
 CK_UTF8CHAR* chars(std::string_view s) { return reinterpret_cast<CK_UTF8CHAR*>(const_cast<char*>(s.data())); }
 
+struct SlotToken {
+    CK_SLOT_ID slot;
+    CK_TOKEN_INFO info;
+};
+
+// The slots with a token and what each token says of itself (slots that fail to answer are left out).
+Result<std::vector<SlotToken>> tokens_of(CK_FUNCTION_LIST* f) {
+    auto slots = slots_with_token(f);
+    if (!slots.ok()) return slots.status();
+    std::vector<SlotToken> out;
+    for (CK_SLOT_ID slot : slots.value()) {
+        CK_TOKEN_INFO ti{};
+        if (f->C_GetTokenInfo(slot, &ti) == CKR_OK) out.push_back({slot, ti});
+    }
+    return out;
+}
+
 // The slot that now holds the token just initialised. SoftHSM may move it to a new slot
 // id once it re-reads its store, so look it up by label and by "no user PIN yet" rather
 // than trusting the old id alone.
 Result<CK_SLOT_ID> find_fresh_token(CK_FUNCTION_LIST* f, CK_SLOT_ID old_slot, std::string_view label) {
-    auto slots = slots_with_token(f);
-    if (!slots.ok()) return slots.status();
+    auto tokens = tokens_of(f);
+    if (!tokens.ok()) return tokens.status();
     std::optional<CK_SLOT_ID> match;
-    for (CK_SLOT_ID slot : slots.value()) {
-        CK_TOKEN_INFO ti{};
-        if (f->C_GetTokenInfo(slot, &ti) != CKR_OK) continue;
+    for (const auto& [slot, ti] : tokens.value()) {
         if (!(ti.flags & CKF_TOKEN_INITIALIZED) || (ti.flags & CKF_USER_PIN_INITIALIZED)) continue;
         if (padded_field(ti.label, sizeof ti.label) != label) continue;
         if (slot == old_slot) return slot;
@@ -58,12 +74,10 @@ Status initialize_token(const std::string& module_path, std::string_view label, 
     if (!module.ok()) return module.status();
     CK_FUNCTION_LIST* f = module.value()->f();
 
-    auto slots = slots_with_token(f);
-    if (!slots.ok()) return slots.status();
+    auto tokens = tokens_of(f);
+    if (!tokens.ok()) return tokens.status();
     std::optional<CK_SLOT_ID> free_slot;
-    for (CK_SLOT_ID slot : slots.value()) {
-        CK_TOKEN_INFO ti{};
-        if (f->C_GetTokenInfo(slot, &ti) != CKR_OK) continue;
+    for (const auto& [slot, ti] : tokens.value()) {
         if (ti.flags & CKF_TOKEN_INITIALIZED) {
             if (padded_field(ti.label, sizeof ti.label) == label)
                 return Status{ErrorCode::invalid_argument, "a token labelled '" + std::string(label) +

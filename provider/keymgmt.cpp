@@ -107,6 +107,13 @@ int km_export(void* keydata, int selection, OSSL_CALLBACK* cb, void* cbarg) noex
     });
 }
 
+// An explicit curve's domain parameters: accepted by import and answered by get_params alike.
+#define KEYWARD_EC_DOMAIN_PARAMS                                                                      \
+    OSSL_PARAM_BN(OSSL_PKEY_PARAM_EC_P, nullptr, 0), OSSL_PARAM_BN(OSSL_PKEY_PARAM_EC_A, nullptr, 0), \
+        OSSL_PARAM_BN(OSSL_PKEY_PARAM_EC_B, nullptr, 0),                                              \
+        OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_EC_GENERATOR, nullptr, 0),                            \
+        OSSL_PARAM_BN(OSSL_PKEY_PARAM_EC_ORDER, nullptr, 0), OSSL_PARAM_BN(OSSL_PKEY_PARAM_EC_COFACTOR, nullptr, 0)
+
 // The public parameters OpenSSL's default provider takes for each key type.
 template <KeyKind K>
 const OSSL_PARAM* km_types(int /*selection*/) noexcept {
@@ -115,12 +122,7 @@ const OSSL_PARAM* km_types(int /*selection*/) noexcept {
         OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_EC_ENCODING, nullptr, 0),
         OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, nullptr, 0),
         OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_EC_FIELD_TYPE, nullptr, 0),
-        OSSL_PARAM_BN(OSSL_PKEY_PARAM_EC_P, nullptr, 0),
-        OSSL_PARAM_BN(OSSL_PKEY_PARAM_EC_A, nullptr, 0),
-        OSSL_PARAM_BN(OSSL_PKEY_PARAM_EC_B, nullptr, 0),
-        OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_EC_GENERATOR, nullptr, 0),
-        OSSL_PARAM_BN(OSSL_PKEY_PARAM_EC_ORDER, nullptr, 0),
-        OSSL_PARAM_BN(OSSL_PKEY_PARAM_EC_COFACTOR, nullptr, 0),
+        KEYWARD_EC_DOMAIN_PARAMS,
         OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_EC_SEED, nullptr, 0),
         OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_PUB_KEY, nullptr, 0),
         OSSL_PARAM_END,
@@ -161,13 +163,16 @@ int km_get_params(void* keydata, OSSL_PARAM params[]) noexcept {
     return guard(key->provider, KEYWARD_HERE, 0, [&] { return EVP_PKEY_get_params(key->pub.get(), params); });
 }
 
+// What OpenSSL asks of every key when it loads one: sizes and the default digest.
+#define KEYWARD_KEY_SIZE_PARAMS                                                                            \
+    OSSL_PARAM_int(OSSL_PKEY_PARAM_BITS, nullptr), OSSL_PARAM_int(OSSL_PKEY_PARAM_SECURITY_BITS, nullptr), \
+        OSSL_PARAM_int(OSSL_PKEY_PARAM_MAX_SIZE, nullptr),                                                 \
+        OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_DEFAULT_DIGEST, nullptr, 0)
+
 template <KeyKind K>
 const OSSL_PARAM* km_gettable_params(void* /*provctx*/) noexcept {
     static const OSSL_PARAM ec[] = {
-        OSSL_PARAM_int(OSSL_PKEY_PARAM_BITS, nullptr),
-        OSSL_PARAM_int(OSSL_PKEY_PARAM_SECURITY_BITS, nullptr),
-        OSSL_PARAM_int(OSSL_PKEY_PARAM_MAX_SIZE, nullptr),
-        OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_DEFAULT_DIGEST, nullptr, 0),
+        KEYWARD_KEY_SIZE_PARAMS,
         OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, nullptr, 0),
         OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_EC_ENCODING, nullptr, 0),
         OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, nullptr, 0),
@@ -176,19 +181,11 @@ const OSSL_PARAM* km_gettable_params(void* /*provctx*/) noexcept {
         OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_PUB_KEY, nullptr, 0),
         OSSL_PARAM_BN(OSSL_PKEY_PARAM_EC_PUB_X, nullptr, 0),
         OSSL_PARAM_BN(OSSL_PKEY_PARAM_EC_PUB_Y, nullptr, 0),
-        OSSL_PARAM_BN(OSSL_PKEY_PARAM_EC_P, nullptr, 0),
-        OSSL_PARAM_BN(OSSL_PKEY_PARAM_EC_A, nullptr, 0),
-        OSSL_PARAM_BN(OSSL_PKEY_PARAM_EC_B, nullptr, 0),
-        OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_EC_GENERATOR, nullptr, 0),
-        OSSL_PARAM_BN(OSSL_PKEY_PARAM_EC_ORDER, nullptr, 0),
-        OSSL_PARAM_BN(OSSL_PKEY_PARAM_EC_COFACTOR, nullptr, 0),
+        KEYWARD_EC_DOMAIN_PARAMS,
         OSSL_PARAM_END,
     };
     static const OSSL_PARAM rsa[] = {
-        OSSL_PARAM_int(OSSL_PKEY_PARAM_BITS, nullptr),
-        OSSL_PARAM_int(OSSL_PKEY_PARAM_SECURITY_BITS, nullptr),
-        OSSL_PARAM_int(OSSL_PKEY_PARAM_MAX_SIZE, nullptr),
-        OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_DEFAULT_DIGEST, nullptr, 0),
+        KEYWARD_KEY_SIZE_PARAMS,
         OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_MANDATORY_DIGEST, nullptr, 0),
         OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_N, nullptr, 0),
         OSSL_PARAM_BN(OSSL_PKEY_PARAM_RSA_E, nullptr, 0),
