@@ -63,18 +63,12 @@ class Pebble:
     def start(self):
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.argv, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
-        harness.wait_until(lambda: self._accepts(self.port) and self._accepts(self.mgmt_port), 30)
+        for port in (self.port, self.mgmt_port):
+            harness.wait_for_port(port, self.proc, "pebble", self.log_text)
         self.root_path = self.tmp.join(f"pebble-{self.tag}-root.pem")
         with open(self.root_path, "w") as f:
             f.write(self.fetch(f"https://127.0.0.1:{self.mgmt_port}/roots/0"))
         return self
-
-    def _accepts(self, port):
-        if self.proc.poll() is not None:
-            raise AssertionError(f"pebble exited with {self.proc.returncode}:\n{self.log_text()[-3000:]}")
-        import socket
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", port)) == 0
 
     def fetch(self, url):
         ctx = ssl.create_default_context(cafile=self.tmp.join("tlsca.crt"))
@@ -111,14 +105,7 @@ class ChallTestSrv:
              "-management", f"127.0.0.1:{self.mgmt_port}", "-http01", "", "-https01", "", "-tlsalpn01", "",
              "-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""],
             stdout=self.log, stderr=subprocess.STDOUT)
-        import socket
-
-        def up():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"pebble-challtestsrv exited with {self.proc.returncode}")
-            with socket.socket() as s:
-                return s.connect_ex(("127.0.0.1", self.mgmt_port)) == 0
-        harness.wait_until(up, 30)
+        harness.wait_for_port(self.mgmt_port, self.proc, "pebble-challtestsrv")
 
     def stop(self):
         self.proc.terminate()

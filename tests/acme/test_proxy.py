@@ -40,13 +40,7 @@ class Tinyproxy:
         self.proc = subprocess.Popen([harness.require_program("tinyproxy"), "-d", "-c", self.config_path],
                                      stdout=self.out, stderr=subprocess.STDOUT)
 
-        def up():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"tinyproxy exited with {self.proc.returncode}:\n{self.log_text()[-3000:]}")
-            import socket
-            with socket.socket() as s:
-                return s.connect_ex(("127.0.0.1", self.port)) == 0
-        harness.wait_until(up, 30)
+        harness.wait_for_port(self.port, self.proc, "tinyproxy", self.log_text)
 
     def log_text(self):
         try:

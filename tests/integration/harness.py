@@ -205,6 +205,18 @@ def wait_until(predicate, timeout, interval=0.05):
         time.sleep(interval)
 
 
+def wait_for_port(port, proc, what, log=lambda: "", timeout=30, host="127.0.0.1"):
+    """Waits until something accepts TCP connections on host:port, failing at once (with
+    `log()`) if `proc`, the server that should, has exited."""
+    def accepts():
+        if proc.poll() is not None:
+            raise AssertionError(f"{what} exited with {proc.returncode}:\n{log()[-3000:]}")
+        with socket.socket() as s:
+            return s.connect_ex((host, port)) == 0
+    if not wait_until(accepts, timeout):
+        raise AssertionError(f"{what} does not accept connections on {host}:{port} after {timeout} s")
+
+
 # ---- temporary directories --------------------------------------------------------------
 
 _open_tempdirs = []

@@ -102,6 +102,25 @@ class SharedAgentCase(AgentTestCase):
     def log_lines_since(self, mark):
         return self.agent.log_since(mark).splitlines()
 
+    def during_flood(self, count, hold_seconds, name, measure):
+        """Opens `count` connections as uid 65534 (in a child, held `hold_seconds`) and returns
+        measure() called once they are all open."""
+        ready = os.path.join(self.tmp.public_dir("public"), f"{name}.ready")
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if as_nobody(flood_connections(self.agent.socket, count, hold_seconds, ready),
+                                    nofile=4096) else 1)
+        try:
+            harness.wait_until(lambda: os.path.exists(ready), 60)
+            return measure()
+        finally:
+            os.waitpid(pid, 0)
+
+    def cpu_during(self, seconds):
+        start = cpu_seconds(self.agent.pid)
+        time.sleep(seconds)
+        return cpu_seconds(self.agent.pid) - start
+
 
 def flood_connections(path, count, hold_seconds, ready_file):
     """In the attacker: opens `count` connections, waits `hold_seconds`, and reports how many
@@ -144,20 +163,10 @@ class TestConnectionCaps(SharedAgentCase):
     nofile = 1024
 
     def test_connection_flood_from_one_uid(self):
-        ready = os.path.join(self.tmp.public_dir("public"), "flood.ready")
         mark = self.agent.log_size()
         cpu_before = cpu_seconds(self.agent.pid)
-        pid = os.fork()
-        if pid == 0:
-            os._exit(0 if as_nobody(flood_connections(self.agent.socket, 1100, 6, ready), nofile=4096) else 1)
-        try:
-            harness.wait_until(lambda: os.path.exists(ready), 60)
-            window_start = cpu_seconds(self.agent.pid)
-            time.sleep(2)
-            busy_cpu = cpu_seconds(self.agent.pid) - window_start
-            took = self.root_signs(within=2.0)
-        finally:
-            os.waitpid(pid, 0)
+        busy_cpu, took = self.during_flood(1100, 6, "flood",
+                                           lambda: (self.cpu_during(2), self.root_signs(within=2.0)))
         lines = self.log_lines_since(mark)
         print(f"flood: agent CPU {busy_cpu:.3f} s in 2 s while held, {cpu_seconds(self.agent.pid) - cpu_before:.2f} s "
               f"in all, {len(lines)} log lines, root signed in {took * 1000:.0f} ms")
@@ -185,18 +194,8 @@ class TestDescriptorExhaustion(SharedAgentCase):
     config_text = "[agent]\nmax_connections = 5000\nmax_connections_per_uid = 5000\n"
 
     def test_emfile_does_not_spin(self):
-        ready = os.path.join(self.tmp.public_dir("public"), "emfile.ready")
         mark = self.agent.log_size()
-        pid = os.fork()
-        if pid == 0:
-            os._exit(0 if as_nobody(flood_connections(self.agent.socket, 400, 5, ready), nofile=4096) else 1)
-        try:
-            harness.wait_until(lambda: os.path.exists(ready), 60)
-            start = cpu_seconds(self.agent.pid)
-            time.sleep(2)
-            busy_cpu = cpu_seconds(self.agent.pid) - start
-        finally:
-            os.waitpid(pid, 0)
+        busy_cpu = self.during_flood(400, 5, "emfile", lambda: self.cpu_during(2))
         lines = self.log_lines_since(mark)
         emfile = [line for line in lines if "Too many open files" in line]
         print(f"EMFILE: agent CPU {busy_cpu:.3f} s in 2 s, {len(emfile)} EMFILE lines, {len(lines)} lines in all")
