@@ -119,6 +119,7 @@ int dec_key_decode(void* vctx, OSSL_CORE_BIO* cin, int /*selection*/, OSSL_CALLB
         key->kind = kind;
         key->name = ref->name;
         key->pub = std::move(pub);
+        key->reference_confirmed = std::make_shared<std::atomic<bool>>(false);
         ctx.provider->debug("decoded key reference for key " + key->name);
 
         int type = OSSL_OBJECT_PKEY;

@@ -67,6 +67,24 @@ std::unique_ptr<KeyObject> make_agent_key(ProviderContext& ctx, const SourceLoca
     return key;
 }
 
+bool agent_still_has(ProviderContext& ctx, const SourceLocation& where, const std::string& name, const EVP_PKEY* pub) {
+    auto info = ctx.client().get_key(name);
+    if (!info.ok()) {
+        ctx.raise_status(where, info.status(), name, "checking the key reference");
+        return false;
+    }
+    ossl::PKey current = parse_spki(ctx, where, info->spki);
+    if (!current) return false;
+    if (EVP_PKEY_eq(pub, current.get()) != 1) {
+        ERR_clear_error();  // EVP_PKEY_eq may leave type-mismatch noise; ours says what happened
+        ctx.raise(where, Reason::invalid_argument,
+                  "keyward: the key '" + name +
+                      "' in the agent is not the key this reference was made for (deleted and re-created?)");
+        return false;
+    }
+    return true;
+}
+
 std::unique_ptr<KeyObject> fetch_agent_key(ProviderContext& ctx, const SourceLocation& where, std::string_view name) {
     auto info = ctx.client().get_key(name);
     if (!info.ok()) {

@@ -6,6 +6,7 @@
 
 #include <openssl/evp.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -28,6 +29,11 @@ struct KeyObject {
     KeyKind kind = KeyKind::ec;
     std::string name;  // empty: public key only
     ossl::PKey pub;    // from the default provider, in provider->libctx()
+    // Keys decoded from a key-reference file: whether the agent's key of that name is still
+    // the key the reference was made for (a key deleted and re-created under the same name
+    // is not). Shared by copies and signature contexts, checked once before the first
+    // signature. Null for keys that came from the agent itself.
+    std::shared_ptr<std::atomic<bool>> reference_confirmed;
 
     bool has_public() const noexcept { return pub != nullptr; }
     bool has_private() const noexcept { return pub != nullptr && !name.empty(); }
@@ -42,6 +48,11 @@ ossl::PKey parse_spki(ProviderContext& ctx, const SourceLocation& where, std::sp
 // A key object for agent key `name` with public key `spki`, or null with an error raised.
 std::unique_ptr<KeyObject> make_agent_key(ProviderContext& ctx, const SourceLocation& where, std::string name,
                                           std::span<const uint8_t> spki);
+
+// For a key from a reference file: true when the agent's key `name` has the public key
+// `pub`; otherwise raises "the key 'NAME' in the agent is not the key this reference was
+// made for" (or why the agent could not be asked) and returns false.
+bool agent_still_has(ProviderContext& ctx, const SourceLocation& where, const std::string& name, const EVP_PKEY* pub);
 
 // Asks the agent for key `name` (GET_KEY) and builds its key object.
 std::unique_ptr<KeyObject> fetch_agent_key(ProviderContext& ctx, const SourceLocation& where, std::string_view name);

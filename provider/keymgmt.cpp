@@ -207,7 +207,10 @@ void* km_dup(const void* keydata_from, int selection) noexcept {
         auto key = std::make_unique<KeyObject>();
         key->provider = from->provider;
         key->kind = from->kind;
-        if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0) key->name = from->name;
+        if ((selection & OSSL_KEYMGMT_SELECT_PRIVATE_KEY) != 0) {
+            key->name = from->name;
+            key->reference_confirmed = from->reference_confirmed;
+        }
         if (from->pub && (selection & (OSSL_KEYMGMT_SELECT_KEYPAIR | OSSL_KEYMGMT_SELECT_ALL_PARAMETERS)) != 0) {
             if (EVP_PKEY_up_ref(from->pub.get()) != 1) return nullptr;
             key->pub.reset(from->pub.get());

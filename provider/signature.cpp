@@ -33,6 +33,7 @@ struct SigCtx {
     KeyKind kind = KeyKind::ec;
     std::string key_name;
     ossl::PKey pub;
+    std::shared_ptr<std::atomic<bool>> reference_confirmed;  // see KeyObject
 
     SignSettings settings;
     ossl::Md md;        // the signature digest, null until set
@@ -97,6 +98,7 @@ void* sig_dupctx(void* vctx) noexcept {
         c->mode = src->mode;
         c->kind = src->kind;
         c->key_name = src->key_name;
+        c->reference_confirmed = src->reference_confirmed;
         c->settings = src->settings;
         if (src->pub) {
             if (EVP_PKEY_up_ref(src->pub.get()) != 1) return nullptr;
@@ -149,6 +151,7 @@ bool init_common(SigCtx& c, void* provkey, Mode mode, const OSSL_PARAM params[])
         c.pub.reset(key->pub.get());
         c.kind = key->kind;
         c.key_name = key->name;
+        c.reference_confirmed = key->reference_confirmed;
     }
     c.mode = mode;
     c.settings = SignSettings{};
@@ -192,6 +195,12 @@ bool sign_digest(SigCtx& c, unsigned char* sig, size_t* siglen, size_t sigsize, 
     if (c.kind == KeyKind::ec) {
         fitted = fit_ecdsa_input(input, static_cast<size_t>(bits) / 8);
         input = fitted;
+    }
+    // A reference file names a key; the agent signs with whatever key has that name now.
+    // Make sure it is still the key the file (and the certificate beside it) was made for.
+    if (c.reference_confirmed && !c.reference_confirmed->load(std::memory_order_acquire)) {
+        if (!agent_still_has(*c.provider, KEYWARD_HERE, c.key_name, c.pub.get())) return false;
+        c.reference_confirmed->store(true, std::memory_order_release);
     }
     auto answer = c.provider->client().sign(c.key_name, scheme.value(), input);
     if (!answer.ok()) {

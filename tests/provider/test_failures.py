@@ -117,5 +117,36 @@ class DeniedKeyTest(harness.AgentTestCase):
         self.assertAgentAlive()
 
 
+class StaleReferenceTest(harness.AgentTestCase):
+    """A key-reference file names a key; if that key was deleted and a new one made under the
+    same name, the provider refuses to sign with it (the server would only say "bad
+    signature") and says why. A reference to the same key still signs."""
+
+    def test_recreated_key_is_refused_with_the_cause(self):
+        self.agent.create_key("d1", "ec-p256")
+        ref = self.tmp.join("d1.keyref")
+        self.agent.cli("keys", "ref", "d1", "--out", ref)
+        message = self.tmp.write("message.txt", "hello\n")
+        env = {"KEYWARD_SOCKET": self.agent.socket, "OPENSSL_CONF": None}
+        sign = [harness.require_program("openssl"), "dgst", *ph.provider_args(), "-sha256", "-sign", ref,
+                "-out", self.tmp.join("d1.sig"), message]
+        done = harness.run(sign, env=env, check=False)
+        self.assertEqual(done.rc, 0, done.describe())
+
+        self.agent.cli("keys", "delete", "d1")
+        self.agent.create_key("d1", "ec-p256")
+        before = self.agent.signatures()
+        done = harness.run(sign, env=env, check=False)
+        self.assertNotEqual(done.rc, 0, done.describe())
+        self.assertIn("the key 'd1' in the agent is not the key this reference was made for (deleted and re-created?)",
+                      done.stderr, done.describe())
+        self.assertEqual(self.agent.signatures(), before, "the agent signed with the new key")
+
+        fresh = self.tmp.join("d1-new.keyref")
+        self.agent.cli("keys", "ref", "d1", "--out", fresh)
+        done = harness.run([*sign[:sign.index(ref)], fresh, *sign[sign.index(ref) + 1:]], env=env, check=False)
+        self.assertEqual(done.rc, 0, done.describe())
+
+
 if __name__ == "__main__":
     harness.main()
