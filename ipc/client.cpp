@@ -28,6 +28,19 @@ std::string resolve_socket_path(std::string_view explicit_path) {
     return std::string(kDefaultSocketPath);
 }
 
+std::chrono::milliseconds resolve_timeout(std::string_view explicit_seconds, std::chrono::milliseconds fallback) {
+    std::string text(explicit_seconds);
+    if (text.empty()) {
+        const char* env = ::secure_getenv("KEYWARD_TIMEOUT");
+        if (env != nullptr) text = env;
+    }
+    if (text.empty()) return fallback;
+    char* end = nullptr;
+    const double seconds = std::strtod(text.c_str(), &end);
+    if (end == text.c_str() || *end != '\0' || !(seconds > 0) || seconds > 86400) return fallback;
+    return std::chrono::milliseconds(static_cast<long long>(seconds * 1000));
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -336,7 +349,7 @@ struct Client::Impl {
             drop_connection_locked({ErrorCode::connection_lost, "the connection to the agent was renewed"});
         last_used = now;
         if (fd < 0) {
-            Status s = connect_locked(deadline);
+            Status s = connect_locked(std::min(deadline, Clock::now() + options.connect_timeout));
             if (!s.ok()) return s;
         }
         while (hello.max_in_flight > 0 && pending.size() >= hello.max_in_flight) {
@@ -445,7 +458,7 @@ Status Client::connect() {
     impl_->after_fork_check();
     std::lock_guard lock(impl_->mu);
     if (impl_->fd >= 0) return {};
-    return impl_->connect_locked(Clock::now() + impl_->options.timeout);
+    return impl_->connect_locked(Clock::now() + std::min(impl_->options.timeout, impl_->options.connect_timeout));
 }
 
 Result<ipc::HelloResponse> Client::hello() {

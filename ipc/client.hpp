@@ -29,10 +29,18 @@ namespace keyward {
 inline constexpr std::string_view kDefaultSocketPath = "/run/keyward/agent.sock";
 std::string resolve_socket_path(std::string_view explicit_path = {});
 
+// A timeout in seconds as people write it ("5", "2.5"): the explicit value, else
+// $KEYWARD_TIMEOUT, else `fallback`. Values that are not a positive number are ignored.
+std::chrono::milliseconds resolve_timeout(std::string_view explicit_seconds, std::chrono::milliseconds fallback);
+
 struct ClientOptions {
-    std::string socket_path;                   // empty: resolve_socket_path()
-    std::chrono::milliseconds timeout{30000};  // per call, connect included
+    std::string socket_path;  // empty: resolve_socket_path()
+    // Per call. A hung agent costs a caller at most this much per operation.
+    std::chrono::milliseconds timeout = resolve_timeout({}, std::chrono::seconds(30));
     std::string client_name = "libkeyward-client";
+    // Connecting and HELLO, within `timeout`: short, because a healthy agent answers HELLO
+    // at once and a stopped one should not hold a TLS handshake for the full timeout.
+    std::chrono::milliseconds connect_timeout = std::chrono::seconds(5);
 };
 
 class Client {

@@ -23,6 +23,7 @@ namespace {
 struct ConfigValues {
     std::string socket;
     std::string debug;
+    std::string timeout;  // seconds per operation; default $KEYWARD_TIMEOUT, else 30
 };
 
 ConfigValues read_config(const OSSL_CORE_HANDLE* handle, OSSL_FUNC_core_get_params_fn* get_params) {
@@ -30,14 +31,17 @@ ConfigValues read_config(const OSSL_CORE_HANDLE* handle, OSSL_FUNC_core_get_para
     if (get_params == nullptr) return cfg;
     char* socket = nullptr;
     char* debug = nullptr;
+    char* timeout = nullptr;
     OSSL_PARAM params[] = {
         OSSL_PARAM_construct_utf8_ptr("socket", &socket, 0),
         OSSL_PARAM_construct_utf8_ptr("debug", &debug, 0),
+        OSSL_PARAM_construct_utf8_ptr("timeout", &timeout, 0),
         OSSL_PARAM_construct_end(),
     };
     if (get_params(handle, params)) {
         if (socket != nullptr) cfg.socket = socket;
         if (debug != nullptr) cfg.debug = debug;
+        if (timeout != nullptr) cfg.timeout = timeout;
     }
     return cfg;
 }
@@ -87,12 +91,13 @@ ProviderContext::ProviderContext(const OSSL_CORE_HANDLE* handle, const OSSL_DISP
         }
     }
     ConfigValues cfg = read_config(handle, get_params);
-    const char* env_debug = std::getenv("KEYWARD_PROVIDER_DEBUG");
+    const char* env_debug = ::secure_getenv("KEYWARD_PROVIDER_DEBUG");
     debug_ = truthy(cfg.debug) || (env_debug != nullptr && truthy(env_debug));
 
     ClientOptions options;
     options.socket_path = resolve_socket_path(cfg.socket);
     options.client_name = "keyward-provider";
+    options.timeout = resolve_timeout(cfg.timeout, std::chrono::seconds(30));
     client_ = std::make_unique<keyward::Client>(std::move(options));
 
     default_provider_ = put_default_provider_first(handle, get_libctx, debug_);

@@ -175,7 +175,7 @@ void raise_status(const Status& status, std::string_view key, const keyward::Cli
 
 bool debug_enabled() noexcept {
     static const bool on = [] {
-        const char* v = std::getenv("KEYWARD_ENGINE_DEBUG");
+        const char* v = ::secure_getenv("KEYWARD_ENGINE_DEBUG");
         return v != nullptr && std::string(v) == "1";
     }();
     return on;

@@ -46,13 +46,14 @@ def provider_args(path=None):
     return ["-provider-path", path or provider_dir(), "-provider", "keyward", "-provider", "default"]
 
 
-def write_openssl_cnf(tmp, socket, name="openssl.cnf", keyward_first=False, debug=False):
+def write_openssl_cnf(tmp, socket, name="openssl.cnf", keyward_first=False, debug=False, timeout=None):
     """An openssl.cnf that activates the default provider and keyward (default first,
     as docs/openssl.md recommends, unless keyward_first). Returns its path."""
     sections = {
         "default": "[default_sect]\nactivate = 1\n",
         "keyward": (f"[keyward_sect]\nmodule = {provider_module()}\nsocket = {socket}\n"
-                    + ("debug = 1\n" if debug else "") + "activate = 1\n"),
+                    + ("debug = 1\n" if debug else "") + (f"timeout = {timeout}\n" if timeout else "")
+                    + "activate = 1\n"),
     }
     order = ["keyward", "default"] if keyward_first else ["default", "keyward"]
     text = ("openssl_conf = openssl_init\n\n[openssl_init]\nproviders = provider_sect\n\n[provider_sect]\n"

@@ -5,6 +5,7 @@ agent is back; a key the caller may not use is refused with a message that says 
 
 import os
 import shutil
+import signal
 import time
 
 import provider_helpers as ph
@@ -146,6 +147,46 @@ class StaleReferenceTest(harness.AgentTestCase):
         self.agent.cli("keys", "ref", "d1", "--out", fresh)
         done = harness.run([*sign[:sign.index(ref)], fresh, *sign[sign.index(ref) + 1:]], env=env, check=False)
         self.assertEqual(done.rc, 0, done.describe())
+
+
+class HungAgentTest(harness.AgentTestCase):
+    """An agent that accepts connections but never answers (SIGSTOP): a new caller gives up
+    after the short connect/HELLO timeout (5 s), or after the timeout it was given
+    (KEYWARD_TIMEOUT, or `timeout` in the provider's openssl.cnf section) — not after 30 s."""
+
+    def hung_sign(self, env):
+        ref = self.tmp.join("hung.keyref")
+        if not os.path.exists(ref):
+            self.agent.create_key("hung", "ec-p256")
+            self.agent.cli("keys", "ref", "hung", "--out", ref)
+        message = self.tmp.write("message.txt", "hello\n")
+        self.agent.signal(signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            done = harness.run([harness.require_program("openssl"), "dgst", *env.pop("args"), "-sha256", "-sign", ref,
+                                "-out", self.tmp.join("hung.sig"), message],
+                               env={"KEYWARD_SOCKET": self.agent.socket, **env}, check=False, timeout=60)
+            return done, time.monotonic() - started
+        finally:
+            self.agent.signal(signal.SIGCONT)
+
+    def test_default_gives_up_after_the_connect_timeout(self):
+        done, took = self.hung_sign({"args": ph.provider_args(), "OPENSSL_CONF": None, "KEYWARD_TIMEOUT": None})
+        self.assertNotEqual(done.rc, 0, done.describe())
+        self.assertGreater(took, 4)
+        self.assertLess(took, 12, done.describe())
+
+    def test_keyward_timeout_bounds_the_wait(self):
+        done, took = self.hung_sign({"args": ph.provider_args(), "OPENSSL_CONF": None, "KEYWARD_TIMEOUT": "1.5"})
+        self.assertNotEqual(done.rc, 0, done.describe())
+        self.assertLess(took, 4, done.describe())
+        self.assertIn("keyward", done.stderr)
+
+    def test_openssl_cnf_timeout_bounds_the_wait(self):
+        cnf = ph.write_openssl_cnf(self.tmp, self.agent.socket, name="timeout.cnf", timeout="1")
+        done, took = self.hung_sign({"args": [], "OPENSSL_CONF": cnf, "KEYWARD_TIMEOUT": None})
+        self.assertNotEqual(done.rc, 0, done.describe())
+        self.assertLess(took, 4, done.describe())
 
 
 if __name__ == "__main__":
