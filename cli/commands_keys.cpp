@@ -24,7 +24,7 @@ po::options_description out_option() {
 // `keys pubkey` and `keys ref`: fetch key NAME, check its public key (a file others load
 // must not carry one the agent got wrong), and write what `render` makes of it.
 template <typename Render>
-int write_key_file(Context& ctx, const CommandSyntax& syntax, Render&& render) {
+int write_key_file(Context& ctx, const CommandSyntax& syntax, mode_t mode, Render&& render) {
     const auto options = out_option();
     po::variables_map vm;
     if (auto done = parse_command(ctx, syntax, options, vm)) return *done;
@@ -35,7 +35,7 @@ int write_key_file(Context& ctx, const CommandSyntax& syntax, Render&& render) {
     if (!key.ok()) return ctx.fail(key.status(), action);
     auto pem = spki_pem(key->spki);
     if (!pem.ok()) return ctx.fail(pem.status(), action);
-    if (auto s = write_output(string_option(vm, "out"), render(key.value(), pem.value())); !s.ok())
+    if (auto s = write_output(string_option(vm, "out"), render(key.value(), pem.value()), mode); !s.ok())
         return ctx.error(s.message);
     return exit_ok;
 }
@@ -83,7 +83,7 @@ int run_keys_pubkey(Context& ctx) {
     static const CommandSyntax syntax{"keys pubkey NAME [--out FILE]",
                                       "Writes the key's public key as a PEM SubjectPublicKeyInfo (\"PUBLIC KEY\").",
                                       {"key NAME"}};
-    return write_key_file(ctx, syntax, [](const ipc::KeyInfo&, const std::string& pem) { return pem; });
+    return write_key_file(ctx, syntax, 0644, [](const ipc::KeyInfo&, const std::string& pem) { return pem; });
 }
 
 int run_keys_ref(Context& ctx) {
@@ -93,7 +93,9 @@ int run_keys_ref(Context& ctx) {
         "With the keyward OpenSSL provider active, programs that take a private key file (curl --key, nginx "
         "ssl_certificate_key, Python load_cert_chain) accept it and sign through the agent. It holds no secret.",
         {"key NAME"}};
-    return write_key_file(ctx, syntax, [](const ipc::KeyInfo& key, const std::string&) {
+    // 0600 like any private-key file: it is not secret, but programs such as libpq refuse
+    // a key file others can read, and it says which agent key this machine's service uses.
+    return write_key_file(ctx, syntax, 0600, [](const ipc::KeyInfo& key, const std::string&) {
         return encode_key_reference_pem({key.name, key.spki});
     });
 }

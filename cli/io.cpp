@@ -1,6 +1,7 @@
 #include "cli/io.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -29,14 +30,20 @@ bool write_all(int fd, const uint8_t* data, size_t size) {
 
 }  // namespace
 
-Status write_output(const std::string& path, std::span<const uint8_t> bytes) {
+Status write_output(const std::string& path, std::span<const uint8_t> bytes, mode_t mode) {
     if (path.empty() || path == "-") {
         if (!write_all(STDOUT_FILENO, bytes.data(), bytes.size()))
             return {ErrorCode::internal, "cannot write to stdout: " + errno_text(errno)};
         return {};
     }
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
     if (fd < 0) return {ErrorCode::internal, "cannot create " + path + ": " + errno_text(errno)};
+    // An existing file keeps its mode through O_TRUNC: set ours (a key reference must not stay world-readable).
+    if (::fchmod(fd, mode) != 0) {
+        const int err = errno;
+        ::close(fd);
+        return {ErrorCode::internal, "cannot set the mode of " + path + ": " + errno_text(err)};
+    }
     const bool written = write_all(fd, bytes.data(), bytes.size());
     const int write_errno = errno;
     if (::close(fd) != 0 && written) return {ErrorCode::internal, "cannot write " + path + ": " + errno_text(errno)};
@@ -44,8 +51,8 @@ Status write_output(const std::string& path, std::span<const uint8_t> bytes) {
     return {};
 }
 
-Status write_output(const std::string& path, std::string_view text) {
-    return write_output(path, std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+Status write_output(const std::string& path, std::string_view text, mode_t mode) {
+    return write_output(path, std::span(reinterpret_cast<const uint8_t*>(text.data()), text.size()), mode);
 }
 
 Result<std::vector<uint8_t>> digest_file(const std::string& path, std::string_view digest_name) {

@@ -2,6 +2,7 @@
 generated on the token, listed, shown, exported as a public key, and deleted."""
 
 import base64
+import os
 import hashlib
 import re
 
@@ -107,6 +108,10 @@ class TestKeys(AgentTestCase):
         self.assertIn(b"ref-key", body)
         self.assertIn(spki, body)
         self.assertEqual(self.agent.cli("keys", "ref", "ref-key").stdout, text, "--out and stdout differ")
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600, "a key reference must not be readable by others")
+        os.chmod(path, 0o644)  # an existing file is rewritten with the right mode too
+        self.agent.key_ref("ref-key", path)
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
         self.agent.cli("keys", "delete", "ref-key")
 
     def test_duplicate_create_fails_and_keeps_the_original(self):
