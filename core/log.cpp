@@ -5,6 +5,8 @@
 #include <atomic>
 #include <string>
 
+#include "core/hex.hpp"
+
 namespace keyward::log {
 namespace {
 std::atomic<int> g_level{static_cast<int>(Level::info)};
@@ -23,16 +25,13 @@ bool parse_level(std::string_view name, Level& out) noexcept {
 }
 
 std::string client_text(std::string_view text, size_t max) {
-    static constexpr char kDigits[] = "0123456789abcdef";
     std::string out;
     const std::string_view shown = text.substr(0, max);
     out.reserve(shown.size() + 16);
     for (char ch : shown) {
         const auto b = static_cast<unsigned char>(ch);
         if (b < 0x20 || b >= 0x7f || b == '\\') {
-            out += "\\x";
-            out += kDigits[b >> 4];
-            out += kDigits[b & 15];
+            out += "\\x" + to_hex(std::span<const uint8_t>(&b, 1));
         } else {
             out += ch;
         }

@@ -43,9 +43,10 @@ Result<Scheme> natural_scheme(EVP_PKEY* key) {
         char group[64] = {};
         if (!EVP_PKEY_get_utf8_string_param(key, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, nullptr))
             return openssl_failure("cannot read the curve of the EC key");
+        // The NIST curves keyward makes; ecdsa_scheme_for() decides by size.
         const std::string_view name(group);
-        if (name == "prime256v1" || name == "P-256") return Scheme::ecdsa_secp256r1_sha256;
-        if (name == "secp384r1" || name == "P-384") return Scheme::ecdsa_secp384r1_sha384;
+        const bool nist = name == "prime256v1" || name == "P-256" || name == "secp384r1" || name == "P-384";
+        if (auto scheme = ecdsa_scheme_for(EVP_PKEY_get_bits(key)); nist && scheme) return *scheme;
         return Status{ErrorCode::unsupported_scheme, "no signature scheme for EC curve " + std::string(name)};
     }
     return Status{ErrorCode::unsupported_scheme, "the key is neither EC nor RSA"};
