@@ -54,11 +54,31 @@ void Server::handle_frame(const std::shared_ptr<Connection>& c, uint8_t op_byte,
             break;
         }
         case ipc::Op::list_keys: {
+            // Pages by name (the registry is ordered by name): each answer fills most of a
+            // frame and names its last key when more follow; the next request names it back.
+            std::string after;
+            if (!body.empty()) {
+                auto req = ipc::decode_key_name_request(body);
+                if (!req.ok()) return reply_error(c, id, op_byte, req.status());
+                after = std::move(req->name);
+            }
             ipc::ListKeysResponse resp;
-            for (auto& k : registry_->keys())
-                if (policy_->may_sign(c->caller, k.name)) resp.keys.push_back(std::move(k));
+            size_t estimate = 64;
+            for (auto& k : registry_->keys()) {
+                if (!after.empty() && k.name <= after) continue;
+                if (!policy_->may_sign(c->caller, k.name)) continue;
+                size_t size =
+                    64 + k.name.size() + k.type.size() + k.token.size() + k.spki.size() + 6 * k.schemes.size();
+                for (const auto& a : k.attributes) size += 8 + a.name.size() + a.value.size();
+                if (!resp.keys.empty() && estimate + size > ipc::kMaxFrameSize - 1024) {
+                    resp.next = resp.keys.back().name;
+                    break;
+                }
+                estimate += size;
+                resp.keys.push_back(std::move(k));
+            }
             if (!ipc::encode_response(out, id, resp))
-                return reply_error(c, id, op_byte, {ErrorCode::internal, "too many keys for one answer"});
+                return reply_error(c, id, op_byte, {ErrorCode::internal, "a key too large for one answer"});
             break;
         }
         case ipc::Op::get_key: {

@@ -473,10 +473,20 @@ Result<ipc::StatusResponse> Client::status() {
 }
 
 Result<std::vector<ipc::KeyInfo>> Client::list_keys() {
-    auto list =
-        impl_->answer<ipc::ListKeysResponse>(impl_->call_op(ipc::Op::list_keys, true), ipc::decode_list_keys_response);
-    if (!list.ok()) return list.status();
-    return std::move(list.value().keys);
+    std::vector<ipc::KeyInfo> keys;
+    std::string after;
+    for (;;) {
+        auto page =
+            impl_->answer<ipc::ListKeysResponse>(after.empty() ? impl_->call_op(ipc::Op::list_keys, true)
+                                                               : impl_->call_named(ipc::Op::list_keys, after, true),
+                                                 ipc::decode_list_keys_response);
+        if (!page.ok()) return page.status();
+        for (auto& k : page.value().keys) keys.push_back(std::move(k));
+        if (page.value().next.empty()) return keys;
+        if (page.value().next <= after)  // names only grow from page to page
+            return Status{ErrorCode::protocol_error, "the agent's key list does not advance"};
+        after = std::move(page.value().next);
+    }
 }
 
 Result<ipc::KeyInfo> Client::get_key(std::string_view name) {

@@ -435,6 +435,7 @@ bool encode_response(std::vector<uint8_t>& out, uint32_t id, const ListKeysRespo
             put_key_info(w, k);
             w.end_nested(mark);
         }
+        if (!m.next.empty()) w.put_string(Tag::name, m.next);
     });
 }
 
@@ -518,6 +519,8 @@ Result<ListKeysResponse> decode_list_keys_response(std::span<const uint8_t> body
             auto k = decode_key_info(t.value);
             if (!k.ok()) return why = k.status().message, false;
             m.keys.push_back(std::move(k).value());
+        } else if (is(t, Tag::name)) {
+            m.next.assign(reinterpret_cast<const char*>(t.value.data()), t.value.size());
         }
         return true;
     });

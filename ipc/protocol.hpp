@@ -130,8 +130,11 @@ struct KeyNameRequest {  // GET_KEY, DELETE_KEY
     std::string name;
     bool operator==(const KeyNameRequest&) const = default;
 };
+// LIST_KEYS answers in pages that fit a frame: a request may name the last key of the
+// previous page (Tag::name); an answer with more to come names its own last key (`next`).
 struct ListKeysResponse {
     std::vector<KeyInfo> keys;
+    std::string next;  // empty: this was the last page
     bool operator==(const ListKeysResponse&) const = default;
 };
 struct SignRequest {

@@ -255,3 +255,21 @@ TEST_CASE("scheme table", "[protocol]") {
     CHECK(scheme_from_u16(0x0000) == nullptr);
     CHECK(static_cast<uint16_t>(Scheme::rsa_pss_rsae_sha256) == 0x0804);
 }
+
+TEST_CASE("LIST_KEYS pages: the answer names its last key when more follow", "[codec]") {
+    ipc::ListKeysResponse page;
+    page.keys.push_back({"a", "ec-p256", 256, "t", {1, 2}, {Scheme::ecdsa_secp256r1_sha256}, {}});
+    page.next = "a";
+    std::vector<uint8_t> out;
+    REQUIRE(ipc::encode_response(out, 9, page));
+    auto parsed = ipc::parse_frame(out);
+    REQUIRE(parsed.state == ipc::ParseState::complete);
+    auto back = ipc::decode_list_keys_response(parsed.frame.body);
+    REQUIRE(back.ok());
+    CHECK(back.value() == page);
+    page.next.clear();  // the last page says nothing more
+    out.clear();
+    REQUIRE(ipc::encode_response(out, 9, page));
+    parsed = ipc::parse_frame(out);
+    CHECK(ipc::decode_list_keys_response(parsed.frame.body).value().next.empty());
+}

@@ -311,3 +311,24 @@ TEST_CASE("client library: a connection the agent closed while idle is replaced 
     CHECK(made.ok());
     if (!made.ok()) FAIL(made.status().message);
 }
+
+TEST_CASE("client library: LIST_KEYS answers in pages, 10,000 keys arrive whole and in order", "[client]") {
+    RunningAgent agent;
+    Client client({agent.path(), 30s, "unit"});
+    constexpr int kKeys = 10000;
+    for (int i = 0; i < kKeys; ++i) {
+        char name[32];
+        std::snprintf(name, sizeof name, "k%05d", i);
+        auto made = client.generate_key({name, "ec-p256", "fast"});
+        REQUIRE(made.ok());
+    }
+    auto keys = client.list_keys();
+    REQUIRE(keys.ok());
+    REQUIRE(keys->size() == kKeys + 2);  // and the two keys the agent started with
+    const auto& list = keys.value();
+    for (size_t i = 1; i < list.size(); ++i) CHECK(list[i - 1].name < list[i].name);
+    // The whole list would not fit one frame: it really came in pages.
+    std::vector<uint8_t> out;
+    ipc::ListKeysResponse all{list, {}};
+    CHECK_FALSE(ipc::encode_response(out, 1, all));
+}
