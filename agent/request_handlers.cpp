@@ -166,7 +166,7 @@ void Server::handle_sign(const std::shared_ptr<Connection>& c, uint32_t id, std:
 Token* Server::new_key_target(const std::shared_ptr<Connection>& c, uint32_t id, uint8_t op, const std::string& name,
                               const std::string& token_name, std::string_view action) {
     if (!policy_->may_manage(c->caller)) {
-        deny(c, id, op, name, action);
+        deny(c, id, op, name, action, Right::manage);
         return nullptr;
     }
     auto token = registry_->target_for_new_key(name, token_name);
@@ -243,7 +243,8 @@ void Server::handle_identity_op(const std::shared_ptr<Connection>& c, ipc::Op op
         name = req->name;
     }
     // Identity views name keys, subjects and files; changing them is management.
-    if (!policy_->may_manage(c->caller)) return deny(c, id, op_byte, {}, std::string(ipc::op_name(op)) + " on");
+    if (!policy_->may_manage(c->caller))
+        return deny(c, id, op_byte, {}, std::string(ipc::op_name(op)) + " on", Right::manage);
     if (!lifecycle_)
         return reply_error(c, id, op_byte,
                            {ErrorCode::invalid_argument, "no identities are configured (see docs/renewal.md)"});
@@ -286,7 +287,7 @@ void Server::handle_delete(const std::shared_ptr<Connection>& c, uint32_t id, st
     const auto op = static_cast<uint8_t>(ipc::Op::delete_key);
     auto req = ipc::decode_key_name_request(body);
     if (!req.ok()) return reply_error(c, id, op, req.status());
-    if (!policy_->may_manage(c->caller)) return deny(c, id, op, req->name, "delete");
+    if (!policy_->may_manage(c->caller)) return deny(c, id, op, req->name, "delete", Right::manage);
     auto entry = registry_->find(req->name);
     if (!entry) return reply_error(c, id, op, {ErrorCode::no_such_key, "no such key: " + req->name});
     log::notice("deleting key " + log::client_text(req->name) + " on token " + entry->token->name + " for " + who(*c));

@@ -412,15 +412,17 @@ void Server::reply_error(const std::shared_ptr<Connection>& c, uint32_t id, uint
 }
 
 void Server::deny(const std::shared_ptr<Connection>& c, uint32_t id, uint8_t op, const std::string& key,
-                  std::string_view action) {
+                  std::string_view action, Right right) {
     if (denials_.allow(c->caller.uid()))
         log::warning("access denied: " + who(*c) + " may not " + std::string(action) +
                      (key.empty() ? std::string() : " key=" + log::client_text(key)));
-    reply_error(c, id, op,
-                {ErrorCode::access_denied, key.empty() ? "access denied: uid " + std::to_string(c->caller.uid()) +
-                                                             " may not " + std::string(action) + " keys"
-                                                       : "access to key " + log::client_text(key, 256) +
-                                                             " denied for uid " + std::to_string(c->caller.uid())});
+    const std::string uid = std::to_string(c->caller.uid());
+    std::string message = key.empty() ? "access denied: uid " + uid + " may not " + std::string(action) + " keys"
+                                      : "access to key " + log::client_text(key, 256) + " denied for uid " + uid;
+    // Say which setting grants what was asked, so the hint points at the right one.
+    message += right == Right::manage ? " (managing keys: admin_users / admin_groups)"
+                                      : " (using a key: allow_users / allow_groups)";
+    reply_error(c, id, op, {ErrorCode::access_denied, message});
 }
 
 bool Server::submit(const std::shared_ptr<Connection>& c, uint32_t id, uint8_t op, Token& token,

@@ -93,8 +93,9 @@ private:
                             std::span<const uint8_t> body);
     void handle_delete(const std::shared_ptr<Connection>& c, uint32_t id, std::span<const uint8_t> body);
     void reply_error(const std::shared_ptr<Connection>& c, uint32_t id, uint8_t op, const Status& status);
+    enum class Right { use, manage };
     void deny(const std::shared_ptr<Connection>& c, uint32_t id, uint8_t op, const std::string& key,
-              std::string_view action);
+              std::string_view action, Right right = Right::use);
     // Hands `job` to the token's workers, or runs it right here when `may_run_here` and
     // the device has a free slot.
     bool submit(const std::shared_ptr<Connection>& c, uint32_t id, uint8_t op, Token& token, std::function<void()> job,

@@ -88,7 +88,11 @@ int Context::fail(const Status& status, std::string_view action) const {
         if (!label.empty() && lower(why).find(label) == std::string::npos) why = std::string(label) + ": " + why;
     }
     text += why;
-    if (const auto hint = hint_for(status.code); !hint.empty()) text += " — " + std::string(hint);
+    std::string_view hint = hint_for(status.code);
+    // The agent names the setting that grants what was refused; managing keys is another right.
+    if (status.code == ErrorCode::access_denied && status.message.find("admin_users") != std::string::npos)
+        hint = "ask an administrator to add your user or group to admin_users / admin_groups";
+    if (!hint.empty()) text += " — " + std::string(hint);
     std::fprintf(stderr, "%s\n", text.c_str());
     return exit_code_for(status.code);
 }

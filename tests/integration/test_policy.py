@@ -64,6 +64,7 @@ class TestDefaultPolicy(PolicyTestCase):
     def test_root_still_signs_after_a_denial(self):
         done, _ = self.sign_as(NOBODY_UID, "root-only")
         self.assert_denied(done)
+        self.assertIn("allow_users / allow_groups", done.stderr, done.describe())
         done, out = self.sign_as(0, "root-only")
         self.assertEqual(done.rc, 0, done.describe())
         self.assert_verifies("root-only", out)
@@ -73,6 +74,9 @@ class TestDefaultPolicy(PolicyTestCase):
         self.assert_denied(created)
         deleted = self.agent.cli("keys", "delete", "root-only", user=NOBODY_UID, check=False)
         self.assert_denied(deleted)
+        for done in (created, deleted):  # the hint names the setting for managing keys, not for using them
+            self.assertIn("admin_users / admin_groups", done.stderr, done.describe())
+            self.assertNotIn("allow_users", done.stderr, done.describe())
         self.agent.cli("keys", "show", "root-only")  # still there
         self.assertEqual(self.agent.cli("keys", "show", "intruder", check=False).rc, harness.EXIT_NO_SUCH_KEY)
 
