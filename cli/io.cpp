@@ -38,8 +38,10 @@ Status write_output(const std::string& path, std::span<const uint8_t> bytes, mod
     }
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
     if (fd < 0) return {ErrorCode::internal, "cannot create " + path + ": " + errno_text(errno)};
-    // An existing file keeps its mode through O_TRUNC: set ours (a key reference must not stay world-readable).
-    if (::fchmod(fd, mode) != 0) {
+    // An existing file keeps its mode through O_TRUNC: set ours (a key reference must not stay
+    // world-readable). Only on regular files: --out /dev/stdout or /dev/null are not ours to change.
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 07777) != mode && ::fchmod(fd, mode) != 0) {
         const int err = errno;
         ::close(fd);
         return {ErrorCode::internal, "cannot set the mode of " + path + ": " + errno_text(err)};

@@ -70,7 +70,7 @@ std::unique_ptr<KeyObject> make_agent_key(ProviderContext& ctx, const SourceLoca
 bool agent_still_has(ProviderContext& ctx, const SourceLocation& where, const std::string& name, const EVP_PKEY* pub) {
     auto info = ctx.client().get_key(name);
     if (!info.ok()) {
-        ctx.raise_status(where, info.status(), name, "checking the key reference");
+        ctx.raise_status(where, info.status(), name, "signing");  // the check is the first step of signing
         return false;
     }
     ossl::PKey current = parse_spki(ctx, where, info->spki);

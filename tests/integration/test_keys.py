@@ -112,6 +112,9 @@ class TestKeys(AgentTestCase):
         os.chmod(path, 0o644)  # an existing file is rewritten with the right mode too
         self.agent.key_ref("ref-key", path)
         self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        null_mode = os.stat(os.devnull).st_mode
+        self.agent.key_ref("ref-key", os.devnull)  # not a regular file: its mode is not ours to change
+        self.assertEqual(os.stat(os.devnull).st_mode, null_mode)
         self.agent.cli("keys", "delete", "ref-key")
 
     def test_duplicate_create_fails_and_keeps_the_original(self):
