@@ -80,13 +80,7 @@ class Pebble:
             return f.read().decode(errors="replace")
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        harness.end_process(self.proc)
         if self.proc:
             self.log.close()
         self.proc = None
@@ -108,8 +102,7 @@ class ChallTestSrv:
         harness.wait_for_port(self.mgmt_port, self.proc, "pebble-challtestsrv")
 
     def stop(self):
-        self.proc.terminate()
-        self.proc.wait(10)
+        harness.end_process(self.proc)
         self.log.close()
 
 

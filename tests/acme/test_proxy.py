@@ -58,13 +58,7 @@ class Tinyproxy:
         return self.requests(f"CONNECT 127.0.0.1:{target_port} ")
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        harness.end_process(self.proc)
         self.proc = None
         if not self.out.closed:
             self.out.close()

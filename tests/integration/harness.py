@@ -205,6 +205,19 @@ def wait_until(predicate, timeout, interval=0.05):
         time.sleep(interval)
 
 
+def end_process(proc, grace=10):
+    """Stops a server the test started: SIGTERM, then SIGKILL if it is still there after
+    `grace` seconds. A process that already ended is left alone."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def wait_for_port(port, proc, what, log=lambda: "", timeout=30, host="127.0.0.1"):
     """Waits until something accepts TCP connections on host:port, failing at once (with
     `log()`) if `proc`, the server that should, has exited."""
@@ -711,13 +724,7 @@ class SServer:
         return self
 
     def __exit__(self, *exc):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        end_process(self.proc)
         if self.proc and self.proc.stdin:
             try:
                 self.proc.stdin.close()
