@@ -107,6 +107,7 @@ Result<KeyInfo> decode_key_info(std::span<const uint8_t> body) {
         else if (is(t, Tag::key_type)) k.type = read_string(t);
         else if (is(t, Tag::token)) k.token = read_string(t);
         else if (is(t, Tag::spki)) k.spki = read_bytes(t);
+        else if (is(t, Tag::certificate)) k.certificates.push_back(read_bytes(t));
         else if (is(t, Tag::bits)) {
             if (!read_as(t, k.bits)) return why = "bits is not a u32", false;
         } else if (is(t, Tag::scheme)) {
@@ -138,6 +139,7 @@ void put_key_info(FrameWriter& w, const KeyInfo& k) {
         put_text_fields<Attribute>(w, a, kAttributeFields);
         w.end_nested(mark);
     }
+    for (const auto& der : k.certificates) w.put_bytes(Tag::certificate, der);
 }
 
 FrameHeader request_header(uint32_t id, Op op) { return {kProtocolVersion, static_cast<uint8_t>(op), 0, id}; }

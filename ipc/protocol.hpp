@@ -70,6 +70,7 @@ enum class Tag : uint16_t {
     blob = 25,            // bytes: a device-specific key file (e.g. TSS2 PRIVATE KEY PEM)
     document = 26,        // utf-8 JSON: an identity view, for people and scripts
     flags = 27,           // u8: RENEW flags (kRenewNow, kRenewRekey)
+    certificate = 28,     // bytes: X.509 DER; repeated in a KeyInfo, the key's certificate first, then its chain
 };
 
 // The signature schemes are the project's vocabulary (core/schemes.hpp); the wire carries
@@ -94,6 +95,10 @@ struct KeyInfo {
     std::vector<uint8_t> spki;          // SubjectPublicKeyInfo DER
     std::vector<Scheme> schemes;        // what this key can sign with, on this device
     std::vector<Attribute> attributes;  // as read back from the device
+    // GET_KEY only (LIST_KEYS leaves them out to keep pages small): the certificate of the
+    // key, then its chain — from the identity whose current key this is, or stored on the
+    // device next to the key (a provisioned card). Empty when there is none.
+    std::vector<std::vector<uint8_t>> certificates;
     bool operator==(const KeyInfo&) const = default;
 };
 

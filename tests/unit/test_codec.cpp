@@ -121,6 +121,7 @@ TEST_CASE("round trip of every message", "[codec]") {
         CHECK(back.value() == m);
     }
     SECTION("get key") {
+        key.certificates = {{0x30, 0x82, 0x01}, {0x30, 0x03, 0x02, 0x01, 0x00}};  // leaf, then chain, in order
         REQUIRE(encode_response(out, 9, Op::get_key, key));
         auto f = parse_one(out);
         CHECK(f.header.op == (static_cast<uint8_t>(Op::get_key) | kResponseBit));
