@@ -1,6 +1,7 @@
 #include "pkcs11/pin_file.hpp"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,24 +13,20 @@
 #include <cerrno>
 #include <cstring>
 
-#include "core/unique_fd.hpp"
+#include "core/secret_file.hpp"
 
 namespace keyward::pkcs11 {
 namespace {
 
-// Reads at most `cap` bytes; returns false on error, `size` = cap + 1 if the file is longer.
-bool read_bounded(const std::string& path, unsigned char* buf, size_t cap, size_t& size, int& err, int64_t* mtime_ns) {
-    UniqueFd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
-    if (!f) {
-        err = errno;
-        return false;
-    }
+// Reads at most `cap` bytes of the secret file; `size` = cap + 1 if the file is longer.
+Status read_bounded(const std::string& path, unsigned char* buf, size_t cap, size_t& size, int64_t* mtime_ns) {
+    auto f = files::open_secret(path, "the PIN file");
+    if (!f.ok()) return f.status();
     if (mtime_ns) {
         struct stat st {};
-        if (::fstat(f.get(), &st) != 0) {
-            err = errno;
-            return false;
-        }
+        if (::fstat(f->get(), &st) != 0)
+            return Status{ErrorCode::device_unavailable,
+                          "cannot read the PIN file " + path + ": " + std::strerror(errno)};
         *mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
     }
     size = 0;
@@ -37,31 +34,36 @@ bool read_bounded(const std::string& path, unsigned char* buf, size_t cap, size_
         unsigned char extra;
         unsigned char* dst = size < cap ? buf + size : &extra;
         const size_t want = size < cap ? cap - size : 1;
-        const ssize_t n = ::read(f.get(), dst, want);
+        const ssize_t n = ::read(f->get(), dst, want);
         if (n < 0) {
             if (errno == EINTR) continue;
-            err = errno;
-            return false;
+            return Status{ErrorCode::device_unavailable,
+                          "cannot read the PIN file " + path + ": " + std::strerror(errno)};
         }
-        if (n == 0) return true;
+        if (n == 0) return {};
         size += static_cast<size_t>(n);
-        if (size > cap) return true;
+        if (size > cap) return {};
     }
 }
 
 }  // namespace
 
-Pin::~Pin() { OPENSSL_cleanse(buf_.data(), buf_.size()); }
+// mlock can fail (RLIMIT_MEMLOCK of 0 in some containers): the PIN is still wiped, only the
+// swap guarantee is lost, which is no reason to refuse a login.
+Pin::Pin() { (void)::mlock(buf_.data(), buf_.size()); }
+
+Pin::~Pin() {
+    OPENSSL_cleanse(buf_.data(), buf_.size());
+    (void)::munlock(buf_.data(), buf_.size());
+}
 
 PinFile::PinFile(std::string path) : path_(std::move(path)) {
     if (RAND_bytes(mac_key_.data(), static_cast<int>(mac_key_.size())) != 1) mac_key_.fill(0x5c);
 }
 
 Status PinFile::read(Pin& pin) const {
-    int err = 0;
     size_t size = 0;
-    if (!read_bounded(path_, pin.buf_.data(), pin.buf_.size(), size, err, nullptr))
-        return Status{ErrorCode::device_unavailable, "cannot read the PIN file " + path_ + ": " + std::strerror(err)};
+    if (auto s = read_bounded(path_, pin.buf_.data(), pin.buf_.size(), size, nullptr); !s.ok()) return s;
     if (size > pin.buf_.size())
         return Status{ErrorCode::invalid_argument, "the PIN file " + path_ + " is too large to hold a PIN"};
     while (size > 0 && (pin.buf_[size - 1] == '\n' || pin.buf_[size - 1] == '\r')) --size;
@@ -72,9 +74,8 @@ Status PinFile::read(Pin& pin) const {
 
 bool PinFile::fingerprint(Fingerprint& out) const {
     Pin content;
-    int err = 0;
     size_t size = 0;
-    if (!read_bounded(path_, content.buf_.data(), content.buf_.size(), size, err, &out.mtime_ns)) return false;
+    if (!read_bounded(path_, content.buf_.data(), content.buf_.size(), size, &out.mtime_ns).ok()) return false;
     if (size > content.buf_.size()) size = content.buf_.size();
     unsigned int mac_len = 0;
     return HMAC(EVP_sha256(), mac_key_.data(), static_cast<int>(mac_key_.size()), content.buf_.data(), size,

@@ -10,10 +10,11 @@
 
 namespace keyward::pkcs11 {
 
-// A PIN in a fixed buffer that is wiped on destruction.
+// A PIN in a fixed buffer that is locked in memory (never written to swap) while it lives
+// and wiped on destruction. Core dumps are off for the whole agent (PR_SET_DUMPABLE 0).
 class Pin {
 public:
-    Pin() = default;
+    Pin();
     ~Pin();
     Pin(const Pin&) = delete;
     Pin& operator=(const Pin&) = delete;

@@ -221,6 +221,40 @@ class TestCredentials(AgentTestCase):
             other.stop()
 
 
+class TestLoosePinFile(AgentTestCase):
+    """A PIN file other users can read is a PIN they have: the agent refuses it, names the
+    file and the fix, and never logs the PIN; made owner-only, the same file works."""
+
+    TOKEN_PIN = "610382"
+
+    @classmethod
+    def make_agent(cls):
+        tokens = cls.tmp.mkdir("loose-tokens")
+        cls.softhsm_conf = cls.tmp.write("softhsm2.conf", f"directories.tokendir = {tokens}\n"
+                                                          "objectstore.backend = file\nlog.level = ERROR\n")
+        harness.run(["softhsm2-util", "--init-token", "--free", "--label", "loose", "--so-pin", "27182818",
+                     "--pin", cls.TOKEN_PIN], env={"SOFTHSM2_CONF": cls.softhsm_conf})
+        cls.pin_file = cls.tmp.write("hsm.pin", cls.TOKEN_PIN + "\n", mode=0o644)
+        cls.config = cls.tmp.write("keyward.toml", "[tokens.hsm]\nkind = \"pkcs11\"\n"
+                                                   "module = \"/usr/lib/softhsm/libsofthsm2.so\"\n"
+                                                   f"uri = \"pkcs11:token=loose\"\npin_file = \"{cls.pin_file}\"\n")
+        return Agent(cls.tmp, config=cls.config, env={"SOFTHSM2_CONF": cls.softhsm_conf})
+
+    def test_group_or_world_readable_pin_file_is_refused_then_accepted_when_fixed(self):
+        line = self.agent.wait_for_log(r"can be read by other users")
+        self.assertIn(self.pin_file, line)
+        self.assertIn(f"chmod 600 {self.pin_file}", line)
+        refused = self.agent.cli("keys", "create", "loose-key", "--type", "ec-p256", check=False)
+        self.assertNotEqual(refused.returncode, 0, refused.describe())
+        self.assertIn("chmod 600", refused.stdout + refused.stderr)
+
+        os.chmod(self.pin_file, 0o600)
+        self.agent.create_key("loose-key", "ec-p256")
+        digest = hashlib.sha256(b"owner-only").digest()
+        self.agent.cli("sign", "loose-key", "--scheme", SCHEME, "--digest", digest.hex(), "--out", os.devnull)
+        self.assertNotIn(self.TOKEN_PIN, self.agent.log_text())
+
+
 class TestStateDirectory(AgentTestCase):
     """A state directory others could write to, or one below a directory others could
     write to, is refused with a message that says how to fix it."""

@@ -68,8 +68,12 @@ SoftHsmToken::~SoftHsmToken() {
 }
 
 void SoftHsmToken::write_pin(std::string_view pin) const {
-    std::ofstream out(pin_file_, std::ios::trunc);
-    out << pin << "\n";
+    {
+        std::ofstream out(pin_file_, std::ios::trunc);
+        out << pin << "\n";
+    }
+    // The agent refuses PIN files other users can read.
+    std::filesystem::permissions(pin_file_, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
 }
 
 pkcs11::Pkcs11Config SoftHsmToken::config(size_t sessions) const {

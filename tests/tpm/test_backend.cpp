@@ -4,6 +4,7 @@
 
 #include <sys/stat.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -55,7 +56,11 @@ std::string read_text(const std::string& path) {
     return ss.str();
 }
 
-void write_text(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::trunc) << text; }
+// Owner-only, as the backend requires of a file holding an auth value.
+void write_text(const std::string& path, const std::string& text) {
+    std::ofstream(path, std::ios::trunc) << text;
+    std::filesystem::permissions(path, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+}
 
 }  // namespace
 
