@@ -1,6 +1,7 @@
 #include "agent/lifecycle/subprocess.hpp"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -75,6 +76,10 @@ CommandOutcome run_command(const std::vector<std::string>& argv, const std::vect
         ::signal(SIGPIPE, SIG_DFL);
         if (::dup2(null_fd.get(), 0) < 0 || ::dup2(out_w.get(), 1) < 0 || ::dup2(err_w.get(), 2) < 0) ::_exit(127);
         ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+        // No supplementary groups: the agent may hold `tss` (the TPM) or a token's group,
+        // which a helper or hook has no business using. Only a privileged agent can drop
+        // them; the unprivileged service's groups are the unit's SupplementaryGroups= (docs/systemd.md).
+        if (::geteuid() == 0 && ::setgroups(0, nullptr) != 0) ::_exit(127);
         if (::chdir("/") != 0) ::_exit(127);
         ::execve(cargv[0], cargv.data(), cenv.data());
         const int e = errno;

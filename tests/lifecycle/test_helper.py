@@ -511,11 +511,28 @@ class TestHooks(LifecycleCase):
     auto_start = False
 
     def test_hooks_run_with_the_paths_and_a_failing_hook_does_not_undo(self):
-        hook_ok = self.tmp.write("hook-ok.sh", f"#!/bin/sh\nenv > {self.tmp.join('hook.env')}\n", mode=0o755)
+        hook_ok = self.tmp.write("hook-ok.sh", f"#!/bin/sh\nenv > {self.tmp.join('hook.env')}\n"
+                                               f"grep '^Groups:' /proc/self/status > {self.tmp.join('hook.groups')}\n"
+                                               f"ls /proc/self/fd > {self.tmp.join('hook.fds')}\n", mode=0o755)
         hook_bad = self.tmp.write("hook-bad.sh", "#!/bin/sh\necho reload failed >&2\nexit 3\n", mode=0o755)
         self.options["hooks"] = [hook_ok, [hook_bad, "--flag"]]
-        self.start_agent()
+        # The agent holds supplementary groups (as the service holds `tss`); its hooks must not.
+        saved_groups = os.getgroups()
+        os.setgroups([4, 24])
+        try:
+            self.start_agent()
+        finally:
+            os.setgroups(saved_groups)
+        with open(f"/proc/{self.agent.pid}/status") as f:
+            self.assertIn("Groups:\t4 24", f.read())
         first = self.enroll()
+        with open(self.tmp.join("hook.groups")) as f:
+            self.assertEqual(f.read().split(), ["Groups:"], "a hook runs with no supplementary groups")
+        with open(self.tmp.join("hook.fds")) as f:
+            fds = sorted(int(n) for n in f.read().split())
+        # stdin, stdout, stderr and the fd `ls` itself opened for the directory: nothing of the agent's.
+        self.assertEqual(fds[:3], [0, 1, 2])
+        self.assertLessEqual(len(fds), 4, fds)
         with open(self.tmp.join("hook.env")) as f:
             env = dict(line.split("=", 1) for line in f.read().splitlines() if "=" in line)
         self.assertEqual(env["KEYWARD_IDENTITY"], "web")

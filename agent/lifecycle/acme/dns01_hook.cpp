@@ -1,14 +1,8 @@
 #include "agent/lifecycle/acme/dns01_hook.hpp"
 
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
+#include <algorithm>
 
-#include <cerrno>
-#include <cstring>
-#include <thread>
+#include "agent/lifecycle/subprocess.hpp"
 
 namespace keyward::acme {
 
@@ -22,49 +16,18 @@ Status run_dns01_hook(const std::vector<std::string>& argv, const std::string& a
         "KEYWARD_ACME_RECORD=_acme-challenge." + domain,
         "KEYWARD_ACME_TXT=" + txt,
     };
-    std::vector<char*> cargv, cenv;
-    for (const std::string& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
-    cargv.push_back(nullptr);
-    for (const std::string& e : env) cenv.push_back(const_cast<char*>(e.c_str()));
-    cenv.push_back(nullptr);
-
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    // The hook talks to people through its exit status and our log, not our stdin/stdout.
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-    pid_t pid = -1;
-    int rc = posix_spawn(&pid, cargv[0], &actions, &attr, cargv.data(), cenv.data());
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-    if (rc != 0)
-        return {ErrorCode::invalid_argument, "dns01_hook " + argv[0] + ": cannot run (" + std::strerror(rc) + ")"};
-
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    int status = 0;
-    for (;;) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid) break;
-        if (r < 0 && errno != EINTR) return {ErrorCode::internal, std::string("waitpid: ") + std::strerror(errno)};
-        if (std::chrono::steady_clock::now() >= deadline) {
-            kill(pid, SIGKILL);
-            waitpid(pid, &status, 0);
-            return {ErrorCode::timeout, "dns01_hook " + argv[0] + " (" + action + ") did not finish in time"};
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return Status::success();
-    std::string how = WIFEXITED(status) ? "exited with " + std::to_string(WEXITSTATUS(status))
-                                        : "was killed by signal " + std::to_string(WTERMSIG(status));
-    return {ErrorCode::device_error, "dns01_hook " + argv[0] + " (" + action + ") " + how};
+    // The hook's exit status is its answer; what it prints goes to our log (stderr), capped.
+    const int64_t seconds = std::max<int64_t>(1, (timeout.count() + 999) / 1000);
+    const lifecycle::CommandOutcome outcome = lifecycle::run_command(argv, env, seconds, 64 * 1024);
+    if (!outcome.started)
+        return {ErrorCode::invalid_argument, "dns01_hook " + argv[0] + ": cannot run (" + outcome.error + ")"};
+    if (outcome.timed_out)
+        return {ErrorCode::timeout, "dns01_hook " + argv[0] + " (" + action + ") did not finish in time"};
+    if (outcome.exit_code == 0) return Status::success();
+    std::string said = outcome.err.substr(0, std::min(outcome.err.find('\n'), size_t{200}));
+    return {ErrorCode::device_error, "dns01_hook " + argv[0] + " (" + action + ") " +
+                                         lifecycle::describe_outcome(outcome, seconds) +
+                                         (said.empty() ? "" : " (" + said + ")")};
 }
 
 }  // namespace keyward::acme
