@@ -1,5 +1,7 @@
 #include "agent/lifecycle/hooks.hpp"
 
+#include <unistd.h>
+
 #include "agent/lifecycle/subprocess.hpp"
 #include "core/log.hpp"
 
@@ -40,7 +42,13 @@ Attempt run_hooks(const IdentityConfig& identity, const GenerationFiles& files, 
         failures.push_back(why);
     };
     for (const auto& hook : identity.hooks) run_one(hook, "hook " + hook.front());
-    for (const auto& unit : identity.reload_units) run_one({kSystemctl, "reload", "--", unit}, "reload of " + unit);
+    // Unprivileged (the packaged service), systemctl is refused unless polkit allows it; the
+    // failure then names the root-side path unit that does the reload instead.
+    const std::string unprivileged_hint =
+        ::geteuid() == 0 ? ""
+                         : " (the agent is not root: use keyward-reload@" + identity.name + ".path, docs/systemd.md)";
+    for (const auto& unit : identity.reload_units)
+        run_one({kSystemctl, "reload", "--", unit}, "reload of " + unit + unprivileged_hint);
     if (!failures.empty()) {
         result.outcome = "failed";
         for (const auto& f : failures) result.message += (result.message.empty() ? "" : "; ") + f;

@@ -329,6 +329,24 @@ class TestUnits(AgentTestCase):
                             os.path.join(where, "keywardd.socket")], check=False)
         self.assertEqual(done.rc, 0, done.describe())
 
+    def test_reload_units_verify_as_an_instance(self):
+        """keyward-reload@.path/.service (root reloads services after a renewal) verify for
+        an identity, watch that identity's `current` link, and reload what root's list says."""
+        where = self.tmp.mkdir("reload-units")
+        for suffix in ("path", "service"):
+            shutil.copy(os.path.join(self.UNITS, f"keyward-reload@.{suffix}"), where)
+            shutil.copy(os.path.join(self.UNITS, f"keyward-reload@.{suffix}"),
+                        os.path.join(where, f"keyward-reload@web.{suffix}"))
+        analyze = harness.require_program("systemd-analyze")
+        done = harness.run([analyze, "verify", os.path.join(where, "keyward-reload@web.path"),
+                            os.path.join(where, "keyward-reload@web.service")], check=False)
+        self.assertEqual(done.rc, 0, done.describe())
+        path_unit = open(os.path.join(where, "keyward-reload@.path")).read()
+        self.assertIn("PathChanged=/var/lib/keyward/identities/%i/current", path_unit)
+        service = open(os.path.join(where, "keyward-reload@.service")).read()
+        self.assertIn("EnvironmentFile=/etc/keyward/reload/%i", service)
+        self.assertNotIn("User=", service, "the reload runs as root, not as the agent")
+
     def test_exposure_at_most_2(self):
         analyze = harness.require_program("systemd-analyze")
         done = harness.run([analyze, "security", "--offline=true", os.path.join(self.installed_copy(),
