@@ -90,8 +90,13 @@ Result<TokenConfig> prepare_embedded_token(const std::string& state_dir) {
     ::setenv("SOFTHSM2_CONF", conf.c_str(), 1);
 
     const std::string user_pin_file = state_dir + "/user.pin";
+    // The SO PIN is needed once, to initialise the token, and never again (SoftHSM2 never locks
+    // the user PIN, and the user PIN stays in user.pin). Kept on disk it would only be one
+    // more secret to lose, so it lives in memory for the initialisation and is then gone;
+    // an so.pin left by an older keywardd is removed.
+    const std::string so_pin_file = state_dir + "/so.pin";
     if (!has_initialised_token(token_dir)) {
-        auto so_pin = read_or_create_pin(state_dir + "/so.pin");
+        auto so_pin = random_pin();
         if (!so_pin.ok()) return so_pin.status();
         auto user_pin = read_or_create_pin(user_pin_file);
         if (!user_pin.ok()) return user_pin.status();
@@ -101,6 +106,10 @@ Result<TokenConfig> prepare_embedded_token(const std::string& state_dir) {
         OPENSSL_cleanse(so_pin.value().data(), so_pin.value().size());
         OPENSSL_cleanse(user_pin.value().data(), user_pin.value().size());
         if (!s.ok()) return Status{s.code, "cannot create the embedded token: " + s.message};
+    }
+    if (::unlink(so_pin_file.c_str()) == 0) {
+        (void)files::fsync_dir(state_dir);
+        log::notice("removed " + so_pin_file + ": the embedded token's SO PIN is not kept");
     }
 
     TokenConfig tc;

@@ -97,24 +97,33 @@ class TestLifecycle(LifecycleTestCase):
 class TestEmbeddedSecrets(LifecycleTestCase):
     def pins(self):
         result = {}
-        for name in ("user.pin", "so.pin"):
+        for name in ("user.pin",):
             with open(os.path.join(self.agent.state_dir, name)) as f:
                 result[name] = f.read().strip()
         return result
 
     def test_pin_files_are_mode_0600(self):
-        for name in ("user.pin", "so.pin"):
-            with self.subTest(file=name):
-                st = os.stat(os.path.join(self.agent.state_dir, name))
-                self.assertTrue(stat.S_ISREG(st.st_mode))
-                self.assertEqual(stat.S_IMODE(st.st_mode), 0o600, f"{name} is mode {stat.S_IMODE(st.st_mode):o}")
-                self.assertEqual(st.st_uid, os.getuid())
+        st = os.stat(os.path.join(self.agent.state_dir, "user.pin"))
+        self.assertTrue(stat.S_ISREG(st.st_mode))
+        self.assertEqual(stat.S_IMODE(st.st_mode), 0o600, f"user.pin is mode {stat.S_IMODE(st.st_mode):o}")
+        self.assertEqual(st.st_uid, os.getuid())
         self.assertEqual(stat.S_IMODE(os.stat(self.agent.state_dir).st_mode) & 0o077, 0,
                          "the state directory is open to other users")
 
+    def test_the_so_pin_is_not_kept(self):
+        """The SO PIN initialises the embedded token and is then forgotten; an so.pin left
+        by an older agent is removed at the next start."""
+        so_pin = os.path.join(self.agent.state_dir, "so.pin")
+        self.assertFalse(os.path.exists(so_pin))
+        with open(so_pin, "w") as f:
+            f.write("0123456789abcdef\n")
+        os.chmod(so_pin, 0o600)
+        self.agent.restart()
+        self.assertFalse(os.path.exists(so_pin), "a stale so.pin survived a restart")
+        self.agent.create_key("after-so-pin", "ec-p256")
+
     def test_pins_are_random_and_survive_restarts(self):
         first = self.pins()
-        self.assertNotEqual(first["user.pin"], first["so.pin"])
         for pin in first.values():
             self.assertGreaterEqual(len(pin), 8, "a PIN this short is guessable")
         self.agent.restart()
