@@ -3,6 +3,7 @@ watchdog messages received on a real NOTIFY_SOCKET datagram socket; socket activ
 systemd-socket-activate with a client connecting before the agent runs; and the process
 hardening (no core dumps, not dumpable) that holds with or without systemd."""
 
+import grp
 import hashlib
 import os
 import re
@@ -355,6 +356,81 @@ class TestUnits(AgentTestCase):
         self.assertIsNotNone(m, done.describe())
         print(f"systemd-analyze security: exposure {m.group(1)}")
         self.assertLessEqual(float(m.group(1)), 2.0, done.stdout)
+
+
+class TestInstall(AgentTestCase):
+    """`meson install` lays out what a service needs: units, sysusers and tmpfiles snippets
+    that systemd's own tools accept, an example configuration the installed agent starts
+    with, and man pages that render."""
+
+    @classmethod
+    def make_agent(cls):
+        cls.dest = cls.tmp.mkdir("destdir")
+        done = harness.run([harness.require_program("meson"), "install", "-C", harness.bin_dir(), "--no-rebuild",
+                            "--destdir", cls.dest], check=False, timeout=300)
+        assert done.rc == 0, done.describe()
+        cls.prefix = cls.find("lib/systemd/system/keywardd.service")[: -len("/lib/systemd/system/keywardd.service")]
+        return Agent(cls.tmp)
+
+    @classmethod
+    def find(cls, suffix):
+        for root, _dirs, files in os.walk(cls.dest):
+            for name in files:
+                path = os.path.join(root, name)
+                if path.endswith("/" + suffix):
+                    return path
+        raise AssertionError(f"meson install did not install */{suffix} under {cls.dest}")
+
+    def test_sysusers_snippet_creates_the_user_and_group(self):
+        root = self.tmp.mkdir("sysusers-root")
+        os.makedirs(os.path.join(root, "etc"))
+        tool = harness.require_program("systemd-sysusers")
+        done = harness.run([tool, f"--root={root}", os.path.join(self.prefix, "lib/sysusers.d/keyward.conf")],
+                           check=False)
+        self.assertEqual(done.rc, 0, done.describe())
+        passwd = open(os.path.join(root, "etc/passwd")).read()
+        group = open(os.path.join(root, "etc/group")).read()
+        self.assertRegex(passwd, r"(?m)^keyward:x:\d+:\d+:")
+        self.assertRegex(group, r"(?m)^keyward:x:\d+:")
+        self.assertRegex(group, r"(?m)^tss:x:\d+:.*keyward", "the agent's user must be in tss for /dev/tpmrm0")
+
+    def test_tmpfiles_snippet_makes_the_configuration_directories(self):
+        root = self.tmp.mkdir("tmpfiles-root")
+        tool = harness.require_program("systemd-tmpfiles")
+        done = harness.run([tool, f"--root={root}", "--create", os.path.join(self.prefix, "lib/tmpfiles.d/keyward.conf")],
+                           check=False)
+        self.assertEqual(done.rc, 0, done.describe())
+        for d in ("etc/keyward", "etc/keyward/reload"):
+            st = os.stat(os.path.join(root, d))
+            self.assertEqual(oct(st.st_mode & 0o777), oct(0o755), d)
+            self.assertEqual(st.st_uid, 0, d)
+
+    def test_the_installed_agent_starts_with_the_example_configuration(self):
+        example = self.find("keyward/keyward.toml")
+        installed = self.find("sbin/keywardd") if os.path.exists(os.path.join(self.prefix, "sbin/keywardd")) \
+            else self.find("bin/keywardd")
+        # Group `keyward` is made by sysusers on a real install; here the test's own group stands in.
+        text = open(example).read().replace('"keyward"', f'"{grp.getgrgid(os.getgid()).gr_name}"')
+        config = self.tmp.write("example.toml", text)
+        agent = Agent(self.tmp, name="example", config=config)
+        agent.argv = lambda: [installed] + Agent.argv(agent)[1:]
+        agent.start()
+        try:
+            status = agent.cli("status", json=True).data
+            self.assertEqual([t["name"] for t in status["tokens"]], ["embedded"], status)
+            agent.create_key("example-key", "ec-p256")
+        finally:
+            agent.stop()
+
+    def test_man_pages_render(self):
+        man = harness.require_program("man")
+        for page, section, needle in (("keywardd", "8", "socket activation"), ("keyward", "1", "keys create"),
+                                      ("keyward.toml", "5", "credential:NAME")):
+            with self.subTest(page=page):
+                path = self.find(f"man{section}/{page}.{section}")
+                done = harness.run([man, "-l", path], env={"MANWIDTH": "200", "MAN_KEEP_FORMATTING": None}, check=False)
+                self.assertEqual(done.rc, 0, done.describe())
+                self.assertIn(needle, " ".join(done.stdout.split()))
 
 
 if __name__ == "__main__":
