@@ -69,9 +69,12 @@ Status check_acme_config(const toml::table& table, const std::string& source, co
     for (auto&& [k, v] : table) {
         std::string key(k.str());
         if (!kKeys.count(key)) return c.error(k.source(), key, "unknown key for an ACME issuer");
-        auto want_string = [&]() -> Status {
-            if (!v.is_string()) return c.error(v.source(), key, "must be a string");
-            if (v.value<std::string>()->empty()) return c.error(v.source(), key, "must not be empty");
+        // `node` rather than the binding itself: lambdas may not capture structured bindings
+        // before C++20 compilers caught up (clang 14, which builds the fuzz targets).
+        const toml::node& node = v;
+        auto want_string = [&c, &node, &key]() -> Status {
+            if (!node.is_string()) return c.error(node.source(), key, "must be a string");
+            if (node.value<std::string>()->empty()) return c.error(node.source(), key, "must not be empty");
             return Status::success();
         };
         if (key == "kind") {
