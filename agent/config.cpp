@@ -112,6 +112,7 @@ public:
             else if (k.str() == "state_dir") s = string(v, key, c.state_dir);
             else if (k.str() == "default_token") s = string(v, key, c.default_token);
             else if (k.str() == "log_level") s = string(v, key, c.log_level);
+            else if (k.str() == "seal_embedded_pin") s = string(v, key, c.seal_embedded_pin);
             else if (k.str() == "socket_mode") {
                 std::string text;
                 s = string(v, key, text);

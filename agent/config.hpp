@@ -67,6 +67,9 @@ struct AgentConfig {
     int idle_timeout_seconds = 600;      // a connection with nothing pending is closed after this
     bool audit_every_signature = false;  // audit = "every-signature" (default "summary")
     int audit_interval_seconds = 600;
+    // The embedded token's user PIN: "auto" (sealed to /dev/tpmrm0 when there is one), "no"
+    // (user.pin), or the TCTI of the TPM to seal it to.
+    std::string seal_embedded_pin = "auto";
 
     const KeyConfig* key(std::string_view name) const;
 };

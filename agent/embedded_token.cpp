@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "agent/embedded_pin.hpp"
 #include "core/log.hpp"
 #include "pkcs11/pkcs11_backend.hpp"
 #include "core/durable_file.hpp"
@@ -42,21 +43,6 @@ Result<std::string> random_pin() {
     return pin;
 }
 
-// Reads a PIN file, or creates it with a fresh random PIN.
-Result<std::string> read_or_create_pin(const std::string& path) {
-    std::ifstream in(path);
-    if (in) {
-        std::string pin;
-        std::getline(in, pin);
-        if (!pin.empty()) return pin;
-    }
-    auto pin = random_pin();
-    if (!pin.ok()) return pin;
-    Status s = files::write_atomic(path, pin.value() + "\n", 0600);
-    if (!s.ok()) return s;
-    return pin;
-}
-
 bool has_initialised_token(const std::string& token_dir) {
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(token_dir, ec))
@@ -66,7 +52,7 @@ bool has_initialised_token(const std::string& token_dir) {
 
 }  // namespace
 
-Result<TokenConfig> prepare_embedded_token(const std::string& state_dir) {
+Result<TokenConfig> prepare_embedded_token(const std::string& state_dir, const std::string& seal_pin) {
     if (::access(std::string(kSoftHsmModule).c_str(), R_OK) != 0)
         return Status{ErrorCode::device_unavailable,
                       "SoftHSM2 is not installed (" + std::string(kSoftHsmModule) +
@@ -89,7 +75,6 @@ Result<TokenConfig> prepare_embedded_token(const std::string& state_dir) {
     if (!s.ok()) return s;
     ::setenv("SOFTHSM2_CONF", conf.c_str(), 1);
 
-    const std::string user_pin_file = state_dir + "/user.pin";
     // The SO PIN is needed once, to initialise the token, and never again (SoftHSM2 never locks
     // the user PIN, and the user PIN stays in user.pin). Kept on disk it would only be one
     // more secret to lose, so it lives in memory for the initialisation and is then gone;
@@ -98,7 +83,7 @@ Result<TokenConfig> prepare_embedded_token(const std::string& state_dir) {
     if (!has_initialised_token(token_dir)) {
         auto so_pin = random_pin();
         if (!so_pin.ok()) return so_pin.status();
-        auto user_pin = read_or_create_pin(user_pin_file);
+        auto user_pin = create_embedded_pin(state_dir, plan_embedded_pin(seal_pin));
         if (!user_pin.ok()) return user_pin.status();
         log::notice("creating the embedded SoftHSM2 token in " + token_dir);
         s = pkcs11::initialize_token(std::string(kSoftHsmModule), kEmbeddedTokenLabel, so_pin.value(),
@@ -117,7 +102,9 @@ Result<TokenConfig> prepare_embedded_token(const std::string& state_dir) {
     tc.kind = "pkcs11";
     tc.module = std::string(kSoftHsmModule);
     tc.uri = "pkcs11:token=" + std::string(kEmbeddedTokenLabel);
-    tc.pin_file = user_pin_file;
+    auto pin_path = embedded_pin_path(state_dir, seal_pin);
+    if (!pin_path.ok()) return pin_path.status();
+    tc.pin_file = std::move(pin_path).value();
     return tc;
 }
 

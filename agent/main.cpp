@@ -73,7 +73,7 @@ Result<std::vector<std::shared_ptr<Token>>> open_tokens(const AgentConfig& confi
                                                         const std::vector<std::shared_ptr<Token>>& running) {
     std::vector<TokenConfig> wanted = config.tokens;
     if (wanted.empty()) {
-        auto embedded = prepare_embedded_token(config.state_dir);
+        auto embedded = prepare_embedded_token(config.state_dir, config.seal_embedded_pin);
         if (!embedded.ok()) return embedded.status();
         wanted.push_back(std::move(embedded).value());
     }

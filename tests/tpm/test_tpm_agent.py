@@ -4,7 +4,9 @@
 Debian's tpm2-openssl provider both ways (`keys import`, same public key), mTLS through the
 keyward provider with a TPM-held key (TLS 1.2 and 1.3), and swtpm restarted under the agent."""
 
+import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -274,6 +276,78 @@ class TpmAuthTest(harness.AgentTestCase):
         with open(self.auth, "w") as f:
             f.write("s3cret value\n")
         self.sign()
+
+
+class SealedEmbeddedPinTest(harness.AgentTestCase):
+    """seal_embedded_pin: the embedded SoftHSM2 token's user PIN is sealed to the TPM, never
+    written in clear; the agent unseals it at each start; a copy of the state directory
+    next to another TPM cannot open the token; a PIN already in user.pin is sealed and the
+    file removed."""
+
+    @classmethod
+    def make_agent(cls):
+        cls.swtpm = Swtpm(cls.tmp.mkdir("swtpm"))
+        cls.config = cls.tmp.write("keyward.toml", f'[agent]\nseal_embedded_pin = "{cls.swtpm.tcti}"\n')
+        return harness.Agent(cls.tmp, config=cls.config, env={"TSS2_LOG": "all+NONE"})
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.swtpm.kill()
+
+    def sign(self, agent, name):
+        digest = hashlib.sha256(name.encode()).hexdigest()
+        return agent.cli("sign", name, "--scheme", "ecdsa_secp256r1_sha256", "--digest", digest, "--out", os.devnull)
+
+    def test_sealed_pin_survives_restarts_and_is_never_in_clear(self):
+        state = self.agent.state_dir
+        self.assertFalse(os.path.exists(os.path.join(state, "user.pin")), "the PIN was written in clear")
+        sealed = os.path.join(state, "user.pin.sealed")
+        self.assertEqual(os.stat(sealed).st_mode & 0o777, 0o600)
+        self.agent.create_key("sealed-web", "ec-p256")
+        self.sign(self.agent, "sealed-web")
+        self.agent.restart()
+        self.sign(self.agent, "sealed-web")
+        self.assertIn("sealed", self.agent.log_text())
+
+    def test_a_copy_of_the_state_directory_is_useless_with_another_tpm(self):
+        self.agent.create_key("copied", "ec-p256")
+        copy = self.tmp.join("stolen-state")
+        shutil.copytree(self.agent.state_dir, copy, symlinks=True,
+                        ignore=shutil.ignore_patterns("agent.sock"))
+        other_tpm = Swtpm(self.tmp.mkdir("other-swtpm"))
+        try:
+            config = self.tmp.write("other.toml", f'[agent]\nseal_embedded_pin = "{other_tpm.tcti}"\n')
+            thief = harness.Agent(self.tmp, name="thief", state_dir=copy, config=config,
+                                  env={"TSS2_LOG": "all+NONE"})
+            proc = thief.spawn()
+            rc = proc.wait(timeout=60)
+            self.assertNotEqual(rc, 0)
+            log = thief.log_text()
+            self.assertIn("cannot unseal the embedded token's PIN", log)
+            self.assertIn("another TPM", log)
+        finally:
+            other_tpm.kill()
+
+    def test_a_pin_in_user_pin_is_sealed_and_the_file_removed(self):
+        plain = harness.Agent(self.tmp, name="plain", config=self.tmp.write("plain.toml",
+                                                                              '[agent]\nseal_embedded_pin = "no"\n'))
+        plain.start()
+        plain.create_key("older", "ec-p256")
+        plain.stop()
+        pin_file = os.path.join(plain.state_dir, "user.pin")
+        self.assertTrue(os.path.exists(pin_file))
+        plain.config = self.config
+        plain.env["TSS2_LOG"] = "all+NONE"
+        plain.start()
+        try:
+            self.assertFalse(os.path.exists(pin_file), "user.pin stayed after sealing")
+            self.assertTrue(os.path.exists(os.path.join(plain.state_dir, "user.pin.sealed")))
+            self.sign(plain, "older")
+        finally:
+            plain.stop()
 
 
 if __name__ == "__main__":
