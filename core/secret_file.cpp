@@ -26,8 +26,8 @@ Result<UniqueFd> open_secret(const std::string& path, std::string_view what) {
     if ((st.st_mode & 077) != 0) {
         char mode[8];
         std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-        return Status{ErrorCode::access_denied, name + " can be read by other users (mode " + mode +
-                                                    "); fix: chmod 600 " + path};
+        return Status{ErrorCode::access_denied,
+                      name + " can be read by other users (mode " + mode + "); fix: chmod 600 " + path};
     }
     return fd;
 }
