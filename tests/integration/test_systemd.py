@@ -312,13 +312,18 @@ class TestUnits(AgentTestCase):
     `systemd-analyze security --offline=true` (docs/systemd.md justifies what is left)."""
 
     UNITS = os.path.join(harness.source_dir(), "systemd")
+    CONFIGURED = os.path.join(harness.bin_dir(), "systemd")  # the .in files with the prefix's paths
+
+    def unit_text(self, name):
+        configured = os.path.join(self.CONFIGURED, name)
+        return open(configured if os.path.exists(configured) else os.path.join(self.UNITS, name)).read()
 
     def installed_copy(self):
         """The units with ExecStart pointing at the build tree (verify checks the binary)."""
         where = self.tmp.mkdir("units")
         for name in ("keywardd.service", "keywardd.socket"):
-            text = open(os.path.join(self.UNITS, name)).read()
-            text = text.replace("/usr/sbin/keywardd", harness.keywardd_path())
+            text = self.unit_text(name)
+            text = re.sub(r"ExecStart=\S+/keywardd", f"ExecStart={harness.keywardd_path()}", text)
             with open(os.path.join(where, name), "w") as f:
                 f.write(text)
         return where
@@ -335,9 +340,10 @@ class TestUnits(AgentTestCase):
         an identity, watch that identity's `current` link, and reload what root's list says."""
         where = self.tmp.mkdir("reload-units")
         for suffix in ("path", "service"):
-            shutil.copy(os.path.join(self.UNITS, f"keyward-reload@.{suffix}"), where)
-            shutil.copy(os.path.join(self.UNITS, f"keyward-reload@.{suffix}"),
-                        os.path.join(where, f"keyward-reload@web.{suffix}"))
+            text = self.unit_text(f"keyward-reload@.{suffix}")
+            for name in (f"keyward-reload@.{suffix}", f"keyward-reload@web.{suffix}"):
+                with open(os.path.join(where, name), "w") as f:
+                    f.write(text)
         analyze = harness.require_program("systemd-analyze")
         done = harness.run([analyze, "verify", os.path.join(where, "keyward-reload@web.path"),
                             os.path.join(where, "keyward-reload@web.service")], check=False)
@@ -345,7 +351,7 @@ class TestUnits(AgentTestCase):
         path_unit = open(os.path.join(where, "keyward-reload@.path")).read()
         self.assertIn("PathChanged=/var/lib/keyward/identities/%i/current", path_unit)
         service = open(os.path.join(where, "keyward-reload@.service")).read()
-        self.assertIn("EnvironmentFile=/etc/keyward/reload/%i", service)
+        self.assertRegex(service, r"EnvironmentFile=/\S*etc/keyward/reload/%i")
         self.assertNotIn("User=", service, "the reload runs as root, not as the agent")
 
     def test_exposure_at_most_2(self):
@@ -400,8 +406,11 @@ class TestInstall(AgentTestCase):
         done = harness.run([tool, f"--root={root}", "--create", os.path.join(self.prefix, "lib/tmpfiles.d/keyward.conf")],
                            check=False)
         self.assertEqual(done.rc, 0, done.describe())
-        for d in ("etc/keyward", "etc/keyward/reload"):
-            st = os.stat(os.path.join(root, d))
+        snippet = open(os.path.join(self.prefix, "lib/tmpfiles.d/keyward.conf")).read()
+        wanted = re.findall(r"(?m)^d (\S+)", snippet)
+        self.assertEqual([os.path.basename(d) for d in wanted], ["keyward", "reload"], snippet)
+        for d in wanted:
+            st = os.stat(os.path.join(root, d.lstrip("/")))
             self.assertEqual(oct(st.st_mode & 0o777), oct(0o755), d)
             self.assertEqual(st.st_uid, 0, d)
 
