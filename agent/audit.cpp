@@ -34,17 +34,23 @@ void Audit::signature(const Caller& caller, std::string_view key, std::string_vi
         if (mode_ == AuditMode::every_signature) {
             record = true;
         } else {
-            auto [it, first] = seen_.try_emplace({std::string(key), caller.uid(), caller.exe()}, 0);
+            const SeenView seen{key, caller.uid(), caller.exe()};
+            auto it = seen_.find(seen);
+            if (it == seen_.end()) {
+                it = seen_.emplace(Seen{std::string(key), caller.uid(), std::string(caller.exe())}, 0).first;
+                record = true;
+            }
             ++it->second;
-            record = first;
-            ++counts_[{std::string(key), caller.uid()}];
+            auto counted = counts_.find(CountedView{key, caller.uid()});
+            if (counted == counts_.end()) counted = counts_.emplace(Counted{std::string(key), caller.uid()}, 0).first;
+            ++counted->second;
         }
     }
     if (record) write(caller, "sign", key, result, mode_ == AuditMode::summary ? "first-in-interval=yes" : "");
 }
 
 void Audit::flush(Clock::time_point now) {
-    std::map<std::pair<std::string, uid_t>, uint64_t> counts;
+    std::map<Counted, uint64_t, Less> counts;
     std::chrono::seconds interval;
     {
         std::lock_guard lock(mu_);
@@ -55,7 +61,7 @@ void Audit::flush(Clock::time_point now) {
         seen_.clear();
     }
     for (const auto& [who, n] : counts)
-        log::notice("audit: op=sign-count key=" + log::client_text(who.first) + " uid=" + std::to_string(who.second) +
+        log::notice("audit: op=sign-count key=" + log::client_text(who.key) + " uid=" + std::to_string(who.uid) +
                     " count=" + std::to_string(n) + " interval=" + std::to_string(interval.count()) + "s");
 }
 

@@ -43,9 +43,44 @@ private:
     AuditMode mode_ = AuditMode::summary;
     std::chrono::seconds interval_{600};
     Clock::time_point interval_start_ = Clock::now();
+    // The maps are looked up with views of the caller's strings (transparent comparison):
+    // a signature that is not the first of its kind in the interval allocates nothing.
+    struct Seen {
+        std::string key;
+        uid_t uid;
+        std::string exe;
+    };
+    struct SeenView {
+        std::string_view key;
+        uid_t uid;
+        std::string_view exe;
+    };
+    struct Counted {
+        std::string key;
+        uid_t uid;
+    };
+    struct CountedView {
+        std::string_view key;
+        uid_t uid;
+    };
+    struct Less {
+        using is_transparent = void;
+        template <typename A, typename B>
+        bool operator()(const A& a, const B& b) const noexcept {
+            return tie(a) < tie(b);
+        }
+        static auto tie(const Seen& s) noexcept {
+            return std::tuple<std::string_view, uid_t, std::string_view>(s.key, s.uid, s.exe);
+        }
+        static auto tie(const SeenView& s) noexcept {
+            return std::tuple<std::string_view, uid_t, std::string_view>(s.key, s.uid, s.exe);
+        }
+        static auto tie(const Counted& c) noexcept { return std::tuple<std::string_view, uid_t>(c.key, c.uid); }
+        static auto tie(const CountedView& c) noexcept { return std::tuple<std::string_view, uid_t>(c.key, c.uid); }
+    };
     // (key, uid, executable) seen in this interval: their first signature was recorded.
-    std::map<std::tuple<std::string, uid_t, std::string>, uint64_t> seen_;
-    std::map<std::pair<std::string, uid_t>, uint64_t> counts_;
+    std::map<Seen, uint64_t, Less> seen_;
+    std::map<Counted, uint64_t, Less> counts_;
 };
 
 // The executable of a process, for audit records ("?" when the agent may not read it).

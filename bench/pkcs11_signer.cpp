@@ -83,18 +83,25 @@ public:
     ~Pkcs11ThreadSigner() override { f_->C_CloseSession(session_); }
 
     bool sign_once(std::string& error) override {
+        unsigned char sig[512];
+        size_t len = sizeof sig;
+        return sign_digest(kDigest, sig, len, error);
+    }
+
+    bool sign_digest(const unsigned char* digest, unsigned char* sig, size_t& sig_len, std::string& error) override {
+        std::memcpy(data_ + data_len_ - sizeof kDigest, digest, sizeof kDigest);
         CK_RV rv = f_->C_SignInit(session_, &mech_, key_);
         if (rv != CKR_OK) {
             error = rv_text("C_SignInit", rv);
             return false;
         }
-        unsigned char sig[512];
-        CK_ULONG len = sizeof sig;
+        CK_ULONG len = sig_len;
         rv = f_->C_Sign(session_, data_, data_len_, sig, &len);
         if (rv != CKR_OK) {
             error = rv_text("C_Sign", rv);
             return false;
         }
+        sig_len = len;
         return true;
     }
 

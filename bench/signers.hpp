@@ -16,6 +16,13 @@ public:
     virtual ~ThreadSigner() = default;
     // One signature over the run's fixed SHA-256 digest; false (with `error`) on failure.
     virtual bool sign_once(std::string& error) = 0;
+    // One signature over `digest` (32 bytes) into sig (sig_len in: its size, out: the
+    // signature's); only the PKCS#11 signer has it (the ideal agent signs what it is sent).
+    virtual bool sign_digest(const unsigned char* /*digest*/, unsigned char* /*sig*/, size_t& /*sig_len*/,
+                             std::string& error) {
+        error = "this signer cannot sign a given digest";
+        return false;
+    }
 };
 
 class Signer {
@@ -29,6 +36,8 @@ public:
 std::unique_ptr<Signer> make_pkcs11_signer(const Options& o, KeyKind kind, std::string& error);
 // keyward: keyward::Client::sign; --client shared (one Client, like the provider) or per-thread.
 std::unique_ptr<Signer> make_agent_signer(const Options& o, KeyKind kind, std::string& error);
+// ideal: the ideal socket agent (bench/ideal_agent.cpp), one connection per thread.
+std::unique_ptr<Signer> make_ideal_signer(const Options& o, KeyKind kind, std::string& error);
 // software: an in-process OpenSSL key, the ceiling.
 std::unique_ptr<Signer> make_software_signer(const Options& o, KeyKind kind, std::string& error);
 

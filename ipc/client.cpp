@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -45,12 +47,49 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// The longest a reader waits in one read before it looks at the deadline and its slot again.
+constexpr int kReadSliceMs = 200;
+
 int remaining_ms(Clock::time_point deadline) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
     return left <= 0 ? 0 : static_cast<int>(std::min<long long>(left, 1 << 30));
 }
 
 std::string errno_text(int err) { return std::strerror(err); }
+
+// Fork detection without a getpid() system call on every request: a page the kernel
+// hands a forked child zero-filled (MADV_WIPEONFORK, Linux 4.14). While it still holds
+// its mark, this process has not forked since it was set, and getpid() cannot have changed.
+// Where the kernel lacks it, every check asks getpid() as before.
+class ForkWitness {
+public:
+    ForkWitness() {
+        void* p = ::mmap(nullptr, kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) return;
+        if (::madvise(p, kPage, MADV_WIPEONFORK) != 0) {
+            ::munmap(p, kPage);
+            return;
+        }
+        mark_ = static_cast<std::atomic<uint32_t>*>(p);
+        mark_->store(1, std::memory_order_relaxed);
+    }
+    ~ForkWitness() {
+        if (mark_ != nullptr) ::munmap(mark_, kPage);
+    }
+    ForkWitness(const ForkWitness&) = delete;
+    ForkWitness& operator=(const ForkWitness&) = delete;
+    // True when this process may have forked since the mark was last set (then re-marks).
+    bool maybe_forked() noexcept {
+        if (mark_ == nullptr) return true;
+        if (mark_->load(std::memory_order_relaxed) == 1) return false;
+        mark_->store(1, std::memory_order_relaxed);
+        return true;
+    }
+
+private:
+    static constexpr size_t kPage = 4096;
+    std::atomic<uint32_t>* mark_ = nullptr;
+};
 
 // An answer (or the transport failure that replaced it) for one request id.
 struct Slot {
@@ -74,12 +113,14 @@ struct Client::Impl {
     std::string path;
 
     std::atomic<pid_t> owner_pid{getpid()};
+    ForkWitness fork_witness;
 
     std::mutex mu;               // guards everything below except the read buffer
     std::condition_variable cv;  // capacity freed or the connection dropped (for callers not yet in `pending`)
     std::mutex write_mu;         // one writer at a time on the socket
     int fd = -1;
-    uint64_t generation = 0;  // bumped on every new connection
+    bool blocking_reads = false;  // fd blocks on recv, with a receive timeout of kReadSlice
+    uint64_t generation = 0;      // bumped on every new connection
     ipc::HelloResponse hello;
     uint32_t next_id = 1;
     bool reader_active = false;
@@ -113,11 +154,21 @@ struct Client::Impl {
         return c;
     }
 
+    // The check before every request: three cheap system calls and, for the usual handful of
+    // groups, no allocation (current_credentials() is for connecting).
+    bool credentials_unchanged_locked() const {
+        if (::geteuid() != connected_as.euid || ::getegid() != connected_as.egid) return false;
+        gid_t groups[64];
+        const int n = ::getgroups(64, groups);
+        if (n < 0) return current_credentials() == connected_as;  // more than 64 groups
+        return std::equal(groups, groups + n, connected_as.groups.begin(), connected_as.groups.end());
+    }
+
     // Called with mu held, before a request on an open connection: false when it must be
     // replaced — the process's credentials changed, or the agent closed it while it sat
     // idle (its idle timeout), which a request would otherwise only find out by failing.
     bool connection_still_good_locked(Clock::time_point now) {
-        if (!(current_credentials() == connected_as)) return false;
+        if (!credentials_unchanged_locked()) return false;
         if (!pending.empty() || now - last_used < std::chrono::seconds(1)) return true;
         pollfd p{fd, POLLIN, 0};
         if (::poll(&p, 1, 0) <= 0) return true;
@@ -134,6 +185,7 @@ struct Client::Impl {
     // descriptor (close, never shutdown, so the parent's connection is untouched) and
     // resets the locks, which another parent thread may have held at the moment of fork.
     void after_fork_check() {
+        if (!fork_witness.maybe_forked()) return;
         pid_t now = getpid();
         pid_t was = owner_pid.load(std::memory_order_relaxed);
         if (now == was) return;
@@ -186,22 +238,27 @@ struct Client::Impl {
     }
 
     // Reads whatever is available into rbuf (waiting up to `wait_ms`). Returns false with
-    // `why` set when the connection is gone; true with nothing read on a timeout.
-    bool read_some(int sock, int wait_ms, Status& why) {
-        pollfd p{sock, POLLIN, 0};
-        int r = ::poll(&p, 1, wait_ms);
-        if (r < 0 && errno != EINTR) {
-            why = {ErrorCode::connection_lost, "poll on the agent connection failed: " + errno_text(errno)};
-            return false;
+    // `why` set when the connection is gone; true with nothing read on a timeout. A wait of
+    // exactly kReadSlice on a connection set up for it is one blocking recv (its receive
+    // timeout is kReadSlice): one system call per answer instead of poll + recv.
+    bool read_some(int sock, int wait_ms, Status& why, bool sock_blocks = false) {
+        const bool blocking = sock_blocks && wait_ms == kReadSliceMs;
+        if (!blocking) {
+            pollfd p{sock, POLLIN, 0};
+            int r = ::poll(&p, 1, wait_ms);
+            if (r < 0 && errno != EINTR) {
+                why = {ErrorCode::connection_lost, "poll on the agent connection failed: " + errno_text(errno)};
+                return false;
+            }
+            if (r <= 0) return true;
         }
-        if (r <= 0) return true;
         if (rbuf_start > 0 && rbuf_start == rbuf.size()) {
             rbuf.clear();
             rbuf_start = 0;
         }
         // A stack chunk, appended: resizing rbuf by 64 KiB zero-filled 64 KiB on every answer.
         uint8_t chunk[16384];
-        ssize_t n = ::recv(sock, chunk, sizeof chunk, MSG_DONTWAIT);
+        ssize_t n = ::recv(sock, chunk, sizeof chunk, blocking ? 0 : MSG_DONTWAIT);
         if (n > 0) {
             rbuf.insert(rbuf.end(), chunk, chunk + n);
             return true;
@@ -215,6 +272,10 @@ struct Client::Impl {
 
     // Connects and says HELLO. Called with mu held and no connection.
     Status connect_locked(Clock::time_point deadline) {
+        // Taken before connect(), whose moment fixes the SO_PEERCRED the agent reads: an id
+        // change in between then shows up as a change at the next request (a reconnect),
+        // never as rights this process kept after giving them up.
+        Credentials as = current_credentials();
         int sock = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (sock < 0) return {ErrorCode::agent_unreachable, "cannot create a socket: " + errno_text(errno)};
         sockaddr_un addr{};
@@ -285,8 +346,15 @@ struct Client::Impl {
             ::close(sock);
             return s;
         }
+        // From now on the descriptor blocks (sends still pass MSG_DONTWAIT) and a read waits
+        // at most kReadSlice, so the reader's wait for an answer is a single recv.
+        const timeval slice{0, kReadSliceMs * 1000};
+        const int flags = ::fcntl(sock, F_GETFL);
+        blocking_reads = flags >= 0 && ::setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &slice, sizeof slice) == 0 &&
+                         ::fcntl(sock, F_SETFL, flags & ~O_NONBLOCK) == 0;
         fd = sock;
         ++generation;
+        connected_as = std::move(as);
         return {};
     }
 
@@ -366,6 +434,7 @@ struct Client::Impl {
         std::condition_variable wake;
         pending.emplace(id, Waiter{&slot, &wake});
         const int sock = fd;
+        const bool sock_blocks = blocking_reads;
         const uint64_t gen = generation;
         lock.unlock();
 
@@ -386,8 +455,8 @@ struct Client::Impl {
                 reader_active = true;
                 lock.unlock();
                 Status why;
-                int wait = std::min(remaining_ms(deadline), 200);
-                bool alive = read_some(sock, wait, why);
+                int wait = std::min(remaining_ms(deadline), kReadSliceMs);
+                bool alive = read_some(sock, wait, why, sock_blocks);
                 lock.lock();
                 reader_active = false;
                 if (generation != gen || fd != sock) continue;  // someone else already dropped this connection
@@ -397,7 +466,7 @@ struct Client::Impl {
                     continue;
                 }
             } else if (!slot.done) {
-                wake.wait_until(lock, std::min(deadline, Clock::now() + std::chrono::milliseconds(200)));
+                wake.wait_until(lock, std::min(deadline, Clock::now() + std::chrono::milliseconds(kReadSliceMs)));
             }
             if (!slot.done && Clock::now() >= deadline) {
                 pending.erase(id);

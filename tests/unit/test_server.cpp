@@ -14,6 +14,7 @@
 #include <csignal>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <thread>
 
 #include "agent/server.hpp"
@@ -296,6 +297,40 @@ TEST_CASE("client library: a process that dropped privileges does not keep root'
     ::waitpid(pid, &status, 0);
     REQUIRE(WIFEXITED(status));
     // 4 would mean the signature was made with root's rights after setuid().
+    CHECK(WEXITSTATUS(status) == 0);
+}
+
+// The agent's end of each of this process's Unix-socket connections ("socket:[inode]").
+std::set<std::string> open_sockets() {
+    std::set<std::string> out;
+    for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
+        std::error_code ec;
+        const auto target = std::filesystem::read_symlink(e.path(), ec).string();
+        if (!ec && target.rfind("socket:", 0) == 0) out.insert(target);
+    }
+    return out;
+}
+
+TEST_CASE("client library: a process with supplementary groups keeps its connection", "[client]") {
+    // The credential check compares with who connected: a process that is not root without
+    // groups (here root with one supplementary group) must not reconnect on every request.
+    RunningAgent agent(0666);
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        const gid_t groups[] = {65534};
+        if (::setgroups(1, groups) != 0) ::_exit(3);
+        Client client({agent.path(), 5s, "unit"});
+        if (!client.sign("fastkey", ipc::Scheme::ecdsa_secp256r1_sha256, std::vector<uint8_t>(32, 1)).ok()) ::_exit(2);
+        const auto first = open_sockets();
+        for (int i = 0; i < 5; ++i)
+            if (!client.sign("fastkey", ipc::Scheme::ecdsa_secp256r1_sha256, std::vector<uint8_t>(32, 2)).ok())
+                ::_exit(2);
+        ::_exit(open_sockets() == first ? 0 : 4);
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    REQUIRE(WIFEXITED(status));
+    // 4: the client opened a new connection for a request although nothing changed.
     CHECK(WEXITSTATUS(status) == 0);
 }
 
