@@ -67,6 +67,10 @@ struct AgentConfig {
     int idle_timeout_seconds = 600;      // a connection with nothing pending is closed after this
     bool audit_every_signature = false;  // audit = "every-signature" (default "summary")
     int audit_interval_seconds = 600;
+    // Metrics (docs/monitoring.md): an HTTP endpoint "HOST:PORT" and/or a textfile; both off when empty.
+    std::string metrics_listen;
+    std::string metrics_file;
+    int metrics_interval_seconds = 15;
 
     const KeyConfig* key(std::string_view name) const;
 };

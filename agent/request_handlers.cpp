@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "agent/connection.hpp"
+#include "agent/metrics.hpp"
 #include "core/log.hpp"
 #include "ipc/codec.hpp"
 
@@ -99,6 +100,7 @@ void Server::handle_frame(const std::shared_ptr<Connection>& c, uint8_t op_byte,
         case ipc::Op::get_identity:
         case ipc::Op::renew:
         case ipc::Op::rollback: return handle_identity_op(c, *op, id, body);
+        case ipc::Op::doctor: return handle_doctor(c, id);
     }
     send(c, std::move(out));
 }
@@ -143,6 +145,7 @@ void Server::handle_sign(const std::shared_ptr<Connection>& c, uint32_t id, std:
             // this answer is encoded and written, which the client may answer with its next
             // request before this job has returned.
             Executor::release_device_share();
+            metrics::signing_counters().signature(request.key, std::chrono::steady_clock::now() - started, sig.ok());
             audit_.signature(c->caller, request.key, sig.ok() ? "ok" : error_code_name(sig.status().code));
             std::vector<uint8_t> out;
             if (sig.ok()) {
@@ -281,6 +284,30 @@ void Server::handle_identity_op(const std::shared_ptr<Connection>& c, ipc::Op op
         c->in_flight.fetch_sub(1);
         reply_error(c, id, op_byte, {ErrorCode::busy, "the certificate lifecycle is saturated; retry later"});
     }
+}
+
+void Server::handle_doctor(const std::shared_ptr<Connection>& c, uint32_t id) {
+    const auto op = static_cast<uint8_t>(ipc::Op::doctor);
+    // The checks name files, users and devices: they are for those who manage the agent.
+    if (!policy_->may_manage(c->caller)) return deny(c, id, op, {}, "run doctor on", Right::manage);
+    if (!doctor_) return reply_error(c, id, op, {ErrorCode::internal, "doctor is not available in this agent"});
+    if (doctor_running_.exchange(true))
+        return reply_error(c, id, op, {ErrorCode::busy, "a doctor run is in progress; retry in a few seconds"});
+    if (doctor_thread_.joinable()) doctor_thread_.join();  // the previous run, finished
+    c->in_flight.fetch_add(1);
+    doctor_thread_ = std::thread([this, c, id, doctor = doctor_]() {
+        std::vector<uint8_t> out;
+        try {
+            ipc::encode_response(out, id, ipc::Op::doctor, ipc::DocumentResponse{(*doctor)()});
+        } catch (const std::exception& e) {
+            out.clear();
+            ipc::encode_error(out, id, static_cast<uint8_t>(ipc::Op::doctor),
+                              {ErrorCode::internal, std::string("doctor failed: ") + e.what()});
+        }
+        c->in_flight.fetch_sub(1);
+        send(c, std::move(out));
+        doctor_running_ = false;
+    });
 }
 
 void Server::handle_delete(const std::shared_ptr<Connection>& c, uint32_t id, std::span<const uint8_t> body) {
