@@ -174,8 +174,9 @@ int offline_doctor(const Options& options) {
         std::cout << json;
     } else {
         for (const auto& c : checks) {
-            static constexpr const char* kLevel[] = {"ok", "WARNING", "FAILURE", "skipped"};
-            std::cout << kLevel[int(c.level)] << "  " << c.area << " " << c.name << ": " << c.message;
+            // As `keyward doctor` prints the agent's answer.
+            static constexpr const char* kLevel[] = {"ok      ", "WARNING ", "FAILURE ", "skipped "};
+            std::cout << kLevel[int(c.level)] << c.area << " " << c.name << ": " << c.message;
             if (!c.fix.empty()) std::cout << "; fix: " << c.fix;
             std::cout << "\n";
         }

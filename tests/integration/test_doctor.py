@@ -118,6 +118,7 @@ class DoctorTest(DoctorCase):
 [identities.acme1]
 subject = "/CN=acme1.example"
 sans = ["dns:acme1.example"]
+trust_anchors = "{self.ca.cert}"
 auto_enroll = false
 [identities.acme1.issuer]
 kind = "acme"
