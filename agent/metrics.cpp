@@ -11,10 +11,10 @@ namespace {
 
 constexpr auto relaxed = std::memory_order_relaxed;
 
-// The shortest text that reads back as the same double.
+// The shortest text that reads back as the same double, in %g style (0.0001, not 1e-04).
 std::string number(double v) {
     char buf[64];
-    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::general);
     return ec == std::errc() ? std::string(buf, end) : std::string("NaN");
 }
 

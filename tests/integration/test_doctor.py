@@ -44,7 +44,9 @@ class DoctorCase(unittest.TestCase):
         self.hdir = self.tmp.mkdir("helper")
         self.state_dir = self.tmp.join("agent-state")
         self.config = self.tmp.write("keyward.toml", config_text(self.state_dir, self.ca, self.hdir, self.lifetime))
-        self.agent = Agent(self.tmp, config=self.config, state_dir=self.state_dir)
+        sock_dir = self.tmp.public_dir("sock")  # so that another uid can ask (and be refused)
+        self.agent = Agent(self.tmp, config=self.config, state_dir=self.state_dir,
+                           socket=os.path.join(sock_dir, "agent.sock"), socket_mode=0o666)
         self.agent.start()
         self.assertTrue(wait_until(lambda: self.status() == "valid", 60, 0.3), self.agent.log_tail())
 
@@ -87,6 +89,11 @@ class DoctorTest(DoctorCase):
         self.assertEqual(j.data["failures"], 0)
         self.assertEqual(j.data["warnings"], 0)
         self.assertTrue(all(set(c) == {"area", "name", "level", "message", "fix"} for c in j.data["checks"]))
+
+    def test_only_admins_may_ask(self):
+        done = self.agent.cli("doctor", user=harness.NOBODY_UID, check=False)
+        self.assertEqual(done.rc, harness.EXIT_DENIED, done.describe())
+        self.assertIn("admin_users", done.stderr)
 
     def test_broken_pin_file(self):
         pin_file = os.path.join(self.state_dir, "user.pin")

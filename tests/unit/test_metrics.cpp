@@ -2,6 +2,7 @@
 // notifications are due (agent/lifecycle/notify.hpp).
 #include <catch2/catch.hpp>
 
+#include "agent/config.hpp"
 #include "agent/lifecycle/notify.hpp"
 #include "agent/metrics.hpp"
 #include "agent/metrics_http.hpp"
@@ -144,4 +145,27 @@ TEST_CASE("notifications: once per status entry and per threshold, smallest thre
     // Garbage views announce nothing.
     CHECK(due_notifications(cfg, nlohmann::ordered_json::array(), st, now).empty());
     CHECK(due_notifications(cfg, nlohmann::ordered_json{{"status", 5}, {"not_after_unix", "x"}}, st, now).empty());
+}
+
+TEST_CASE("the metrics settings are parsed and checked", "[metrics][config]") {
+    auto good = agent::parse_config(
+        "[agent]\nmetrics_listen = \"[::1]:9813\"\nmetrics_file = \"/var/lib/x/keyward.prom\"\nmetrics_interval = "
+        "\"30s\"\n",
+        "k.toml");
+    REQUIRE(good.ok());
+    CHECK(good->metrics_listen == "[::1]:9813");
+    CHECK(good->metrics_file == "/var/lib/x/keyward.prom");
+    CHECK(good->metrics_interval_seconds == 30);
+    auto defaults = agent::parse_config("", "k.toml");
+    REQUIRE(defaults.ok());
+    CHECK(defaults->metrics_listen.empty());
+    CHECK(defaults->metrics_file.empty());
+    for (const char* bad :
+         {"metrics_listen = \"localhost:9813\"", "metrics_listen = 9813", "metrics_file = \"keyward.prom\"",
+          "metrics_interval = \"0s\"", "metrics_interval = \"2d\""}) {
+        auto r = agent::parse_config(std::string("[agent]\n") + bad + "\n", "k.toml");
+        REQUIRE_FALSE(r.ok());
+        CHECK(r.status().message.find("k.toml:2") != std::string::npos);
+        CHECK(r.status().message.find("agent.metrics_") != std::string::npos);
+    }
 }
