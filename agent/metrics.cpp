@@ -89,7 +89,6 @@ void SigningCounters::signature(std::string_view key, std::chrono::steady_clock:
     while (b < kLatencyBoundsMicros.size() && micros > kLatencyBoundsMicros[b]) ++b;
     slot.buckets[b].fetch_add(1, relaxed);
     slot.sum_micros.fetch_add(micros, relaxed);
-    slot.ok.fetch_add(1, relaxed);
 }
 
 void SigningCounters::denial(uid_t uid) noexcept {
@@ -115,10 +114,12 @@ std::vector<KeyCounts> SigningCounters::keys() const {
     auto read = [](const KeySlot& s, uint64_t hash) {
         KeyCounts c;
         c.hash = hash;
-        c.ok = s.ok.load(relaxed);
         c.failed = s.failed.load(relaxed);
         c.sum_micros = s.sum_micros.load(relaxed);
-        for (size_t b = 0; b < c.buckets.size(); ++b) c.buckets[b] = s.buckets[b].load(relaxed);
+        for (size_t b = 0; b < c.buckets.size(); ++b) {
+            c.buckets[b] = s.buckets[b].load(relaxed);
+            c.ok += c.buckets[b];
+        }
         return c;
     };
     for (const auto& s : keys_)

@@ -1,5 +1,8 @@
 // Metrics counters and rendering (agent/metrics.hpp), the metrics_listen parser, and when
 // notifications are due (agent/lifecycle/notify.hpp).
+#include <thread>
+#include <vector>
+
 #include <catch2/catch.hpp>
 
 #include "agent/config.hpp"
@@ -168,4 +171,26 @@ TEST_CASE("the metrics settings are parsed and checked", "[metrics][config]") {
         CHECK(r.status().message.find("k.toml:2") != std::string::npos);
         CHECK(r.status().message.find("agent.metrics_") != std::string::npos);
     }
+}
+
+// Not run by default: `test_unit "[.metrics-bench]"` prints the signing path's cost of counting.
+TEST_CASE("cost of counting one signature", "[.metrics-bench]") {
+    SigningCounters counters;
+    const char* names[] = {"web", "mail-client", "vpn.gateway.key", "k4"};
+    constexpr int n = 20'000'000;
+    for (int threads : {1, 2}) {
+        const auto t0 = std::chrono::steady_clock::now();
+        std::vector<std::thread> ts;
+        for (int t = 0; t < threads; ++t)
+            ts.emplace_back([&, t] {
+                for (int i = 0; i < n; ++i)
+                    counters.signature(names[(i + t) & 3], std::chrono::microseconds(80 + (i & 1023)), true);
+            });
+        for (auto& t : ts) t.join();
+        const double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() / n;
+        WARN(threads << " thread(s): " << ns << " ns per counted signature");
+    }
+    uint64_t total = 0;
+    for (const auto& k : counters.keys()) total += k.ok;
+    CHECK(total == 3ull * n);
 }
