@@ -38,14 +38,16 @@ struct IdentityConfig {
     std::string trust_anchors;  // PEM file of CA certificates
     bool require_client_auth = true;
     RenewalPolicy policy;
-    bool rekey = false;                                       // a new key on every renewal
-    int64_t grace_period = 86400;                             // before a replaced key is destroyed
-    std::string dir;                                          // empty: STATE_DIR/identities/NAME
-    std::vector<std::vector<std::string>> hooks;              // argv of each hook
-    std::vector<std::string> reload_units;                    // systemctl reload UNIT after a switch
-    std::vector<std::vector<std::string>> notify;             // argv of each notify program (notify.hpp)
-    std::vector<int64_t> notify_before = {7 * 86400, 86400};  // time-left thresholds announced
-    bool auto_enroll = true;  // the agent enrolls by itself when there is no certificate
+    bool rekey = false;                           // a new key on every renewal
+    int64_t grace_period = 86400;                 // before a replaced key is destroyed
+    std::string dir;                              // empty: STATE_DIR/identities/NAME
+    std::vector<std::vector<std::string>> hooks;  // argv of each hook
+    std::vector<std::string> reload_units;        // systemctl reload UNIT after a switch
+    bool auto_enroll = true;                      // the agent enrolls by itself when there is no certificate
+    // Programs run when the identity needs a person, and the time-left thresholds they hear
+    // about (notify.hpp).
+    std::vector<std::vector<std::string>> notify;
+    std::vector<int64_t> notify_before = {7 * 86400, 86400};
     IssuerConfig issuer;
     std::string fingerprint;  // canonical text of the table: equal configs, equal text
 };
