@@ -9,6 +9,7 @@
 #include <toml++/toml.h>
 
 #include "agent/lifecycle/issuers.hpp"
+#include "agent/metrics_http.hpp"
 #include "core/durations.hpp"
 
 namespace keyward::agent {
@@ -138,6 +139,21 @@ public:
                     (k.str() == "read_timeout"   ? c.read_timeout_seconds
                      : k.str() == "idle_timeout" ? c.idle_timeout_seconds
                                                  : c.audit_interval_seconds) = int(n);
+            } else if (k.str() == "metrics_listen") {
+                s = string(v, key, c.metrics_listen);
+                if (s.ok()) {
+                    auto split = metrics::split_listen(c.metrics_listen);
+                    if (!split.ok()) s = fail(v.source(), key, split.status().message);
+                }
+            } else if (k.str() == "metrics_file") {
+                s = string(v, key, c.metrics_file);
+                if (s.ok() && (c.metrics_file.empty() || c.metrics_file.front() != '/'))
+                    s = fail(v.source(), key,
+                             "expected an absolute path, e.g. \"/var/lib/node_exporter/keyward.prom\"");
+            } else if (k.str() == "metrics_interval") {
+                int64_t n = 0;
+                s = seconds(v, key, n);
+                if (s.ok()) c.metrics_interval_seconds = int(n);
             } else if (k.str() == "audit") {
                 std::string mode;
                 s = string(v, key, mode);

@@ -70,6 +70,10 @@ struct AgentConfig {
     // The embedded token's user PIN: "auto" (sealed to /dev/tpmrm0 when there is one), "no"
     // (user.pin), or the TCTI of the TPM to seal it to.
     std::string seal_embedded_pin = "auto";
+    // Metrics (docs/monitoring.md): an HTTP endpoint "HOST:PORT" and/or a textfile; both off when empty.
+    std::string metrics_listen;
+    std::string metrics_file;
+    int metrics_interval_seconds = 15;
 
     const KeyConfig* key(std::string_view name) const;
 };

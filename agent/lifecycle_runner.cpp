@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "agent/metrics.hpp"
 #include "core/log.hpp"
 
 namespace keyward::agent {
@@ -172,6 +173,7 @@ void LifecycleRunner::Core::timer_loop() {
         bool queued = submit([next](lifecycle::Lifecycle& l) {
             try {
                 l.tick();
+                if (auto v = l.list_json(); v.ok()) metrics::identity_board().publish(v.value());
                 next->set_value(l.next_tick_seconds());
             } catch (const std::exception& e) {
                 log::error(std::string("renewal check failed: ") + e.what());

@@ -4,15 +4,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
+#include <ctime>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
 
 #include <boost/program_options.hpp>
 
+#include "agent/doctor.hpp"
 #include "agent/embedded_token.hpp"
 #include "agent/lifecycle/issuers.hpp"
+#include "agent/metrics.hpp"
+#include "agent/metrics_http.hpp"
 #include "agent/state_dir.hpp"
 #include "agent/systemd.hpp"
 #include "core/log.hpp"
@@ -32,6 +37,8 @@ struct Options {
     std::string socket;
     std::string socket_mode;
     std::string log_level;
+    bool doctor = false;  // --doctor: check the configuration offline and exit
+    bool json = false;
 };
 
 constexpr int kExitConfig = 78;  // EX_CONFIG: systemd shows it as "configuration error"
@@ -112,6 +119,76 @@ std::shared_ptr<LifecycleRunner> start_lifecycle(const AgentConfig& config,
     return std::make_shared<LifecycleRunner>(std::move(lifecycle));
 }
 
+// The metrics endpoint and textfile, when configured; they read the registry and the
+// identities as published by the lifecycle thread at each scrape.
+Result<std::unique_ptr<metrics::Service>> start_metrics(const AgentConfig& config,
+                                                        const std::shared_ptr<KeyRegistry>& registry) {
+    if (config.metrics_listen.empty() && config.metrics_file.empty()) return std::unique_ptr<metrics::Service>();
+    const auto started = std::chrono::steady_clock::now();
+    const double start_time = double(std::time(nullptr));
+    auto names = std::make_shared<std::vector<std::string>>();
+    auto render = [registry, started, start_time, names]() {
+        metrics::Snapshot snap;
+        snap.version = KEYWARD_VERSION;
+        snap.uptime_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+        snap.start_time_seconds = start_time;
+        for (const auto& t : registry->tokens())
+            snap.tokens.push_back(
+                {t->name, std::string(t->backend->kind()), std::string(device_health_name(t->health.load()))});
+        for (auto& k : registry->keys()) snap.key_names.push_back(std::move(k.name));
+        snap.identities = metrics::identity_board().samples();
+        return metrics::render(snap, metrics::signing_counters(), *names);
+    };
+    metrics::ServiceConfig sc{config.metrics_listen, config.metrics_file,
+                              std::chrono::seconds(config.metrics_interval_seconds)};
+    auto service = metrics::Service::start(sc, render);
+    if (!service.ok()) return service.status();
+    metrics::Service* raw = service.value().get();
+    metrics::identity_board().on_change([raw] { raw->poke(); });
+    if (!config.metrics_listen.empty())
+        log::notice("metrics at http://" + config.metrics_listen + "/metrics (port " + std::to_string(raw->port()) +
+                    ")");
+    return service;
+}
+
+std::shared_ptr<const Server::DoctorFn> make_doctor(const AgentConfig& config,
+                                                    const std::shared_ptr<KeyRegistry>& registry) {
+    auto snapshot = std::make_shared<const AgentConfig>(config);
+    return std::make_shared<const Server::DoctorFn>(
+        [snapshot, registry]() { return doctor_json(run_doctor(*snapshot, registry)); });
+}
+
+// keywardd --doctor: the offline checks, printed like `keyward doctor` prints them (the CLI
+// runs this for `keyward doctor --config FILE`, and passes --json through).
+int offline_doctor(const Options& options) {
+    auto config = load(options);
+    std::vector<Check> checks;
+    if (!config.ok()) {
+        checks.push_back({"config", options.config_path, CheckLevel::failure, config.status().message,
+                          "fix the file; `keywardd --doctor --config FILE` checks it again"});
+    } else {
+        checks = run_doctor(config.value(), nullptr);
+    }
+    const std::string json = doctor_json(checks);
+    if (options.json) {
+        std::cout << json;
+    } else {
+        for (const auto& c : checks) {
+            // As `keyward doctor` prints the agent's answer.
+            static constexpr const char* kLevel[] = {"ok      ", "WARNING ", "FAILURE ", "skipped "};
+            std::cout << kLevel[int(c.level)] << c.area << " " << c.name << ": " << c.message;
+            if (!c.fix.empty()) std::cout << "; fix: " << c.fix;
+            std::cout << "\n";
+        }
+    }
+    bool warnings = false, failures = false;
+    for (const auto& c : checks) {
+        warnings |= c.level == CheckLevel::warning;
+        failures |= c.level == CheckLevel::failure;
+    }
+    return failures ? 2 : warnings ? 1 : 0;
+}
+
 // Connections cost a descriptor each: take the hard limit (systemd's default soft limit is
 // 1024), and size the connection caps from what we got.
 size_t raise_open_file_limit() {
@@ -189,6 +266,11 @@ int run(const Options& options) {
         return 1;
     }
 
+    auto metrics_service = start_metrics(config.value(), registry);
+    if (!metrics_service.ok()) {
+        log::error(metrics_service.status().message);
+        return kExitConfig;
+    }
     const uid_t agent_uid = ::getuid();
     const size_t open_files = raise_open_file_limit();
     AgentConfig running = config.value();
@@ -197,12 +279,17 @@ int run(const Options& options) {
         if (!fresh.ok()) return fresh.status();
         if (fresh->socket != running.socket)
             log::warning("the socket path changed in the configuration; restart keywardd to move it");
+        if (fresh->metrics_listen != running.metrics_listen || fresh->metrics_file != running.metrics_file ||
+            fresh->metrics_interval_seconds != running.metrics_interval_seconds)
+            log::warning("the metrics settings changed in the configuration; restart keywardd to apply them");
+        if (fresh->identities.empty()) metrics::identity_board().clear();
         auto reopened = open_tokens(fresh.value(), server.registry().tokens());
         if (!reopened.ok()) return reopened.status();
         server.registry().reset(std::move(reopened).value(), default_token(fresh.value()));
         server.set_lifecycle(start_lifecycle(fresh.value(), registry));
         server.set_policy(std::make_shared<AccessPolicy>(fresh.value(), agent_uid));
         server.set_limits(limits_for(fresh.value(), open_files));
+        server.set_doctor(make_doctor(fresh.value(), registry));
         log::Level lvl = log::Level::info;
         log::parse_level(fresh->log_level, lvl);
         log::set_level(lvl);
@@ -217,6 +304,7 @@ int run(const Options& options) {
         server.set_lifecycle(start_lifecycle(config.value(), registry));
         server.set_limits(limits_for(config.value(), open_files));
         server.set_notifier(std::move(notifier));
+        server.set_doctor(make_doctor(config.value(), registry));
         log::notice(std::string("keywardd ") + KEYWARD_VERSION + " ready" +
                     (config->source.empty() ? " (embedded token in " + config->state_dir + ")"
                                             : " (configuration " + config->source + ")"));
@@ -227,6 +315,8 @@ int run(const Options& options) {
         LifecycleRunner::stop_retired();
         registry->reset({}, {});
     }
+    metrics::identity_board().on_change({});
+    metrics_service.value().reset();
     if (!result.ok()) {
         log::error(result.message);
         return 1;
@@ -246,7 +336,9 @@ int main(int argc, char** argv) {
         "state-dir", po::value(&options.state_dir), "state directory (default /var/lib/keyward)")(
         "socket", po::value(&options.socket), "listening socket (default STATE_DIR/agent.sock without a config)")(
         "socket-mode", po::value(&options.socket_mode), "socket permissions, octal (default 0600, 0660 with a group)")(
-        "log-level", po::value(&options.log_level), "error, warning, notice, info or debug");
+        "log-level", po::value(&options.log_level), "error, warning, notice, info or debug")(
+        "doctor", "check the configuration, files and issuers without starting (exit 0 ok, 1 warnings, 2 failures)")(
+        "json", "with --doctor: the checks as JSON");
     po::variables_map vm;
     try {
         po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
@@ -265,6 +357,16 @@ int main(int argc, char** argv) {
     }
     options.config_explicit = vm.count("config") > 0;
     if (!options.config_explicit) options.config_path = std::string(kDefaultConfigPath);
+    options.doctor = vm.count("doctor") > 0;
+    options.json = vm.count("json") > 0;
+    if (options.doctor) {
+        try {
+            return offline_doctor(options);
+        } catch (const std::exception& e) {
+            std::cerr << "keywardd --doctor: " << e.what() << "\n";
+            return 2;
+        }
+    }
     try {
         return run(options);
     } catch (const std::exception& e) {

@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "agent/connection.hpp"
+#include "agent/metrics.hpp"
 #include "core/log.hpp"
 #include "ipc/codec.hpp"
 
@@ -100,6 +101,7 @@ void Server::handle_frame(const std::shared_ptr<Connection>& c, uint8_t op_byte,
         case ipc::Op::get_identity:
         case ipc::Op::renew:
         case ipc::Op::rollback: return handle_identity_op(c, *op, id, body);
+        case ipc::Op::doctor: return handle_doctor(c, id);
     }
     send(c, std::move(out));
 }
@@ -147,6 +149,7 @@ void Server::handle_sign(const std::shared_ptr<Connection>& c, uint32_t id, std:
             // this answer is encoded and written, which the client may answer with its next
             // request before this job has returned.
             Executor::release_device_share();
+            metrics::signing_counters().signature(request.key, std::chrono::steady_clock::now() - started, sig.ok());
             audit_.signature(c->caller, request.key, sig.ok() ? "ok" : error_code_name(sig.status().code));
             std::vector<uint8_t> out;
             if (sig.ok()) {

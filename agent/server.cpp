@@ -12,6 +12,7 @@
 #include <mutex>
 
 #include "agent/connection.hpp"
+#include "agent/metrics.hpp"
 #include "core/log.hpp"
 #include "ipc/codec.hpp"
 
@@ -45,6 +46,7 @@ Server::Server(Listener listener, std::shared_ptr<KeyRegistry> registry, std::sh
           reload_(std::move(reload)) {}
 
 Server::~Server() {
+    if (doctor_thread_.joinable()) doctor_thread_.join();  // it answers through this server
     for (auto& [id, c] : connections_) {
         std::lock_guard lock(c->out_mu);
         c->closed = true;
@@ -419,6 +421,7 @@ void Server::reply_error(const std::shared_ptr<Connection>& c, uint32_t id, uint
 
 void Server::deny(const std::shared_ptr<Connection>& c, uint32_t id, uint8_t op, const std::string& key,
                   std::string_view action, Right right) {
+    metrics::signing_counters().denial(c->caller.uid());
     if (denials_.allow(c->caller.uid()))
         log::warning("access denied: " + who(*c) + " may not " + std::string(action) +
                      (key.empty() ? std::string() : " key=" + log::client_text(key)));

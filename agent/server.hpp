@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <unordered_map>
 
 #include "agent/audit.hpp"
@@ -72,6 +73,10 @@ public:
     // Before run(): where readiness, status and watchdog pings go (systemd).
     void set_notifier(Notifier notifier) { notifier_ = std::move(notifier); }
     KeyRegistry& registry() { return *registry_; }
+    // Answers DOCTOR requests (agent/doctor.hpp); it blocks, so it runs on a thread of its
+    // own, one at a time. Replace only from the event loop (reload).
+    using DoctorFn = std::function<std::string()>;
+    void set_doctor(std::shared_ptr<const DoctorFn> doctor) { doctor_ = std::move(doctor); }
 
 private:
     void accept_all();
@@ -95,6 +100,7 @@ private:
                         const std::string& name, Result<BackendKey> made);
     void handle_identity_op(const std::shared_ptr<Connection>& c, ipc::Op op, uint32_t id,
                             std::span<const uint8_t> body);
+    void handle_doctor(const std::shared_ptr<Connection>& c, uint32_t id);
     void handle_delete(const std::shared_ptr<Connection>& c, uint32_t id, std::span<const uint8_t> body);
     void reply_error(const std::shared_ptr<Connection>& c, uint32_t id, uint8_t op, const Status& status);
     enum class Right { use, manage };
@@ -142,6 +148,9 @@ private:
     void notify(std::string_view state);
     LogLimiter denials_{"denials", 5, std::chrono::seconds(60)};
     LogLimiter refusals_{"refused connections", 3, std::chrono::seconds(60)};
+    std::shared_ptr<const DoctorFn> doctor_;
+    std::thread doctor_thread_;  // joined when done: before the next one, and by ~Server
+    std::atomic<bool> doctor_running_{false};
     std::atomic<uint64_t> signatures_{0};
     std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
 };

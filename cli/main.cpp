@@ -40,6 +40,7 @@ constexpr Command kCommands[] = {
     {"identities", "list", "list certificate identities, renewals and failures", run_identities_list},
     {"identities", "show", "show an identity: certificate, schedule, last attempt, files", run_identities_show},
     {"identities", "rollback", "put an identity's previous generation back in force", run_identities_rollback},
+    {"", "doctor", "check the agent's health (exit 0 ok, 1 warnings, 2 failures)", run_doctor},
 };
 
 void print_usage(FILE* out) {

@@ -586,6 +586,8 @@ Result<std::string> Client::list_identities() {
     return impl_->document(impl_->call_op(ipc::Op::list_identities, true));
 }
 
+Result<std::string> Client::doctor() { return impl_->document(impl_->call_op(ipc::Op::doctor, true)); }
+
 Result<std::string> Client::get_identity(std::string_view name) {
     return impl_->document(impl_->call_named(ipc::Op::get_identity, name, true));
 }

@@ -67,6 +67,8 @@ public:
 
     // Certificate identities; answers are JSON views (docs/renewal.md).
     Result<std::string> list_identities();
+    // The agent's health checks (agent/doctor.hpp), a JSON document; admins only.
+    Result<std::string> doctor();
     Result<std::string> get_identity(std::string_view name);
     Result<std::string> renew(std::string_view name, uint8_t flags);  // ipc::kRenewNow | ipc::kRenewRekey
     Result<std::string> rollback(std::string_view name);

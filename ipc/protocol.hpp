@@ -35,6 +35,7 @@ enum class Op : uint8_t {
     get_identity = 10,
     renew = 11,
     rollback = 12,
+    doctor = 13,  // protocol 1 agents before it answer unknown_operation
 };
 
 std::optional<Op> op_from_byte(uint8_t b) noexcept;

@@ -234,7 +234,8 @@ Result<std::shared_ptr<const IdentityConfig>> parse_identity(const std::string& 
         } else if (key == "dir") {
             s = c.string(v, key, cfg->dir);
             if (s.ok() && !cfg->dir.empty() && cfg->dir.front() != '/') s = c.fail(v, key, "expected an absolute path");
-        } else if (key == "hooks") {
+        } else if (key == "hooks" || key == "notify") {
+            auto& programs = key == "hooks" ? cfg->hooks : cfg->notify;
             const toml::array* arr = v.as_array();
             if (!arr) s = c.fail(v, key, "expected an array of programs (\"/path\") or of argv arrays");
             for (size_t i = 0; s.ok() && arr && i < arr->size(); ++i) {
@@ -243,7 +244,16 @@ Result<std::shared_ptr<const IdentityConfig>> parse_identity(const std::string& 
                 if (item.is_string()) argv.push_back(*item.value<std::string>());
                 else s = c.strings(item, key, argv);
                 if (s.ok()) s = c.program(item, key, argv);
-                if (s.ok()) cfg->hooks.push_back(std::move(argv));
+                if (s.ok()) programs.push_back(std::move(argv));
+            }
+        } else if (key == "notify_before") {
+            const toml::array* arr = v.as_array();
+            if (!arr) s = c.fail(v, key, "expected an array of durations, e.g. [\"7d\", \"1d\"]");
+            cfg->notify_before.clear();
+            for (size_t i = 0; s.ok() && arr && i < arr->size(); ++i) {
+                int64_t d = 0;
+                s = c.duration(*arr->get(i), key, d);
+                if (s.ok()) cfg->notify_before.push_back(d);
             }
         } else if (key == "reload_units") {
             s = c.strings(v, key, cfg->reload_units);
@@ -259,7 +269,7 @@ Result<std::shared_ptr<const IdentityConfig>> parse_identity(const std::string& 
             s = c.fail_at(k.source(), key,
                           "unknown key (expected key, key_type, token, subject, sans, trust_anchors, "
                           "require_client_auth, renew_at, renew_before, jitter, retry_min, retry_max, rekey, "
-                          "grace_period, dir, hooks, reload_units, auto_enroll or issuer)");
+                          "grace_period, dir, hooks, reload_units, notify, notify_before, auto_enroll or issuer)");
         }
         if (!s.ok()) return s;
     }

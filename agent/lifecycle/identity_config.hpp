@@ -44,6 +44,10 @@ struct IdentityConfig {
     std::vector<std::vector<std::string>> hooks;  // argv of each hook
     std::vector<std::string> reload_units;        // systemctl reload UNIT after a switch
     bool auto_enroll = true;                      // the agent enrolls by itself when there is no certificate
+    // Programs run when the identity needs a person, and the time-left thresholds they hear
+    // about (notify.hpp).
+    std::vector<std::vector<std::string>> notify;
+    std::vector<int64_t> notify_before = {7 * 86400, 86400};
     IssuerConfig issuer;
     std::string fingerprint;  // canonical text of the table: equal configs, equal text
 };

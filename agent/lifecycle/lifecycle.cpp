@@ -10,6 +10,7 @@
 
 #include "agent/lifecycle/helper_issuer.hpp"
 #include "agent/lifecycle/lifecycle_impl.hpp"
+#include "agent/lifecycle/notify.hpp"
 #include "agent/lifecycle/schedule.hpp"
 #include "core/durable_file.hpp"
 #include "core/durations.hpp"
@@ -121,6 +122,7 @@ void LifecycleImpl::tick() {
         const auto current = id->store.current();
         const auto due = due_time(*id, current);
         if (due && *due <= now) attempt(*id, current, id->cfg->rekey && current.has_value(), now, "scheduled");
+        if (!id->cfg->notify.empty()) notify_changes(*id->cfg, id->store.dir(), view(*id, unix_now()), unix_now());
     }
 }
 

@@ -54,6 +54,9 @@ Json identity_view(const IdentityConfig& cfg, const IdentityStore& store, const 
     v["not_before"] = info ? time_or_null(info->not_before) : Json(nullptr);
     v["not_after"] = info ? time_or_null(info->not_after) : Json(nullptr);
     v["not_after_unix"] = info ? Json(info->not_after) : Json(nullptr);
+    v["not_before_unix"] = info ? Json(info->not_before) : Json(nullptr);
+    // When the certificate in force was installed: the last enrollment or renewal that worked.
+    v["last_success_unix"] = current && current->meta.created > 0 ? Json(current->meta.created) : Json(nullptr);
     v["serial"] = info ? Json(info->serial) : Json(nullptr);
     v["certificate_subject"] = info ? Json(info->subject) : Json(nullptr);
     v["certificate_issuer"] = info ? Json(info->issuer) : Json(nullptr);

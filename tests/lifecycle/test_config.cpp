@@ -121,7 +121,7 @@ TEST_CASE("config errors name the file, the line and the key", "[config]") {
                       "key_type, token, subject, sans, trust_anchors, "
                       "require_client_auth, renew_at, renew_before, jitter, "
                       "retry_min, retry_max, rekey, grace_period, dir, hooks, "
-                      "reload_units, auto_enroll or issuer)"));
+                      "reload_units, notify, notify_before, auto_enroll or issuer)"));
     CHECK_THAT(error_of(minimal("renew_at = \"3/2\"\n")),
                Catch::StartsWith("test.toml:4: identities.web.renew_at: expected a fraction"));
     CHECK_THAT(error_of(minimal("retry_min = \"5 minutes\"\n")),
@@ -185,4 +185,26 @@ TEST_CASE("equal tables compare equal, any change does not", "[config]") {
     REQUIRE((a.ok() && b.ok() && c.ok()));
     CHECK(same_identity_config(*a->front(), *b->front()));
     CHECK_FALSE(same_identity_config(*a->front(), *c->front()));
+}
+
+TEST_CASE("notify programs and thresholds", "[config][notify]") {
+    auto defaults = parse(minimal(""));
+    REQUIRE(defaults.ok());
+    CHECK(defaults->front()->notify.empty());
+    CHECK(defaults->front()->notify_before == std::vector<int64_t>{7 * 86400, 86400});
+    auto r =
+        parse(minimal("notify = [\"/usr/local/bin/page\", [\"/usr/bin/logger\", \"-t\", \"keyward\"]]\n"
+                      "notify_before = [\"14d\", \"3d\", \"12h\"]\n"));
+    REQUIRE(r.ok());
+    const IdentityConfig& c = *r->front();
+    REQUIRE(c.notify.size() == 2);
+    CHECK(c.notify[1] == std::vector<std::string>{"/usr/bin/logger", "-t", "keyward"});
+    CHECK(c.notify_before == std::vector<int64_t>{14 * 86400, 3 * 86400, 12 * 3600});
+    CHECK_THAT(error_of(minimal("notify = [\"page\"]\n")),
+               Catch::Contains("identities.web.notify: the program must be an absolute path"));
+    CHECK_THAT(error_of(minimal("notify_before = \"7d\"\n")),
+               Catch::StartsWith("test.toml:4: identities.web.notify_before: expected an array of durations"));
+    CHECK_THAT(error_of(minimal("notify_before = [\"soon\"]\n")),
+               Catch::StartsWith("test.toml:4: identities.web.notify_before:"));
+    CHECK(parse(minimal("notify_before = []\n"))->front()->notify_before.empty());
 }
