@@ -324,10 +324,8 @@ CK_RV GetAttributeValue(CK_SESSION_HANDLE h, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_
             if (!a) {
                 t.ulValueLen = CK_UNAVAILABLE_INFORMATION;
                 const bool secret = o->object_class == CKO_PRIVATE_KEY && is_secret_attribute(t.type);
-                if (secret)
-                    rv = CKR_ATTRIBUTE_SENSITIVE;
-                else if (rv == CKR_OK)
-                    rv = CKR_ATTRIBUTE_TYPE_INVALID;
+                if (secret) rv = CKR_ATTRIBUTE_SENSITIVE;
+                else if (rv == CKR_OK) rv = CKR_ATTRIBUTE_TYPE_INVALID;
                 continue;
             }
             if (!t.pValue) {

@@ -51,6 +51,9 @@ std::string serial_for(const std::string& socket_path) {
     return to_hex(std::span<const uint8_t>(digest, 8));
 }
 
+// Larger than any DigestInfo (83 bytes for SHA-512) or hash this module signs.
+constexpr size_t kMaxPrehashedInput = 1024;
+
 bool key_has(const Object& key, Scheme scheme) {
     return std::find(key.schemes.begin(), key.schemes.end(), scheme) != key.schemes.end();
 }
@@ -219,9 +222,15 @@ CK_RV Module::sign_update(Session& s, std::span<const uint8_t> data) {
         }
         return CKR_OK;
     }
-    // The prehashed mechanisms are single-part in PKCS#11 v2.40 (§2.3.6, §2.1.14).
-    s.sign.reset();
-    return CKR_FUNCTION_NOT_SUPPORTED;
+    // The prehashed mechanisms are single-part in PKCS#11 v2.40, but some consumers
+    // (pkcs11-tool among them) feed them in parts anyway: a hash or DigestInfo is small, so
+    // collect it and refuse anything that could not be one.
+    if (op.input.size() + data.size() > kMaxPrehashedInput) {
+        s.sign.reset();
+        return CKR_DATA_LEN_RANGE;
+    }
+    op.input.insert(op.input.end(), data.begin(), data.end());
+    return CKR_OK;
 }
 
 CK_RV Module::sign_final(Session& s, CK_BYTE_PTR out, CK_ULONG_PTR out_len) {
@@ -233,8 +242,8 @@ CK_RV Module::sign_final(Session& s, CK_BYTE_PTR out, CK_ULONG_PTR out_len) {
         return rv;
     }
     if (!mechanism_hashes(*op.mechanism)) {
-        s.sign.reset();
-        return CKR_FUNCTION_NOT_SUPPORTED;
+        const std::vector<uint8_t> input = std::move(op.input);
+        return sign_prepared(s, input, out, out_len);
     }
     std::vector<uint8_t> hash(static_cast<size_t>(EVP_MD_CTX_get_size(op.hash.get())));
     unsigned int n = 0;

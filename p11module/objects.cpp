@@ -118,14 +118,14 @@ Result<PublicParts> public_parts(std::span<const uint8_t> spki) {
     return out;
 }
 
-void put_public_parts(std::vector<ObjectAttribute>& a, const PublicParts& parts, bool with_bits) {
+void put_public_parts(std::vector<ObjectAttribute>& a, const PublicParts& parts) {
     if (parts.is_ec) {
         put(a, CKA_EC_PARAMS, parts.ec_params);
         put(a, CKA_EC_POINT, parts.ec_point);
     } else {
         put(a, CKA_MODULUS, parts.modulus);
         put(a, CKA_PUBLIC_EXPONENT, parts.exponent);
-        if (with_bits) put_ulong(a, CKA_MODULUS_BITS, parts.modulus_bits);
+        put_ulong(a, CKA_MODULUS_BITS, parts.modulus_bits);
     }
 }
 
@@ -164,8 +164,7 @@ Result<ParsedCert> parse_cert(std::span<const uint8_t> der) {
 }
 
 Object certificate_object(std::span<const uint8_t> der, const ParsedCert& cert, std::string identity,
-                          std::string key_name, std::string_view label, const std::vector<uint8_t>& id,
-                          bool is_leaf) {
+                          std::string key_name, std::string_view label, const std::vector<uint8_t>& id, bool is_leaf) {
     Object o;
     o.object_class = CKO_CERTIFICATE;
     o.identity = std::move(identity);
@@ -252,7 +251,7 @@ Result<std::vector<Object>> objects_for_key(const ipc::KeyInfo& key) {
         put_bool(a, CKA_WRAP_WITH_TRUSTED, false);
         put_bool(a, CKA_ALWAYS_AUTHENTICATE, false);
         put(a, CKA_PUBLIC_KEY_INFO, key.spki);
-        put_public_parts(a, parts.value(), false);
+        put_public_parts(a, parts.value());
     }
     out.push_back(std::move(priv));
 
@@ -277,7 +276,7 @@ Result<std::vector<Object>> objects_for_key(const ipc::KeyInfo& key) {
         put_bool(a, CKA_DERIVE, false);
         put_bool(a, CKA_TRUSTED, false);
         put(a, CKA_PUBLIC_KEY_INFO, key.spki);
-        put_public_parts(a, parts.value(), true);
+        put_public_parts(a, parts.value());
     }
     out.push_back(std::move(pub));
 
@@ -285,8 +284,8 @@ Result<std::vector<Object>> objects_for_key(const ipc::KeyInfo& key) {
         const auto& der = key.certificates[i];
         const std::string cert_hash = to_hex(sha256(der));
         if (i == 0) {
-            out.push_back(certificate_object(der, certs[i], "cert:" + key.name + ":" + cert_hash, key.name, key.name,
-                                             id, true));
+            out.push_back(
+                certificate_object(der, certs[i], "cert:" + key.name + ":" + cert_hash, key.name, key.name, id, true));
         } else {
             // A CA certificate is the same object whichever keys it comes with.
             const std::string label = certs[i].common_name.empty() ? "keyward chain certificate" : certs[i].common_name;

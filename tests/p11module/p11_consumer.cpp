@@ -8,6 +8,9 @@
 //                                               and sign; the parent signs again
 //   p11_consumer MODULE LABEL loop SECONDS      one session, a signature every 20 ms; prints
 //                                               each result's CKR as it changes (for restarts)
+//   p11_consumer MODULE LABEL semantics         the conventions consumers rely on: secret
+//                                               attributes refused, two-call sizes, C_Login a
+//                                               no-op, unknown mechanisms refused
 //
 // Prints a summary line per mode; exits 0 only when everything asked for held.
 #include <dlfcn.h>
@@ -200,6 +203,77 @@ int loop_mode(double seconds) {
     return last == CKR_OK ? 0 : 1;
 }
 
+int expect(const char* what, CK_RV got, CK_RV want) {
+    if (got == want) return 0;
+    std::fprintf(stderr, "%s: CKR 0x%lx, expected 0x%lx\n", what, static_cast<unsigned long>(got),
+                 static_cast<unsigned long>(want));
+    return 1;
+}
+
+int semantics_mode() {
+    CK_SESSION_HANDLE s = 0;
+    Key key;
+    CK_RV rv;
+    if ((rv = open_session(s)) != CKR_OK) return fail("C_OpenSession", rv);
+    if ((rv = find_key(s, key)) != CKR_OK) return fail("find", rv);
+    int failures = 0;
+    // The private key's secret parts exist and are never revealed.
+    unsigned char buf[4096];
+    CK_ATTRIBUTE secret{key.ec ? CKA_VALUE : CKA_PRIVATE_EXPONENT, buf, sizeof buf};
+    failures += expect("secret attribute", f->C_GetAttributeValue(s, key.handle, &secret, 1), CKR_ATTRIBUTE_SENSITIVE);
+    failures += expect("secret attribute length", secret.ulValueLen, CK_UNAVAILABLE_INFORMATION);
+    CK_ATTRIBUTE unknown{CKA_VENDOR_DEFINED + 77, buf, sizeof buf};
+    failures +=
+        expect("unknown attribute", f->C_GetAttributeValue(s, key.handle, &unknown, 1), CKR_ATTRIBUTE_TYPE_INVALID);
+    // Two-call sizes: NULL gives the length, too small says so and gives nothing.
+    CK_ATTRIBUTE label_attr{CKA_LABEL, nullptr, 0};
+    failures += expect("label size", f->C_GetAttributeValue(s, key.handle, &label_attr, 1), CKR_OK);
+    failures += expect("label length", label_attr.ulValueLen, label.size());
+    label_attr.pValue = buf;
+    label_attr.ulValueLen = 1;
+    failures += expect("label too small", f->C_GetAttributeValue(s, key.handle, &label_attr, 1), CKR_BUFFER_TOO_SMALL);
+    CK_BBOOL flag = CK_FALSE;
+    CK_ATTRIBUTE extractable{CKA_EXTRACTABLE, &flag, sizeof flag};
+    failures += expect("extractable", f->C_GetAttributeValue(s, key.handle, &extractable, 1), CKR_OK);
+    failures += expect("extractable value", flag, CK_FALSE);
+    // C_Login is accepted whatever the PIN: the agent's policy decides.
+    CK_UTF8CHAR pin[] = "anything";
+    failures += expect("C_Login", f->C_Login(s, CKU_USER, pin, 8), CKR_OK);
+    // C_Sign with a NULL buffer gives the size and keeps the operation; too small likewise.
+    CK_MECHANISM mech{key.ec ? CKM_ECDSA : CKM_SHA256_RSA_PKCS, nullptr, 0};
+    unsigned char data[32] = {1, 2, 3};
+    failures += expect("C_SignInit", f->C_SignInit(s, &mech, key.handle), CKR_OK);
+    CK_ULONG len = 0;
+    failures += expect("C_Sign size", f->C_Sign(s, data, sizeof data, nullptr, &len), CKR_OK);
+    const CK_ULONG want = len;
+    len = 8;
+    failures += expect("C_Sign too small", f->C_Sign(s, data, sizeof data, buf, &len), CKR_BUFFER_TOO_SMALL);
+    failures += expect("C_Sign too small length", len, want);
+    len = sizeof buf;
+    failures += expect("C_Sign", f->C_Sign(s, data, sizeof data, buf, &len), CKR_OK);
+    failures += expect("C_Sign length", len, want);
+    failures +=
+        expect("C_Sign after the end", f->C_Sign(s, data, sizeof data, buf, &len), CKR_OPERATION_NOT_INITIALIZED);
+    // A second C_SignInit while one is active is refused; mechanisms we do not offer too.
+    failures += expect("C_SignInit again", f->C_SignInit(s, &mech, key.handle), CKR_OK);
+    failures += expect("C_SignInit while active", f->C_SignInit(s, &mech, key.handle), CKR_OPERATION_ACTIVE);
+    len = sizeof buf;
+    f->C_Sign(s, data, sizeof data, buf, &len);
+    CK_MECHANISM sha1{key.ec ? CKM_ECDSA_SHA1 : CKM_SHA1_RSA_PKCS, nullptr, 0};
+    failures += expect("SHA-1 mechanism", f->C_SignInit(s, &sha1, key.handle), CKR_MECHANISM_INVALID);
+    CK_MECHANISM raw{CKM_RSA_X_509, nullptr, 0};
+    failures += expect("raw RSA", f->C_SignInit(s, &raw, key.handle), CKR_MECHANISM_INVALID);
+    failures += expect("C_DecryptInit", f->C_DecryptInit(s, &raw, key.handle), CKR_FUNCTION_NOT_SUPPORTED);
+    failures += expect("C_WaitForSlotEvent", f->C_WaitForSlotEvent(CKF_DONT_BLOCK, nullptr, nullptr),
+                       CKR_FUNCTION_NOT_SUPPORTED);
+    failures += expect("bad session", f->C_SignInit(s + 1000, &mech, key.handle), CKR_SESSION_HANDLE_INVALID);
+    failures += expect("bad slot", f->C_OpenSession(99, CKF_SERIAL_SESSION, nullptr, nullptr, &s), CKR_SLOT_ID_INVALID);
+    failures += expect("second C_Initialize", initialize(), CKR_CRYPTOKI_ALREADY_INITIALIZED);
+    EVP_PKEY_free(key.pub);
+    std::printf("semantics: %d failures\n", failures);
+    return failures == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -218,12 +292,10 @@ int main(int argc, char** argv) {
     label = argv[2];
     const std::string mode = argv[3];
     int rc = 2;
-    if (mode == "threads" && argc == 6)
-        rc = threads_mode(std::atoi(argv[4]), std::atoi(argv[5]));
-    else if (mode == "fork")
-        rc = fork_mode();
-    else if (mode == "loop" && argc == 5)
-        rc = loop_mode(std::atof(argv[4]));
+    if (mode == "threads" && argc == 6) rc = threads_mode(std::atoi(argv[4]), std::atoi(argv[5]));
+    else if (mode == "fork") rc = fork_mode();
+    else if (mode == "semantics") rc = semantics_mode();
+    else if (mode == "loop" && argc == 5) rc = loop_mode(std::atof(argv[4]));
     f->C_Finalize(nullptr);
     return rc;
 }

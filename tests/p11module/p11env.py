@@ -40,7 +40,11 @@ def consumer_path():
 
 
 class P11Env:
-    def __init__(self, name):
+    def __init__(self, name, shared=False):
+        """shared=True: the socket is reachable by uid 65534 (harness.NOBODY_UID), which may
+        sign with p11-ec — for consumers that must not run as root (p11-kit reads a user's
+        own module files only when the user is not root)."""
+        self.shared = shared
         self.tmp = TempDir(f"keyward-p11-{name}-")
         try:
             self._setup()
@@ -68,8 +72,12 @@ class P11Env:
                       f'sans = ["dns:{name}.test"]', f'trust_anchors = "{self.ca.cert}"', "auto_enroll = false",
                       f"[identities.{name}.issuer]", 'kind = "helper"', f'command = ["{HELPER}"]',
                       f'environment = {{ P11_CA_DIR = "{cadir}" }}']
+        options = {}
+        if self.shared:
+            lines += ["[keys.p11-ec]", f"allow_users = [{harness.NOBODY_UID}]"]
+            options = dict(socket=os.path.join(self.tmp.public_dir("public"), "agent.sock"), socket_mode=0o666)
         config = self.tmp.write("keyward.toml", "\n".join(lines) + "\n")
-        self.agent = Agent(self.tmp, config=config)
+        self.agent = Agent(self.tmp, config=config, **options)
         self.agent.start()
         for name in IDENTITIES:
             done = self.agent.cli("enroll", name, json=True, timeout=300)

@@ -47,8 +47,8 @@ class ConsumersCase(unittest.TestCase):
         # NSS pairs each certificate with its private key (same CKA_ID): "certutil -K" lists keys.
         keys = run([certutil, "-K", "-d", f"sql:{db}", "-h", "keyward"], env=self.env.client_env(),
                    input="\n").stdout
-        self.assertIn("keyward:p11-ec", keys)
-        self.assertIn("keyward:p11-rsa", keys)
+        self.assertRegex(keys, r"<\s*\d+> ec\s+[0-9a-f]{40}\s+p11-ec\n", keys)
+        self.assertRegex(keys, r"<\s*\d+> rsa\s+[0-9a-f]{40}\s+p11-rsa\n", keys)
 
     def test_eight_threads_thousand_signatures_each(self):
         for key in ("p11-ec", "p11-rsa"):
@@ -59,6 +59,12 @@ class ConsumersCase(unittest.TestCase):
                 self.assertIn(f"verified={8 * count} failed=0", done.stdout, done.describe())
                 self.assertGreaterEqual(self.env.agent.signatures() - before, 8 * count)
                 print(f"[{key}] {done.stdout.strip()}")
+
+    def test_pkcs11_conventions(self):
+        for key in ("p11-ec", "p11-rsa"):
+            with self.subTest(key=key):
+                done = self.consumer(key, "semantics")
+                self.assertIn("semantics: 0 failures", done.stdout, done.describe())
 
     def test_fork_in_a_consumer(self):
         done = self.consumer("p11-ec", "fork")

@@ -66,15 +66,15 @@ TEST_CASE("a SHA-256/384/512 DigestInfo gives its scheme and digest") {
 
 TEST_CASE("DigestInfo: truncated, oversized, garbage and unsupported hashes are refused") {
     auto der = digest_info_sha256(1);
-    for (size_t n = 0; n < der.size(); ++n)
-        CHECK_FALSE(parse_digest_info(std::span<const uint8_t>(der.data(), n)));
+    for (size_t n = 0; n < der.size(); ++n) CHECK_FALSE(parse_digest_info(std::span<const uint8_t>(der.data(), n)));
     auto longer = der;
     longer.push_back(0);
     CHECK_FALSE(parse_digest_info(longer));
     std::vector<uint8_t> garbage(51, 0x30);
     CHECK_FALSE(parse_digest_info(garbage));
     // SHA-1 (RFC 8017 prefix) is not something the agent signs.
-    std::vector<uint8_t> sha1 = {0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14};
+    std::vector<uint8_t> sha1 = {0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e,
+                                 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14};
     sha1.insert(sha1.end(), 20, 2);
     CHECK_FALSE(parse_digest_info(sha1));
     // The TLS 1.0 MD5+SHA-1 concatenation, 36 raw bytes.

@@ -20,8 +20,12 @@ PRIORITIES = {"1.2": "NORMAL:-VERS-ALL:+VERS-TLS1.2", "1.3": "NORMAL:-VERS-ALL:+
 class TlsCase(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.env = P11Env("tls")
+        cls.env = P11Env("tls", shared=True)
         cls.server_cert, cls.server_key = cls.env.ca.server_cert()
+        # gnutls-cli sends the one certificate object it was given (the leaf, issued by the
+        # intermediate), so the server knows the intermediate as well as the root.
+        with open(cls.env.ca.cert) as root, open(cls.env.inter_cert) as inter:
+            cls.client_cas = cls.env.tmp.write("client-cas.pem", root.read() + inter.read())
 
     @classmethod
     def tearDownClass(cls):
@@ -40,10 +44,18 @@ class TlsCase(unittest.TestCase):
             for version in ("1.2", "1.3"):
                 with self.subTest(key=key, version=version):
                     before = self.env.agent.signatures()
-                    with SServer(self.server_cert, self.server_key, self.env.ca.cert, extra_args=["-www"]) as server:
+                    with SServer(self.server_cert, self.server_key, self.client_cas, extra_args=["-www"]) as server:
                         done = self.gnutls_cli(key, version, server.port)
                         self.assertEqual(done.rc, 0, done.describe() + "\n" + server.output())
-                        self.assertIn(f"Version: TLS{version}", done.stdout, done.describe())
+                        # s_server -www's page: the protocol, how the client signed, and the
+                        # client certificate it verified.
+                        self.assertRegex(done.stdout, rf"Protocol\s*: TLSv{re.escape(version)}\b", done.describe())
+                        signed = re.search(r"Peer signature type: (\S+)", done.stdout)
+                        self.assertTrue(signed, done.describe())
+                        if key == "p11-ec":
+                            self.assertEqual(signed.group(1), "ECDSA")
+                        elif version == "1.3":
+                            self.assertEqual(signed.group(1), "RSA-PSS")
                         self.assertRegex(done.stdout, r"HTTP/1\.0 200 ok", done.describe())
                         # s_server -www shows the client certificate it verified in its page.
                         self.assertIn("Client certificate", done.stdout, done.describe())
@@ -64,35 +76,43 @@ class TlsCase(unittest.TestCase):
         bare = os.path.join(served, "repo.git")
         run([git, "clone", "-q", "--bare", work, bare])
         run([git, "-C", bare, "update-server-info"])
-        # The module registered for git's GnuTLS the way users do: a p11-kit module file.
-        home = tmp.mkdir("home")
+        # The module registered for git's GnuTLS the way users do: a p11-kit module file in
+        # their own configuration. p11-kit ignores a user's module files when the user is root,
+        # so git runs as an ordinary user (uid 65534), whom the agent's policy lets sign.
+        public = tmp.public_dir("git")
+        home = os.path.join(public, "home")
         modules = os.path.join(home, ".config", "pkcs11", "modules")
         os.makedirs(modules)
         with open(os.path.join(modules, "keyward.module"), "w") as f:
-            f.write(f"module: {self.env.module}\nenable-in: git-remote-https\n")
+            # p11-kit knows git's HTTPS helper by the name of the file behind the
+            # git-remote-https symlink.
+            f.write(f"module: {self.env.module}\nenable-in: git-remote-http\n")
+        run(["chown", "-R", f"{harness.NOBODY_UID}:{harness.NOBODY_UID}", public])
         port = free_port()
         log = tmp.join("https.log")
         proc = subprocess.Popen([require_program("python3"), os.path.join(os.path.dirname(__file__), "https_server.py"),
-                                 served, str(port), self.server_cert, self.server_key, self.env.ca.cert, log],
+                                 served, str(port), self.server_cert, self.server_key, self.client_cas, log],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_for_port(port, proc, "https_server.py")
             uri = "pkcs11:token=keyward;object=p11-ec"
-            clone = tmp.join("clone")
+            clone = os.path.join(public, "clone")
             env = self.env.client_env(HOME=home, XDG_CONFIG_HOME=os.path.join(home, ".config"),
-                                      GIT_TERMINAL_PROMPT="0", GIT_CONFIG_NOSYSTEM="1")
-            base = [git, "-c", f"http.sslCert={uri};type=cert", "-c", f"http.sslKey={uri};type=private",
-                    "-c", f"http.sslCAInfo={self.env.ca.cert}"]
+                                      GIT_TERMINAL_PROMPT="0", GIT_CONFIG_NOSYSTEM="1",
+                                      # git 2.39 with libcurl-gnutls ignores http.sslCAInfo here.
+                                      GIT_SSL_CAINFO=self.env.ca.cert)
+            base = [git, "-c", f"http.sslCert={uri};type=cert", "-c", f"http.sslKey={uri};type=private"]
             done = run(base + ["clone", "-q", f"https://localhost:{port}/repo.git", clone], env=env, check=False,
-                       timeout=120, context=self.env.agent.log_tail)
+                       timeout=120, user=harness.NOBODY_UID, context=self.env.agent.log_tail)
             self.assertEqual(done.rc, 0, done.describe())
             with open(os.path.join(clone, "README")) as f:
                 self.assertIn("keyward-pkcs11", f.read())
             with open(log) as f:
                 self.assertIn("client=p11-ec", f.read())
             # Without the client certificate, the same server refuses.
-            done = run([git, "-c", f"http.sslCAInfo={self.env.ca.cert}", "clone", "-q",
-                        f"https://localhost:{port}/repo.git", tmp.join("clone2")], env=env, check=False, timeout=120)
+            done = run([git, "clone", "-q",
+                        f"https://localhost:{port}/repo.git", os.path.join(public, "clone2")], env=env, check=False,
+                       timeout=120, user=harness.NOBODY_UID)
             self.assertNotEqual(done.rc, 0, done.describe())
         finally:
             end_process(proc)
