@@ -1,10 +1,11 @@
 // keyward-bench-sign: signatures/s and latency of one signing path.
 //
-//   keyward-bench-sign --mode direct|p11kit|keyward|software --key-type ec-p256|rsa-2048
+//   keyward-bench-sign --mode direct|p11kit|keyward|provider|software --key-type ec-p256|rsa-2048
 //                      [--threads N] [--duration S] [--warmup S] [--ops N]
 //     direct, p11kit: --module SO --token LABEL --key LABEL --pin-file FILE
 //                     (p11kit: SO is p11-kit-client.so, P11_KIT_SERVER_ADDRESS set by the caller)
 //     keyward:        --key NAME [--socket PATH] [--client shared|per-thread]
+//     provider:       --provider-path DIR --key NAME (KEYWARD_SOCKET names the agent)
 //     tpm:            --tcti T --key-dir DIR --key NAME (keyward's TPM backend in-process)
 //
 // Each thread signs in a loop; operations started during warm-up are not counted. With
@@ -56,8 +57,9 @@ int main(int argc, char** argv) {
     if (mode == "direct" || mode == "p11kit") signer = make_pkcs11_signer(o, kind, err);
     else if (mode == "keyward") signer = make_agent_signer(o, kind, err);
     else if (mode == "software") signer = make_software_signer(o, kind, err);
+    else if (mode == "provider") signer = make_provider_signer(o, kind, err);
     else if (mode == "tpm") signer = make_tpm_signer(o, kind, err);
-    else return usage("--mode must be direct, p11kit, keyward, software or tpm");
+    else return usage("--mode must be direct, p11kit, keyward, provider, software or tpm");
     if (!signer) {
         std::fprintf(stderr, "keyward-bench-sign: %s: setup failed: %s\n", mode.c_str(), err.c_str());
         return 1;

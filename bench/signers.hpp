@@ -29,6 +29,9 @@ public:
 std::unique_ptr<Signer> make_pkcs11_signer(const Options& o, KeyKind kind, std::string& error);
 // keyward: keyward::Client::sign; --client shared (one Client, like the provider) or per-thread.
 std::unique_ptr<Signer> make_agent_signer(const Options& o, KeyKind kind, std::string& error);
+// provider: the keyward OpenSSL provider (--provider-path DIR, --key NAME): EVP_PKEY_sign
+// with a key loaded from keyward:NAME, as an OpenSSL program signs with an agent key.
+std::unique_ptr<Signer> make_provider_signer(const Options& o, KeyKind kind, std::string& error);
 // software: an in-process OpenSSL key, the ceiling.
 std::unique_ptr<Signer> make_software_signer(const Options& o, KeyKind kind, std::string& error);
 
