@@ -222,17 +222,20 @@ CK_RV GetMechanismList(CK_SLOT_ID slot, CK_MECHANISM_TYPE_PTR list, CK_ULONG_PTR
     return with_module([&](Module&) -> CK_RV {
         if (CK_RV rv = check_slot(slot); rv != CKR_OK) return rv;
         if (!count) return CKR_ARGUMENTS_BAD;
-        const auto all = all_mechanisms();
+        const auto signing = all_mechanisms();
+        const auto digests = all_digests();
+        const CK_ULONG n = signing.size() + digests.size();
         if (!list) {
-            *count = all.size();
+            *count = n;
             return CKR_OK;
         }
-        if (*count < all.size()) {
-            *count = all.size();
+        if (*count < n) {
+            *count = n;
             return CKR_BUFFER_TOO_SMALL;
         }
-        for (size_t i = 0; i < all.size(); ++i) list[i] = all[i].type;
-        *count = all.size();
+        for (const auto& m : signing) *list++ = m.type;
+        for (const auto& d : digests) *list++ = d.type;
+        *count = n;
         return CKR_OK;
     });
 }
@@ -241,6 +244,10 @@ CK_RV GetMechanismInfo(CK_SLOT_ID slot, CK_MECHANISM_TYPE type, CK_MECHANISM_INF
     return with_module([&](Module&) -> CK_RV {
         if (CK_RV rv = check_slot(slot); rv != CKR_OK) return rv;
         if (!info) return CKR_ARGUMENTS_BAD;
+        if (find_digest(type)) {
+            *info = {0, 0, CKF_DIGEST};
+            return CKR_OK;
+        }
         const MechanismInfo* m = find_mechanism(type);
         if (!m) return CKR_MECHANISM_INVALID;
         if (mechanism_is_ec(*m)) {
@@ -403,6 +410,35 @@ CK_RV SignFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR sig, CK_ULONG_PTR sig_len) {
     });
 }
 
+CK_RV DigestInit(CK_SESSION_HANDLE h, CK_MECHANISM_PTR mechanism) {
+    return with_session(h, [&](Module&, Session& s) -> CK_RV {
+        if (!mechanism) return CKR_ARGUMENTS_BAD;
+        if (mechanism->ulParameterLen != 0) return CKR_MECHANISM_PARAM_INVALID;
+        return digest_init(s, mechanism->mechanism);
+    });
+}
+
+CK_RV Digest(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG data_len, CK_BYTE_PTR out, CK_ULONG_PTR out_len) {
+    return with_session(h, [&](Module&, Session& s) -> CK_RV {
+        if ((!data && data_len) || !out_len) return CKR_ARGUMENTS_BAD;
+        return digest(s, std::span<const uint8_t>(data, data_len), out, out_len);
+    });
+}
+
+CK_RV DigestUpdate(CK_SESSION_HANDLE h, CK_BYTE_PTR data, CK_ULONG data_len) {
+    return with_session(h, [&](Module&, Session& s) -> CK_RV {
+        if (!data && data_len) return CKR_ARGUMENTS_BAD;
+        return digest_update(s, std::span<const uint8_t>(data, data_len));
+    });
+}
+
+CK_RV DigestFinal(CK_SESSION_HANDLE h, CK_BYTE_PTR out, CK_ULONG_PTR out_len) {
+    return with_session(h, [&](Module&, Session& s) -> CK_RV {
+        if (!out_len) return CKR_ARGUMENTS_BAD;
+        return digest_final(s, out, out_len);
+    });
+}
+
 CK_RV GetFunctionStatus(CK_SESSION_HANDLE h) {
     return with_session(h, [](Module&, Session&) -> CK_RV { return CKR_FUNCTION_NOT_PARALLEL; });
 }
@@ -468,11 +504,11 @@ CK_FUNCTION_LIST make_function_list() {
     KEYWARD_NOT_SUPPORTED(C_Decrypt);
     KEYWARD_NOT_SUPPORTED(C_DecryptUpdate);
     KEYWARD_NOT_SUPPORTED(C_DecryptFinal);
-    KEYWARD_NOT_SUPPORTED(C_DigestInit);
-    KEYWARD_NOT_SUPPORTED(C_Digest);
-    KEYWARD_NOT_SUPPORTED(C_DigestUpdate);
+    list.C_DigestInit = DigestInit;
+    list.C_Digest = Digest;
+    list.C_DigestUpdate = DigestUpdate;
     KEYWARD_NOT_SUPPORTED(C_DigestKey);
-    KEYWARD_NOT_SUPPORTED(C_DigestFinal);
+    list.C_DigestFinal = DigestFinal;
     list.C_SignInit = SignInit;
     list.C_Sign = Sign;
     list.C_SignUpdate = SignUpdate;

@@ -23,6 +23,12 @@ constexpr MechanismInfo kMechanisms[] = {
     {CKM_SHA512_RSA_PKCS_PSS, MechanismKind::pss_hashing, "SHA512", 64},
 };
 
+constexpr DigestMechanism kDigests[] = {
+    {CKM_SHA256, "SHA256"},
+    {CKM_SHA384, "SHA384"},
+    {CKM_SHA512, "SHA512"},
+};
+
 struct PssHash {
     CK_MECHANISM_TYPE hash;
     CK_RSA_PKCS_MGF_TYPE mgf;
@@ -60,6 +66,14 @@ std::span<const MechanismInfo> all_mechanisms() noexcept { return kMechanisms; }
 const MechanismInfo* find_mechanism(CK_MECHANISM_TYPE type) noexcept {
     for (const auto& m : kMechanisms)
         if (m.type == type) return &m;
+    return nullptr;
+}
+
+std::span<const DigestMechanism> all_digests() noexcept { return kDigests; }
+
+const DigestMechanism* find_digest(CK_MECHANISM_TYPE type) noexcept {
+    for (const auto& d : kDigests)
+        if (d.type == type) return &d;
     return nullptr;
 }
 

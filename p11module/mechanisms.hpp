@@ -40,6 +40,15 @@ bool mechanism_is_ec(const MechanismInfo& m) noexcept;
 // Whether the mechanism hashes the data itself (and so takes C_SignUpdate/C_SignFinal).
 bool mechanism_hashes(const MechanismInfo& m) noexcept;
 
+// Digest mechanisms, computed in the module with OpenSSL: nothing secret, but consumers
+// ask for them — SunPKCS11 offers RSASSA-PSS only when the token lists the PSS hash.
+struct DigestMechanism {
+    CK_MECHANISM_TYPE type;
+    std::string_view name;  // OpenSSL digest name
+};
+std::span<const DigestMechanism> all_digests() noexcept;
+const DigestMechanism* find_digest(CK_MECHANISM_TYPE type) noexcept;
+
 // CK_RSA_PKCS_PSS_PARAMS: the agent makes PSS signatures with MGF1 over the same hash and
 // salt = hash length (what TLS 1.3 requires), nothing else. For the hashing PSS
 // mechanisms the hash must be the mechanism's own; for CKM_RSA_PKCS_PSS it names the hash

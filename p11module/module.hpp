@@ -57,7 +57,14 @@ struct Session {
     CK_FLAGS flags = CKF_SERIAL_SESSION;
     std::optional<FindOperation> find;
     std::optional<SignOperation> sign;
+    ossl::MdCtx digest;  // C_DigestInit .. C_Digest/C_DigestFinal; null when none is active
 };
+
+// C_Digest*: in `s` (its mutex held by the caller), under the two-call size convention.
+CK_RV digest_init(Session& s, CK_MECHANISM_TYPE type);
+CK_RV digest(Session& s, std::span<const uint8_t> data, CK_BYTE_PTR out, CK_ULONG_PTR out_len);
+CK_RV digest_update(Session& s, std::span<const uint8_t> data);
+CK_RV digest_final(Session& s, CK_BYTE_PTR out, CK_ULONG_PTR out_len);
 
 class Module {
 public:

@@ -163,6 +163,15 @@ class ToolsCase(unittest.TestCase):
                                f"digest:{algorithm}", "-pkeyopt", f"rsa_pss_saltlen:{size}")
                 self.assertIn("Signature Verified Successfully", done.stdout)
 
+    def test_digests(self):
+        # Computed in the module (SunPKCS11 needs the PSS hashes listed to offer RSASSA-PSS).
+        for algorithm in ("sha256", "sha384", "sha512"):
+            with self.subTest(algorithm=algorithm):
+                out = self.env.tmp.join(f"hash-{algorithm}")
+                self.tool("--hash", "-m", algorithm.upper(), "--input-file", self.data, "--output-file", out)
+                with open(out, "rb") as f, open(self.data, "rb") as d:
+                    self.assertEqual(f.read(), hashlib.new(algorithm, d.read()).digest())
+
     # -- refusals --
 
     def assertRefused(self, done, ckr):
