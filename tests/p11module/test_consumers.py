@@ -100,6 +100,22 @@ class ConsumersCase(unittest.TestCase):
             self.env.agent.start()
         self.assertIn("token label", self.tool("-L").stdout)
 
+    def test_renewed_certificate_replaces_the_old_one(self):
+        def token_cert():
+            return run([require_program("pkcs11-tool"), "--module", self.env.module, "--read-object", "--type",
+                        "cert", "--label", "p11-rsa"], env=self.env.client_env()).stdout_bytes
+
+        def store_cert():
+            with open(self.env.cert_path("p11-rsa")) as f:
+                return run(["openssl", "x509", "-outform", "DER"], input=f.read()).stdout_bytes
+
+        before = token_cert()
+        self.assertEqual(before, store_cert())
+        self.env.agent.cli("renew", "p11-rsa", "--now", timeout=300)
+        after = token_cert()
+        self.assertNotEqual(after, before, "the renewal's certificate is on the token")
+        self.assertEqual(after, store_cert())
+
     def test_keys_appear_and_disappear_between_searches(self):
         self.assertNotIn("p11-new", self.tool("-O").stdout)
         self.env.agent.create_key("p11-new", "ec-p256")
