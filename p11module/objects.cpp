@@ -222,6 +222,9 @@ Result<std::vector<Object>> objects_for_key(const ipc::KeyInfo& key) {
     }
     const std::vector<uint8_t> subject = certs.empty() ? std::vector<uint8_t>{} : certs.front().subject;
 
+    // The agent does not pass CKA_LOCAL on; a key that was always sensitive and never
+    // extractable was made on its device (an imported key is neither).
+    const bool made_on_device = device_says(key, "CKA_ALWAYS_SENSITIVE") && device_says(key, "CKA_NEVER_EXTRACTABLE");
     std::vector<Object> out;
     Object priv;
     priv.object_class = CKO_PRIVATE_KEY;
@@ -237,7 +240,7 @@ Result<std::vector<Object>> objects_for_key(const ipc::KeyInfo& key) {
         put(a, CKA_SUBJECT, subject);
         put(a, CKA_START_DATE, {});
         put(a, CKA_END_DATE, {});
-        put_bool(a, CKA_LOCAL, device_says(key, "CKA_NEVER_EXTRACTABLE"));
+        put_bool(a, CKA_LOCAL, made_on_device);
         put_ulong(a, CKA_KEY_GEN_MECHANISM, CK_UNAVAILABLE_INFORMATION);
         put_bool(a, CKA_SENSITIVE, true);
         put_bool(a, CKA_EXTRACTABLE, false);
@@ -266,7 +269,7 @@ Result<std::vector<Object>> objects_for_key(const ipc::KeyInfo& key) {
         put(a, CKA_SUBJECT, subject);
         put(a, CKA_START_DATE, {});
         put(a, CKA_END_DATE, {});
-        put_bool(a, CKA_LOCAL, device_says(key, "CKA_NEVER_EXTRACTABLE"));
+        put_bool(a, CKA_LOCAL, made_on_device);
         put_ulong(a, CKA_KEY_GEN_MECHANISM, CK_UNAVAILABLE_INFORMATION);
         // The module signs only; verifying is for the caller's own library.
         put_bool(a, CKA_VERIFY, false);
