@@ -173,6 +173,7 @@ int fork_mode() {
     }
     for (int i = 0; i < 20; ++i)
         if ((rv = sign_and_verify(s, key)) != CKR_OK) return fail("parent sign after fork", rv);
+    EVP_PKEY_free(key.pub);
     int status = 0;
     waitpid(child, &status, 0);
     const bool child_ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
@@ -199,6 +200,7 @@ int loop_mode(double seconds) {
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
+    EVP_PKEY_free(key.pub);
     std::printf("loop: verified=%ld last=0x%lx\n", ok, static_cast<unsigned long>(last));
     return last == CKR_OK ? 0 : 1;
 }
