@@ -110,6 +110,12 @@ std::string default_token(const AgentConfig& c) {
     return c.tokens.empty() ? std::string(kEmbeddedTokenName) : c.tokens.front().name;
 }
 
+std::vector<std::string> identity_dirs(const AgentConfig& config) {
+    std::vector<std::string> dirs;
+    for (const auto& identity : config.identities) dirs.push_back(lifecycle::identity_dir(*identity, config.state_dir));
+    return dirs;
+}
+
 std::shared_ptr<LifecycleRunner> start_lifecycle(const AgentConfig& config,
                                                  const std::shared_ptr<KeyRegistry>& registry) {
     if (config.identities.empty()) return nullptr;
@@ -287,6 +293,7 @@ int run(const Options& options) {
         if (!reopened.ok()) return reopened.status();
         server.registry().reset(std::move(reopened).value(), default_token(fresh.value()));
         server.set_lifecycle(start_lifecycle(fresh.value(), registry));
+        server.set_identity_dirs(identity_dirs(fresh.value()));
         server.set_policy(std::make_shared<AccessPolicy>(fresh.value(), agent_uid));
         server.set_limits(limits_for(fresh.value(), open_files));
         server.set_doctor(make_doctor(fresh.value(), registry));
@@ -302,6 +309,7 @@ int run(const Options& options) {
         Server server(std::move(listener).value(), registry, std::make_shared<AccessPolicy>(config.value(), agent_uid),
                       reload);
         server.set_lifecycle(start_lifecycle(config.value(), registry));
+        server.set_identity_dirs(identity_dirs(config.value()));
         server.set_limits(limits_for(config.value(), open_files));
         server.set_notifier(std::move(notifier));
         server.set_doctor(make_doctor(config.value(), registry));

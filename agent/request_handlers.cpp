@@ -5,12 +5,48 @@
 #include <algorithm>
 #include <chrono>
 
+#include <openssl/err.h>
+#include <openssl/pem.h>
+
 #include "agent/connection.hpp"
 #include "agent/metrics.hpp"
+#include "agent/lifecycle/store.hpp"
+#include "core/ossl.hpp"
 #include "core/log.hpp"
 #include "ipc/codec.hpp"
 
 namespace keyward::agent {
+
+namespace {
+
+// The certificate and chain (DER, leaf first) of the identity whose current generation is
+// for `key`, read from its store; empty when no identity uses the key. The files are small
+// and GET_KEY is rare (consumers ask once per key lookup), so reading them here keeps the
+// answer current across renewals without a cache to invalidate.
+std::vector<std::vector<uint8_t>> identity_certificates(const std::vector<std::string>& identity_dirs,
+                                                        const std::string& key) {
+    for (const auto& dir : identity_dirs) {
+        auto generation = lifecycle::IdentityStore(dir).current();
+        if (!generation || generation->meta.key != key) continue;
+        std::vector<std::vector<uint8_t>> out;
+        const std::string pem = generation->cert_pem + "\n" + generation->chain_pem;
+        ossl::Bio bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+        while (bio) {
+            ossl::Cert cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+            if (!cert) break;
+            const int n = i2d_X509(cert.get(), nullptr);
+            if (n <= 0) break;
+            auto& der = out.emplace_back(static_cast<size_t>(n));
+            unsigned char* p = der.data();
+            i2d_X509(cert.get(), &p);
+        }
+        ERR_clear_error();  // the end of the PEM text is reported as an error
+        return out;
+    }
+    return {};
+}
+
+}  // namespace
 
 void Server::handle_frame(const std::shared_ptr<Connection>& c, uint8_t op_byte, uint32_t id,
                           std::span<const uint8_t> body) {
@@ -90,7 +126,10 @@ void Server::handle_frame(const std::shared_ptr<Connection>& c, uint8_t op_byte,
                 return deny(c, id, op_byte, req->name, "read");
             auto entry = registry_->find(req->name);
             if (!entry) return reply_error(c, id, op_byte, {ErrorCode::no_such_key, "no such key: " + req->name});
-            ipc::encode_response(out, id, ipc::Op::get_key, entry->info);
+            ipc::KeyInfo info = entry->info;
+            info.certificates = identity_certificates(identity_dirs_, info.name);
+            if (!ipc::encode_response(out, id, ipc::Op::get_key, info))
+                return reply_error(c, id, op_byte, {ErrorCode::internal, "a key too large for one answer"});
             break;
         }
         case ipc::Op::sign: return handle_sign(c, id, body);

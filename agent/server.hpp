@@ -15,6 +15,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "agent/audit.hpp"
 #include "agent/config.hpp"
@@ -68,6 +69,9 @@ public:
     void set_sign_here_limit(std::chrono::microseconds limit);
     // Identities; null when none are configured. Replace only from the event loop (reload).
     void set_lifecycle(std::shared_ptr<LifecycleRunner> lifecycle);
+    // Where the identities keep their certificates (lifecycle::identity_dir): GET_KEY
+    // answers carry the certificate chain of the identity whose current key it is.
+    void set_identity_dirs(std::vector<std::string> dirs) { identity_dirs_ = std::move(dirs); }
     // From the event loop (or before run()): applies to new connections and the next sweep.
     void set_limits(const ServerLimits& limits);
     // Before run(): where readiness, status and watchdog pings go (systemd).
@@ -117,6 +121,7 @@ private:
     std::shared_ptr<const AccessPolicy> policy_;
     ReloadFn reload_;
     std::shared_ptr<LifecycleRunner> lifecycle_;
+    std::vector<std::string> identity_dirs_;
     int epoll_fd_ = -1;
     int signal_fd_ = -1;
     uint64_t next_conn_id_ = 1;

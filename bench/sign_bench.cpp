@@ -1,11 +1,12 @@
 // keyward-bench-sign: signatures/s and latency of one signing path.
 //
-//   keyward-bench-sign --mode direct|p11kit|keyward|ideal|software|tpm --key-type ec-p256|rsa-2048
+//   keyward-bench-sign --mode direct|p11kit|keyward|ideal|provider|software|tpm --key-type ec-p256|rsa-2048
 //                      [--threads N | --processes N] [--duration S] [--warmup S] [--ops N]
 //     direct, p11kit: --module SO --token LABEL --key LABEL --pin-file FILE
 //                     (p11kit: SO is p11-kit-client.so, P11_KIT_SERVER_ADDRESS set by the caller)
 //     keyward:        --key NAME [--socket PATH] [--client shared|per-thread]
 //     ideal:          --socket PATH (bench/ideal_agent.cpp, one connection per thread)
+//     provider:       --provider-path DIR --key NAME (KEYWARD_SOCKET names the agent)
 //     tpm:            --tcti T --key-dir DIR --key NAME (keyward's TPM backend in-process)
 //
 // Each thread signs in a loop; operations started during warm-up are not counted. With
@@ -56,8 +57,9 @@ std::unique_ptr<Signer> make_signer(const std::string& mode, const Options& o, K
     if (mode == "keyward") return make_agent_signer(o, kind, err);
     if (mode == "ideal") return make_ideal_signer(o, kind, err);
     if (mode == "software") return make_software_signer(o, kind, err);
+    if (mode == "provider") return make_provider_signer(o, kind, err);
     if (mode == "tpm") return make_tpm_signer(o, kind, err);
-    err = "--mode must be direct, p11kit, keyward, ideal, software or tpm";
+    err = "--mode must be direct, p11kit, keyward, ideal, provider, software or tpm";
     return nullptr;
 }
 

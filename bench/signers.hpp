@@ -38,6 +38,9 @@ std::unique_ptr<Signer> make_pkcs11_signer(const Options& o, KeyKind kind, std::
 std::unique_ptr<Signer> make_agent_signer(const Options& o, KeyKind kind, std::string& error);
 // ideal: the ideal socket agent (bench/ideal_agent.cpp), one connection per thread.
 std::unique_ptr<Signer> make_ideal_signer(const Options& o, KeyKind kind, std::string& error);
+// provider: the keyward OpenSSL provider (--provider-path DIR, --key NAME): EVP_PKEY_sign
+// with a key loaded from keyward:NAME, as an OpenSSL program signs with an agent key.
+std::unique_ptr<Signer> make_provider_signer(const Options& o, KeyKind kind, std::string& error);
 // software: an in-process OpenSSL key, the ceiling.
 std::unique_ptr<Signer> make_software_signer(const Options& o, KeyKind kind, std::string& error);
 

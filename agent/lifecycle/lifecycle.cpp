@@ -48,6 +48,10 @@ std::optional<int64_t> current_not_after(const std::optional<Generation>& curren
 
 }  // namespace
 
+std::string identity_dir(const IdentityConfig& identity, const std::string& state_dir) {
+    return identity.dir.empty() ? state_dir + "/identities/" + identity.name : identity.dir;
+}
+
 LifecycleImpl::LifecycleImpl(std::vector<std::shared_ptr<const IdentityConfig>> configs, KeyAccess keys,
                              const std::string& state_dir, IssuerKinds kinds, Clock clock)
         : keys_(std::move(keys)),
@@ -55,7 +59,7 @@ LifecycleImpl::LifecycleImpl(std::vector<std::shared_ptr<const IdentityConfig>> 
           clock_(clock ? std::move(clock) : Clock(system_now)),
           rng_(std::random_device{}()) {
     for (auto& cfg : configs) {
-        const std::string dir = cfg->dir.empty() ? state_dir + "/identities/" + cfg->name : cfg->dir;
+        const std::string dir = identity_dir(*cfg, state_dir);
         auto id = std::make_unique<Identity>(
             Identity{cfg, IdentityStore(dir), dir + "/state.json", {}, nullptr, {}, {}, false});
         setup(*id);

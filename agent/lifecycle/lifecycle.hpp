@@ -63,6 +63,10 @@ public:
 // (grace periods, polls, backoffs) without waiting; empty: the system clock.
 using Clock = std::function<int64_t()>;
 
+// The directory of an identity's certificates (store.hpp): its `dir`, else
+// STATE_DIR/identities/NAME.
+std::string identity_dir(const IdentityConfig& identity, const std::string& state_dir);
+
 std::unique_ptr<Lifecycle> make_lifecycle(std::vector<std::shared_ptr<const IdentityConfig>> identities, KeyAccess keys,
                                           const std::string& state_dir, IssuerKinds kinds, Clock clock = {});
 
