@@ -57,7 +57,8 @@ Result<std::string> memory_pin_file(const std::string& state_dir, const std::vec
     if (::fchmod(fd.get(), 0600) != 0 ||
         ::write(fd.get(), pin.data(), pin.size()) != static_cast<ssize_t>(pin.size()) ||
         ::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) != 0)
-        return Status{ErrorCode::internal, std::string("cannot hold the unsealed PIN in memory: ") + std::strerror(errno)};
+        return Status{ErrorCode::internal,
+                      std::string("cannot hold the unsealed PIN in memory: ") + std::strerror(errno)};
     const std::string path = "/proc/self/fd/" + std::to_string(fd.get());
     memory_files[state_dir] = std::move(fd);
     return path;
@@ -137,7 +138,8 @@ Result<std::string> embedded_pin_path(const std::string& state_dir, const std::s
         std::string pin = text->substr(0, text->find('\n'));
         Wiped wipe_text{text.value()}, wipe_pin{pin};
         if (Status s = seal_to(state_dir, plan.seal_tcti, pin); !s.ok())
-            return Status{s.code, "cannot seal the embedded token's PIN to the TPM " + plan.seal_tcti + ": " + s.message};
+            return Status{s.code,
+                          "cannot seal the embedded token's PIN to the TPM " + plan.seal_tcti + ": " + s.message};
         ::unlink(plain_file(state_dir).c_str());
         (void)files::fsync_dir(state_dir);
         log::notice("sealed the embedded token's user PIN to the TPM (" + plan.seal_tcti + ") and removed " +

@@ -91,8 +91,8 @@ Result<std::vector<uint8_t>> seal_secret(const std::string& tcti, std::span<cons
             TPM2B_PRIVATE* priv = nullptr;
             TPM2B_PUBLIC* pub = nullptr;
             call = "Esys_Create";
-            rc = Esys_Create(ctx, parent, session.get(), ESYS_TR_NONE, ESYS_TR_NONE, &sensitive, &tmpl, &outside,
-                             &pcrs, &priv, &pub, nullptr, nullptr, nullptr);
+            rc = Esys_Create(ctx, parent, session.get(), ESYS_TR_NONE, ESYS_TR_NONE, &sensitive, &tmpl, &outside, &pcrs,
+                             &priv, &pub, nullptr, nullptr, nullptr);
             OPENSSL_cleanse(&sensitive, sizeof sensitive);
             EsysPtr<TPM2B_PRIVATE> priv_owner(priv);
             EsysPtr<TPM2B_PUBLIC> pub_owner(pub);
