@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include "agent/policy.hpp"
+#include "core/journal.hpp"
 #include "core/log.hpp"
 
 namespace keyward::agent {
@@ -20,7 +21,11 @@ void Audit::write(const Caller& caller, std::string_view op, std::string_view ke
     line += " uid=" + std::to_string(caller.uid()) + " pid=" + std::to_string(caller.pid()) +
             " exe=" + log::client_text(caller.exe(), 256) + " result=" + std::string(result);
     if (!extra.empty()) line += " " + std::string(extra);
-    log::notice(line);
+    // The same facts as fields, for `journalctl KEYWARD_KEY=web` and log shippers.
+    const std::string uid = std::to_string(caller.uid()), pid = std::to_string(caller.pid());
+    const log::Field fields[] = {{"KEYWARD_AUDIT_OP", op}, {"KEYWARD_KEY", key},          {"KEYWARD_UID", uid},
+                                 {"KEYWARD_PID", pid},     {"KEYWARD_EXE", caller.exe()}, {"KEYWARD_RESULT", result}};
+    log::write_fields(log::Level::notice, line, fields);
 }
 
 void Audit::management(const Caller& caller, std::string_view op, std::string_view key, std::string_view result) {
@@ -60,9 +65,17 @@ void Audit::flush(Clock::time_point now) {
         counts.swap(counts_);
         seen_.clear();
     }
-    for (const auto& [who, n] : counts)
-        log::notice("audit: op=sign-count key=" + log::client_text(who.key) + " uid=" + std::to_string(who.uid) +
-                    " count=" + std::to_string(n) + " interval=" + std::to_string(interval.count()) + "s");
+    for (const auto& [who, n] : counts) {
+        const std::string uid = std::to_string(who.uid), count = std::to_string(n);
+        const log::Field fields[] = {{"KEYWARD_AUDIT_OP", "sign-count"},
+                                     {"KEYWARD_KEY", who.key},
+                                     {"KEYWARD_UID", uid},
+                                     {"KEYWARD_COUNT", count}};
+        log::write_fields(log::Level::notice,
+                          "audit: op=sign-count key=" + log::client_text(who.key) + " uid=" + uid + " count=" + count +
+                              " interval=" + std::to_string(interval.count()) + "s",
+                          fields);
+    }
 }
 
 std::string executable_of(pid_t pid) {

@@ -24,6 +24,8 @@ echo hello > /tmp/msg
 setpriv --reuid=alice --regid=alice --init-groups -- keyward --socket $sock sign web --scheme ecdsa_secp256r1_sha256 --in /tmp/msg --out /tmp/sig
 keyward --socket $sock keys pubkey web --out /tmp/web.pub
 check alice-signature openssl dgst -sha256 -verify /tmp/web.pub -signature /tmp/sig /tmp/msg
+check alice-uid id -u alice
+check journal-fields sh -c "journalctl -u keywardd KEYWARD_AUDIT_OP=sign -o verbose --no-pager | grep -E '^ *KEYWARD_(KEY|UID|RESULT)=' | sort -u"
 check bob-refused sh -c "setpriv --reuid=bob --regid=bob --init-groups -- keyward --socket $sock status; echo rc=\$?"
 systemctl reload keywardd.service
 check reload-active systemctl is-active keywardd.service

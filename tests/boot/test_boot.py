@@ -130,6 +130,12 @@ class BootedServiceTest(unittest.TestCase):
         self.assertIn("Permission denied", refused)
         self.assertTrue(refused.endswith("rc=3"), refused)
 
+    def test_audit_records_are_structured_in_the_journal(self):
+        fields = self.check("journal-fields").split()
+        self.assertIn("KEYWARD_KEY=web", fields)
+        self.assertIn(f"KEYWARD_UID={self.check('alice-uid')}", fields)
+        self.assertIn("KEYWARD_RESULT=ok", fields)
+
     def test_reload_keeps_the_process_and_its_keys(self):
         self.assertEqual(self.check("reload-active"), "active")
         self.assertTrue(self.check("after-reload-sign").endswith("rc=0"), self.check("after-reload-sign"))
