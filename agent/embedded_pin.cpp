@@ -38,14 +38,6 @@ struct Wiped {
     ~Wiped() { OPENSSL_cleanse(s.data(), s.size()); }
 };
 
-Result<std::string> random_pin() {
-    unsigned char raw[16];
-    if (RAND_bytes(raw, sizeof raw) != 1) return Status{ErrorCode::internal, "no randomness for a PIN"};
-    std::string pin = to_hex(raw);
-    OPENSSL_cleanse(raw, sizeof raw);
-    return pin;
-}
-
 // The memory files made so far, one per state directory: a reload must find the same path
 // (an unchanged token configuration keeps its sessions), and the TPM is asked once.
 std::mutex memory_files_mu;
@@ -77,6 +69,14 @@ Status seal_to(const std::string& state_dir, const std::string& tcti, const std:
 }
 
 }  // namespace
+
+Result<std::string> random_pin() {
+    unsigned char raw[16];
+    if (RAND_bytes(raw, sizeof raw) != 1) return Status{ErrorCode::internal, "no randomness for a PIN"};
+    std::string pin = to_hex(raw);
+    OPENSSL_cleanse(raw, sizeof raw);
+    return pin;
+}
 
 EmbeddedPinPlan plan_embedded_pin(const std::string& seal) {
     if (seal == "no") return {};

@@ -11,6 +11,9 @@
 
 namespace keyward::agent {
 
+// 16 random bytes as 32 hex digits: the embedded token's PINs.
+Result<std::string> random_pin();
+
 // `seal` is [agent] seal_embedded_pin: "auto" (seal when /dev/tpmrm0 can be opened), "no",
 // or the TCTI of the TPM to seal to ("device:/dev/tpmrm0", "swtpm:path=...").
 struct EmbeddedPinPlan {

@@ -35,14 +35,6 @@ Status make_private_dir(const std::string& path) {
     return {};
 }
 
-Result<std::string> random_pin() {
-    unsigned char raw[16];
-    if (RAND_bytes(raw, sizeof raw) != 1) return Status{ErrorCode::internal, "no randomness for a PIN"};
-    std::string pin = to_hex(raw);
-    OPENSSL_cleanse(raw, sizeof raw);
-    return pin;
-}
-
 bool has_initialised_token(const std::string& token_dir) {
     std::error_code ec;
     for (const auto& entry : fs::directory_iterator(token_dir, ec))
