@@ -219,17 +219,22 @@ class CardAgentTest(unittest.TestCase):
                 done = agent.cli("sign", KEY, "--scheme", "rsa_pkcs1_sha256", "--in", self.message, "--out",
                                  self.tmp.join("never.sig"), check=False)
                 self.assertNotEqual(done.rc, 0)
-                self.assertIn("rejected", done.stderr)
-            agent.cli("status")
+            states = {t["name"]: t["state"] for t in agent.cli("status", json=True).data["tokens"]}
+            self.assertEqual(states.get("card"), "needs-pin")
             self.assertEqual(self.card.verify_count(mark), 1, self.card.events(mark))
             self.assertEqual(self.card.pin_tries_left(), card_fixture.PIN_TRIES - 1)
-            self.assertIn("was rejected", agent.log_text())
-            # The right PIN written to the file: the next use logs in.
+            self.assertIn("was rejected (CKR_PIN_INCORRECT); it is not tried again until that file changes",
+                          agent.log_text())
+            self.assertNotIn("000000", agent.log_text())
+            # The right PIN written to the file, and a reload (the keys were not listed without a login): one
+            # more VERIFY, the right one, and the key signs.
             with open(wrong_pin, "w") as f:
                 f.write(card_fixture.PIN + "\n")
-            self.assertTrue(harness.wait_until(
-                lambda: agent.cli("sign", KEY, "--scheme", "rsa_pkcs1_sha256", "--in", self.message, "--out",
-                                  self.tmp.join("now.sig"), check=False).rc == 0, 20, 0.3), agent.log_tail())
+            self.assertTrue(agent.reload(), agent.log_tail())
+            agent.cli("sign", KEY, "--scheme", "rsa_pkcs1_sha256", "--in", self.message, "--out",
+                      self.tmp.join("now.sig"))
+            self.assertEqual(self.card.verify_count(mark), 2, self.card.events(mark))
+            self.assertEqual(self.card.events(mark)[-1], "verify ok")
         finally:
             agent.stop(expect_exit=None)
             self.agent.start()
