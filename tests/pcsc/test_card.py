@@ -5,7 +5,6 @@ certificate), mTLS through the provider, removal (idle and during a signature), 
 reader, pcscd killed and restarted, a wrong PIN (exactly one VERIFY reaches the card), and the latency of a card
 signature through the agent against OpenSC called directly (printed as a figure)."""
 
-import hashlib
 import os
 import sys
 import threading
@@ -255,25 +254,20 @@ class CardAgentTest(unittest.TestCase):
     # -- how fast --
 
     def test_latency_agent_vs_opensc(self):
-        n = 20
-        digest = hashlib.sha256(b"latency").hexdigest()
-        self.sign()  # warm
-        t0 = time.monotonic()
-        for _ in range(n):
-            self.agent.cli("sign", KEY, "--scheme", "rsa_pkcs1_sha256", "--digest", digest,
-                           "--out", self.tmp.join("lat.sig"))
-        agent_ms = (time.monotonic() - t0) * 1000 / n
-        data = self.tmp.write("lat.bin", b"latency")
-        t0 = time.monotonic()
-        for _ in range(n):
-            self.card.pkcs11_tool("--login", "--pin", card_fixture.PIN, "--sign", "--id", card_fixture.KEY_ID_HEX,
-                                  "-m", "SHA256-RSA-PKCS", "-i", data, "-o", self.tmp.join("lat-direct.sig"))
-        direct_ms = (time.monotonic() - t0) * 1000 / n
-        print(f"\nFIGURE card signature latency (RSA-2048 PKCS#1, {n} runs, one process per signature): "
-              f"through the agent {agent_ms:.1f} ms (keyward sign), OpenSC directly {direct_ms:.1f} ms "
-              f"(pkcs11-tool --login --sign)", flush=True)
-        self.assertLess(agent_ms, direct_ms * 3)
-
+        """One card signature through the agent (libkeyward-client) against OpenSC's C_Sign in one process."""
+        runs = 50
+        tool = harness.require_program(os.path.join(harness.bin_dir(), "tests", "pcsc", "card_latency"))
+        done = harness.run([tool, self.agent.socket, KEY, card_fixture.OPENSC_MODULE, self.pin_file,
+                            card_fixture.KEY_ID_HEX, str(runs)], env=self.card.env, context=self.agent.log_tail)
+        fields = done.stdout.split()
+        self.assertEqual(fields[0::3], ["agent_ms", "direct_ms"][:len(fields[0::3])], done.stdout)
+        agent_median, agent_mean, direct_median, direct_mean = map(float, (fields[1], fields[2], fields[4], fields[5]))
+        print(f"\nFIGURE card signature latency, RSA-2048 PKCS#1 v1.5 on the virtual CAC card, {runs} runs: "
+              f"through keywardd median {agent_median:.2f} ms (mean {agent_mean:.2f}), "
+              f"OpenSC C_Sign directly median {direct_median:.2f} ms (mean {direct_mean:.2f}); "
+              f"overhead {agent_median - direct_median:+.2f} ms", flush=True)
+        # The agent adds a socket round trip and a thread hand-off, not another card operation.
+        self.assertLess(agent_median, direct_median * 1.5 + 5)
 
 if __name__ == "__main__":
     harness.main()
