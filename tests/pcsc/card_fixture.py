@@ -17,6 +17,7 @@ Removing the card is ending the bridge (vpcd sees its connection close); inserti
     card.verify_count(since)           # VERIFY commands carrying a PIN that reached the card
     card.stop()
 
+KEYWARD_CARD_TRACE=1 makes the bridge log every APDU (card/bridge.log in the temp dir; KEYWARD_KEEP_TMP=1 keeps it).
 The bridge keeps the card's PIN retry counter in a file (3 tries, 63Cx then 6983 like a real card); reset_pin()
 restores it. Standard library only, plus tests/integration/harness.py.
 """
@@ -191,6 +192,8 @@ class CardFixture:
             argv += ["--serial-xor", "0x5a"]
         if sign_delay_ms:
             argv += ["--sign-delay-ms", str(sign_delay_ms)]
+        if os.environ.get("KEYWARD_CARD_TRACE") == "1":  # every APDU into bridge.log, for debugging by hand
+            argv += ["--trace"]
         log = open(os.path.join(self.dir, "bridge.log"), "ab")
         env = dict(os.environ, SOFTHSM2_CONF=self.softhsm_conf)
         self.bridge = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,

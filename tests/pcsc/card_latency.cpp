@@ -32,9 +32,7 @@ Stats stats(std::vector<double> ms) {
     return {ms[ms.size() / 2], std::accumulate(ms.begin(), ms.end(), 0.0) / static_cast<double>(ms.size())};
 }
 
-double since(Clock::time_point t0) {
-    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-}
+double since(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
 int fail(const std::string& what) {
     std::fprintf(stderr, "card_latency: %s\n", what.c_str());
