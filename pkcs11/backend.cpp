@@ -129,7 +129,8 @@ public:
 
     std::string description() const override {
         std::lock_guard lock(info_mu_);
-        return card_problem_.empty() ? description_ : description_ + ": " + card_problem_;
+        std::string d = card_problem_.empty() ? description_ : description_ + ": " + card_problem_;
+        return pin_note_.empty() ? d : d + " (" + pin_note_ + ")";
     }
 
     DeviceHealth health() override {
@@ -481,14 +482,17 @@ private:
                 "the user PIN is locked (CKF_USER_PIN_LOCKED); unblock it with the card's PUK or SO PIN, "
                 "keyward does not try it";
             health_.store(DeviceHealth::locked);
-        } else if (problem.empty() && (ti.flags & (CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_COUNT_LOW))) {
-            log::warning("token " + config_.token_uri + ": " +
-                         ((ti.flags & CKF_USER_PIN_FINAL_TRY) ? "one more wrong PIN locks the user PIN"
-                                                              : "the user PIN was entered wrongly before") +
-                         " (CKF_USER_PIN_" + ((ti.flags & CKF_USER_PIN_FINAL_TRY) ? "FINAL_TRY" : "COUNT_LOW") + ")");
+        }
+        std::string pin_note;
+        if (problem.empty() && (ti.flags & (CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_COUNT_LOW))) {
+            pin_note = (ti.flags & CKF_USER_PIN_FINAL_TRY)
+                           ? "PIN: one more wrong try locks it (CKF_USER_PIN_FINAL_TRY)"
+                           : "PIN: entered wrongly before, tries are running low (CKF_USER_PIN_COUNT_LOW)";
+            log::warning("token " + config_.token_uri + ": " + pin_note);
         }
         {
             std::lock_guard lock(info_mu_);
+            pin_note_ = pin_note;
             if (card_problem_ != problem && !problem.empty()) log::error("token " + config_.token_uri + ": " + problem);
             card_problem_ = problem;
         }
@@ -520,6 +524,10 @@ private:
         }
         if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) {
             pin_.clear_rejection();
+            if (rv == CKR_OK) {  // a PIN the card accepted resets its retry counter
+                std::lock_guard info(info_mu_);
+                pin_note_.clear();
+            }
             return {};
         }
         if (is_pin_rejection(rv)) {
@@ -817,6 +825,7 @@ private:
     std::string label_;
     std::string description_;
     std::string card_problem_;  // another card, a locked PIN: shown in status
+    std::string pin_note_;      // the card's PIN counter running low (token flags): shown in status
 };
 
 size_t default_sessions() {

@@ -251,6 +251,30 @@ class CardAgentTest(unittest.TestCase):
         self.card.reset_pin()
         self.card.remove()
 
+    def test_pin_tries_running_low_show_in_status(self):
+        """After a wrong PIN took the card to its last try, status says so next to needs-pin."""
+        with open(self.card.pin_state, "w") as f:
+            f.write("2\n")  # one wrong PIN was entered elsewhere already
+        wrong_pin = self.tmp.write("wrong2.pin", "000000\n", mode=0o600)
+        config = self.tmp.write("wrong2.toml", open(self.config).read().replace(self.pin_file, wrong_pin))
+        mark = self.card.events_mark()
+        agent = harness.Agent(self.tmp, name="lasttry", config=config, env=self.card.env)
+        self.agent.stop()
+        try:
+            agent.start()
+            self.assertEqual(self.card.pin_tries_left(), 1)
+            agent.cli("sign", KEY, "--scheme", "rsa_pkcs1_sha256", "--in", self.message, "--out",
+                      self.tmp.join("never.sig"), check=False)
+            card = [t for t in agent.cli("status", json=True).data["tokens"] if t["name"] == "card"][0]
+            self.assertEqual(card["state"], "needs-pin", card)
+            self.assertIn("CKF_USER_PIN_FINAL_TRY", card["description"])
+            self.assertIn("CKF_USER_PIN_FINAL_TRY", agent.log_text())
+            self.assertEqual(self.card.verify_count(mark), 1, "the last try is left for a person")
+        finally:
+            agent.stop(expect_exit=None)
+            self.card.reset_pin()
+            self.agent.start()
+
     # -- how fast --
 
     def test_latency_agent_vs_opensc(self):
