@@ -503,9 +503,12 @@ private:
     // Called with recover_mu_ held.
     Status login() {
         if (config_.pin_file.empty()) return {};
-        if (pin_.rejected_and_unchanged()) {
-            health_.store(DeviceHealth::needs_pin);
-            return pin_rejected();
+        {
+            std::lock_guard pin_lock(pin_mu_);
+            if (pin_.rejected_and_unchanged()) {
+                health_.store(pin_rv_ == CKR_PIN_LOCKED ? DeviceHealth::locked : DeviceHealth::needs_pin);
+                return pin_rejected();
+            }
         }
         PooledSession session;
         CK_RV rv = pool_.acquire(session);
@@ -513,6 +516,9 @@ private:
             health_.store(DeviceHealth::error);
             return Status{code_for(rv), "token " + token_label() + ": C_OpenSession failed: " + ckr_name(rv)};
         }
+        // Not before the session is ours: a signer holding the only session may be waiting
+        // for pin_mu_ (context-specific login).
+        std::lock_guard pin_lock(pin_mu_);
         {
             Pin pin;
             Status read = pin_.read(pin);
@@ -544,7 +550,7 @@ private:
     // The PIN again for one signature (CKA_ALWAYS_AUTHENTICATE, e.g. PIV slot 9C). A PIN the
     // device rejected is not offered again until its file changes, here as at login.
     CK_RV context_login(CK_SESSION_HANDLE s) {
-        std::lock_guard lock(recover_mu_);
+        std::lock_guard lock(pin_mu_);
         if (config_.pin_file.empty()) return CKR_USER_NOT_LOGGED_IN;
         if (pin_.rejected_and_unchanged()) return pin_rv_;
         Pin pin;
@@ -802,7 +808,10 @@ private:
     const TokenUri uri_;
 
     std::mutex recover_mu_;  // recovery and login, one at a time
-    PinFile pin_;            // guarded by recover_mu_
+    // The PIN file and what the device said of it. Taken after recover_mu_ when both are held,
+    // and never while waiting for a session.
+    std::mutex pin_mu_;
+    PinFile pin_;  // guarded by pin_mu_
     CK_RV pin_rv_ = CKR_PIN_INCORRECT;
     bool pss_checked_ = false;
     bool has_pss_ = false;  // written once under recover_mu_ before ready_ is first set
