@@ -188,7 +188,11 @@ public:
             else if (k.str() == "tcti") s = string(v, key, tc.tcti);
             else if (k.str() == "key_dir") s = string(v, key, tc.key_dir);
             else if (k.str() == "auth_file") s = string(v, key, tc.auth_file);
-            else if (k.str() == "sessions") {
+            else if (k.str() == "reader") s = string(v, key, tc.reader);
+            else if (k.str() == "card") {
+                if (auto b = v.value<bool>(); v.is_boolean() && b) tc.card = *b;
+                else s = fail(v.source(), key, "expected true or false");
+            } else if (k.str() == "sessions") {
                 auto n = v.value<int64_t>();
                 if (!v.is_integer() || !n || *n < 1 || *n > 256)
                     s = fail(v.source(), key, "expected an integer from 1 to 256");
@@ -203,6 +207,9 @@ public:
             if (tc.module.empty())
                 return fail(node.source(), prefix + ".module", "missing (path of the PKCS#11 module)");
             if (tc.uri.empty()) return fail(node.source(), prefix + ".uri", "missing (e.g. \"pkcs11:token=LABEL\")");
+            if (!tc.reader.empty() && !tc.card)
+                return fail(node.source(), prefix + ".reader", "only for smartcards (add card = true)");
+            if (tc.card && tc.sessions == 0) tc.sessions = 1;  // cards do one thing at a time
         } else if (tc.kind == "tpm") {
             if (tc.tcti.empty()) tc.tcti = "device:/dev/tpmrm0";
         } else {
@@ -226,6 +233,7 @@ public:
             Status s;
             bool handled = false;
             if (k.str() == "token") s = string(v, key, kc.token);
+            else if (k.str() == "object") s = string(v, key, kc.object);
             else if (k.str() == "allow_users" || k.str() == "allow_groups")
                 s = users_and_groups(k, v, prefix + ".", kc.allow, handled);
             else s = fail(k.source(), key, "unknown setting");
@@ -264,9 +272,26 @@ public:
                 return fail(root.source(), "agent.default_token", "no token named '" + c.default_token + "'");
         }
         for (const auto& kc : c.keys) {
-            if (kc.token.empty()) continue;
+            if (kc.token.empty()) {
+                if (!kc.object.empty())
+                    return fail(root.source(), "keys." + kc.name + ".object",
+                                "needs token = \"NAME\" (where the key is)");
+                continue;
+            }
             bool found = kc.token == kEmbeddedTokenName && c.tokens.empty();
-            for (const auto& t : c.tokens) found |= t.name == kc.token;
+            for (auto& t : c.tokens) {
+                if (t.name != kc.token) continue;
+                found = true;
+                if (!kc.object.empty()) {
+                    if (t.kind != "pkcs11")
+                        return fail(root.source(), "keys." + kc.name + ".object",
+                                    "adoption by object URI needs a pkcs11 token ('" + t.name + "' is " + t.kind + ")");
+                    if (kc.object.rfind("pkcs11:", 0) != 0)
+                        return fail(root.source(), "keys." + kc.name + ".object",
+                                    "expected an RFC 7512 URI such as \"pkcs11:id=%01\"");
+                    t.adopted.emplace_back(kc.name, kc.object);
+                }
+            }
             if (!found) return fail(root.source(), "keys." + kc.name + ".token", "no token named '" + kc.token + "'");
         }
         return {};

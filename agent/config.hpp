@@ -32,7 +32,11 @@ struct TokenConfig {
     std::string module;
     std::string uri;
     std::string pin_file;
-    size_t sessions = 0;  // 0: the backend's default
+    size_t sessions = 0;  // 0: the backend's default (1 for a card)
+    bool card = false;    // a smartcard (docs/smartcard.md): adopted keys only, hot-plug, serial checked
+    std::string reader;   // the PC/SC reader a card token watches (card = true)
+    // Keys adopted on this token ([keys.NAME] object = "pkcs11:id=..."): name, object URI.
+    std::vector<std::pair<std::string, std::string>> adopted;
     // tpm
     std::string tcti;       // default "device:/dev/tpmrm0"
     std::string key_dir;    // wrapped key blobs; default STATE_DIR/tpm/NAME
@@ -42,8 +46,9 @@ struct TokenConfig {
 
 struct KeyConfig {
     std::string name;
-    std::string token;  // empty: wherever a key of that name is found
-    Principals allow;   // who may sign with it
+    std::string token;   // empty: wherever a key of that name is found
+    std::string object;  // RFC 7512 object URI of a key already on the token (adoption)
+    Principals allow;    // who may sign with it
     bool operator==(const KeyConfig&) const = default;
 };
 

@@ -1,7 +1,9 @@
 #include "agent/key_registry.hpp"
 #include "agent/credentials.hpp"
 
+#include <chrono>
 #include <mutex>
+#include <thread>
 
 #include "core/log.hpp"
 #include "pkcs11/pkcs11_backend.hpp"
@@ -22,8 +24,44 @@ ipc::KeyInfo to_key_info(const BackendKey& key, const std::string& token_name) {
     info.spki = key.spki;
     info.schemes = key.schemes;
     info.attributes = key.attributes;
+    if (!key.certificate.empty()) info.certificates.push_back(key.certificate);
     return info;
 }
+
+namespace {
+
+// The monitor's events for the token's reader go to its presence (which the backend reads)
+// and its health (which status shows). Waits briefly for the first answer, so a card that
+// is in the reader at start is known to be there before the backend opens.
+void watch_reader(Token& token) {
+    Token* t = &token;  // the monitor is stopped in ~Token, before anything it touches goes
+    token.monitor = std::make_unique<pcsc::Monitor>([t](const pcsc::ReaderEvent& ev) {
+        if (ev.reader != t->presence->reader()) return;
+        switch (ev.state) {
+            case pcsc::CardState::present:
+                log::info("token " + t->name + ": a card is in reader " + ev.reader);
+                t->presence->set_present();
+                // Looks at the card now (serial, PIN state, login), so status tells at once.
+                if (t->opened.load(std::memory_order_acquire)) t->health = t->backend->health();
+                break;
+            case pcsc::CardState::removed:
+                log::notice("token " + t->name + ": the card in reader " + ev.reader + " was removed");
+                t->presence->set_removed();
+                t->health = DeviceHealth::removed;
+                break;
+            case pcsc::CardState::error:
+                log::warning("token " + t->name + ": reader " + ev.reader + ": " + ev.detail);
+                t->presence->set_unreachable(ev.detail);
+                t->health = DeviceHealth::error;
+                break;
+        }
+    });
+    token.monitor->start();
+    for (int i = 0; i < 40 && !token.monitor->reader(token.presence->reader()); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(25));
+}
+
+}  // namespace
 
 Result<std::shared_ptr<Token>> open_token(const TokenConfig& config) {
     auto token = std::make_shared<Token>();
@@ -33,6 +71,13 @@ Result<std::shared_ptr<Token>> open_token(const TokenConfig& config) {
         auto pin_file = secret_file_path(config.pin_file, "token " + config.name + ": pin_file");
         if (!pin_file.ok()) return pin_file.status();
         pkcs11::Pkcs11Config pc{config.module, config.uri, pin_file.value(), config.sessions};
+        pc.card = config.card;
+        for (const auto& [name, object] : config.adopted) pc.adopted.push_back({name, object});
+        if (config.card && !config.reader.empty()) {
+            token->presence = std::make_shared<pkcs11::CardPresence>(config.reader);
+            pc.presence = token->presence;
+            watch_reader(*token);
+        }
         auto backend = pkcs11::open_backend(pc);
         if (!backend.ok())
             return Status{backend.status().code, "token " + config.name + ": " + backend.status().message};
@@ -51,6 +96,7 @@ Result<std::shared_ptr<Token>> open_token(const TokenConfig& config) {
     token->health = token->backend->health();
     token->executor =
         std::make_unique<Executor>("token " + config.name, token->backend->max_concurrency(), kMaxQueuedPerToken);
+    token->opened.store(true, std::memory_order_release);
     return token;
 }
 

@@ -14,6 +14,8 @@
 #include "agent/executor.hpp"
 #include "core/key_backend.hpp"
 #include "ipc/protocol.hpp"
+#include "pcsc/monitor.hpp"
+#include "pkcs11/card_presence.hpp"
 
 namespace keyward::agent {
 
@@ -23,8 +25,16 @@ struct Token : std::enable_shared_from_this<Token> {
     std::unique_ptr<KeyBackend> backend;
     std::unique_ptr<Executor> executor;  // declared after backend: joined before the backend goes
     std::atomic<DeviceHealth> health{DeviceHealth::present};
+    // A card token's reader watch (docs/smartcard.md): the monitor feeds `presence`, which
+    // the backend reads. Stopped before the backend goes.
+    std::shared_ptr<pkcs11::CardPresence> presence;
+    std::unique_ptr<pcsc::Monitor> monitor;
+    std::atomic<bool> opened{false};  // backend and executor are set (the monitor may look)
 
-    ~Token() { executor.reset(); }
+    ~Token() {
+        monitor.reset();
+        executor.reset();
+    }
 };
 
 struct KeyEntry {

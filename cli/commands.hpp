@@ -14,6 +14,7 @@ int run_keys_create(Context& ctx);
 int run_keys_delete(Context& ctx);
 int run_keys_import(Context& ctx);
 int run_keys_ref(Context& ctx);
+int run_keys_cert(Context& ctx);
 int run_sign(Context& ctx);
 int run_csr(Context& ctx);
 int run_enroll(Context& ctx);

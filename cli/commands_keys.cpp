@@ -9,6 +9,7 @@
 #include "cli/key_view.hpp"
 #include "core/key_types.hpp"
 #include "ipc/keyref.hpp"
+#include "pki/certificates.hpp"
 
 namespace po = boost::program_options;
 
@@ -98,6 +99,34 @@ int run_keys_ref(Context& ctx) {
     return write_key_file(ctx, syntax, 0600, [](const ipc::KeyInfo& key, const std::string&) {
         return encode_key_reference_pem({key.name, key.spki});
     });
+}
+
+int run_keys_cert(Context& ctx) {
+    static const CommandSyntax syntax{
+        "keys cert NAME [--out FILE]",
+        "Writes the key's certificate as PEM, leaf first then its chain: the one stored with the key on its "
+        "device (a smartcard's), for programs that want a certificate file next to the key reference.",
+        {"key NAME"}};
+    const auto options = out_option();
+    po::variables_map vm;
+    if (auto done = parse_command(ctx, syntax, options, vm)) return *done;
+    const std::string name = positional_arg(vm, 0);
+    const std::string action = "keys cert " + name;
+    auto key = ctx.client().get_key(name);
+    if (!key.ok()) return ctx.fail(key.status(), action);
+    if (key->certificates.empty())
+        return ctx.error("key " + name + " has no certificate (neither on its device nor from an identity)");
+    std::string pem;
+    for (const auto& der : key->certificates) {
+        const unsigned char* p = der.data();
+        pki::X509Ptr cert(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
+        if (!cert || p != der.data() + der.size())
+            return ctx.fail(Status{ErrorCode::protocol_error, "the agent sent a certificate that is not valid DER"},
+                            action);
+        pem += pki::to_pem(cert.get());
+    }
+    if (auto s = write_output(string_option(vm, "out"), pem, 0644); !s.ok()) return ctx.error(s.message);
+    return exit_ok;
 }
 
 int run_keys_create(Context& ctx) {

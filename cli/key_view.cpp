@@ -4,6 +4,7 @@
 
 #include <openssl/pem.h>
 #include <openssl/sha.h>
+#include <openssl/x509.h>
 
 #include "cli/exit_codes.hpp"
 #include "core/hex.hpp"
@@ -38,6 +39,23 @@ Result<std::string> spki_pem(std::span<const uint8_t> spki) {
     const long len = BIO_get_mem_data(bio.get(), &data);
     return std::string(data, static_cast<size_t>(len));
 }
+
+namespace {
+
+// "subject (issuer ISSUER)" of a DER certificate, for `keys show`.
+std::string certificate_line(const std::vector<uint8_t>& der) {
+    const unsigned char* p = der.data();
+    ossl::Cert cert(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
+    if (!cert) return "(not a certificate the CLI can read, " + std::to_string(der.size()) + " bytes)";
+    const auto name = [](const X509_NAME* n) {
+        char buf[512];
+        X509_NAME_oneline(n, buf, sizeof buf);
+        return std::string(buf);
+    };
+    return name(X509_get_subject_name(cert.get())) + " (issuer " + name(X509_get_issuer_name(cert.get())) + ")";
+}
+
+}  // namespace
 
 std::string printable(std::string_view text) {
     std::string out(text);
@@ -84,6 +102,9 @@ std::string key_text(const ipc::KeyInfo& key) {
         out += "attributes:\n";
         for (const auto& a : key.attributes) out += "  " + printable(a.name) + ": " + printable(a.value) + "\n";
     }
+    // The certificate the device keeps with the key (a card's), then any chain behind it.
+    for (size_t i = 0; i < key.certificates.size(); ++i)
+        line(i == 0 ? "certificate:" : "chain:", certificate_line(key.certificates[i]));
     return out;
 }
 

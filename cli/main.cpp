@@ -33,6 +33,7 @@ constexpr Command kCommands[] = {
     {"keys", "delete", "destroy a key", run_keys_delete},
     {"keys", "import", "adopt a key file a TPM made (TSS2 PRIVATE KEY)", run_keys_import},
     {"keys", "ref", "write a key-reference file for the OpenSSL provider", run_keys_ref},
+    {"keys", "cert", "write the certificate kept with a key (a card's) as PEM", run_keys_cert},
     {"", "sign", "sign a file or a digest", run_sign},
     {"", "csr", "make a certificate request signed by a device key", run_csr},
     {"", "enroll", "get the first certificate of an identity", run_enroll},

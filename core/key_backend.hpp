@@ -21,9 +21,11 @@ struct BackendKey {
     std::vector<uint8_t> spki;          // SubjectPublicKeyInfo DER
     std::vector<Scheme> schemes;        // what this device can do with this key
     std::vector<Attribute> attributes;  // as read back from the device, not as intended
+    std::vector<uint8_t> certificate;   // DER, when the device keeps one next to the key (a card's)
 };
 
-enum class DeviceHealth { present, removed, needs_pin, error };
+// locked: the device refuses the PIN for good (a card after its last try); never tried again.
+enum class DeviceHealth { present, removed, needs_pin, locked, error };
 std::string_view device_health_name(DeviceHealth h) noexcept;
 
 // Threading contract: every method may be called from any thread; the agent calls at

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <shared_mutex>
 #include <thread>
@@ -17,6 +18,7 @@
 #include "pkcs11/session_pool.hpp"
 #include "pkcs11/uri.hpp"
 #include "core/hex.hpp"
+#include "core/log.hpp"
 
 namespace keyward::pkcs11 {
 namespace {
@@ -77,6 +79,12 @@ struct CachedKey {
     CK_OBJECT_HANDLE priv = CK_INVALID_HANDLE;
     KeyType type = KeyType::ec_p256;
     uint64_t generation = 0;
+    bool always_authenticate = false;  // CKA_ALWAYS_AUTHENTICATE: a context-specific login per signature
+};
+
+struct Adoption {
+    ObjectUri uri;
+    std::string spec;  // as configured, for messages
 };
 
 class Pkcs11Backend final : public KeyBackend {
@@ -91,13 +99,27 @@ public:
 
     ~Pkcs11Backend() override {
         // Our sessions close with the pool; the login ends with the module's last session.
+        if (config_.presence) config_.presence->on_change(nullptr);
     }
 
     // The first connection: token found (else fail), sessions opened, logged in (a rejected
     // PIN is not a failure here: health says needs_pin and the agent reports it).
-    Status start() {
+    Status start(std::map<std::string, Adoption> adopted) {
+        adopted_ = std::move(adopted);
+        if (config_.presence) {
+            // A removed card: sessions and login go at once (the next card must log in anew).
+            config_.presence->on_change([this](const CardPresence::View& v) {
+                if (v.state == CardPresence::State::present) return;
+                std::lock_guard lock(recover_mu_);
+                ready_.store(false);
+                generation_.fetch_add(1);
+                pool_.reset(std::nullopt);
+                health_.store(v.state == CardPresence::State::removed ? DeviceHealth::removed : DeviceHealth::error);
+            });
+        }
         Status s = recover(std::nullopt);
-        if (s.ok() || health_.load() == DeviceHealth::needs_pin) return {};
+        if (s.ok() || health_.load() == DeviceHealth::needs_pin || health_.load() == DeviceHealth::locked) return {};
+        if (health_.load() == DeviceHealth::removed && config_.card) return {};
         if (health_.load() == DeviceHealth::removed) return Status{ErrorCode::no_such_token, s.message};
         return s;
     }
@@ -107,10 +129,17 @@ public:
 
     std::string description() const override {
         std::lock_guard lock(info_mu_);
-        return description_;
+        std::string d = card_problem_.empty() ? description_ : description_ + ": " + card_problem_;
+        return pin_note_.empty() ? d : d + " (" + pin_note_ + ")";
     }
 
     DeviceHealth health() override {
+        if (config_.presence) {
+            const auto v = config_.presence->view();
+            if (v.state == CardPresence::State::removed) return DeviceHealth::removed;
+            if (v.state == CardPresence::State::unreachable) return DeviceHealth::error;
+            card_gate();  // a card put back: looked at again below
+        }
         if (ready_.load(std::memory_order_acquire)) {
             const uint64_t gen = generation_.load();
             PooledSession session;
@@ -142,6 +171,28 @@ public:
             rv = find_objects(f_, session.handle(), tmpl, 1, handles, kMaxKeysListed);
             if (rv != CKR_OK) return rv;
             call = "C_GetAttributeValue";
+            for (const auto& [name, adoption] : adopted_) {
+                CachedKey cached;
+                Status missing;
+                rv = lookup(session, name, cached, missing, call);
+                if (rv != CKR_OK) return rv;
+                if (!missing.ok()) {
+                    log::warning("token " + token_label() + ": " + missing.message);
+                    continue;
+                }
+                BackendKey key;
+                Status skipped;
+                rv = read_key(f_, session.handle(), cached.priv, name, has_pss_, key, skipped);
+                if (rv != CKR_OK) return rv;
+                if (!skipped.ok()) {
+                    log::warning("token " + token_label() + ": key " + name + ": " + skipped.message);
+                    continue;
+                }
+                rv = read_certificate(session.handle(), cached.priv, key.certificate);
+                if (rv != CKR_OK) return rv;
+                keys.push_back(std::move(key));
+            }
+            if (config_.card) return CKR_OK;  // a card's own labels are not keyward names
             for (CK_OBJECT_HANDLE h : handles) {
                 std::vector<uint8_t> label;
                 rv = get_bytes(f_, session.handle(), h, CKA_LABEL, label);
@@ -168,7 +219,9 @@ public:
         Status problem;
         Status s = run_on_key(label, problem, [&](PooledSession& session, const CachedKey& cached, const char*& call) {
             call = "C_GetAttributeValue";
-            return read_key(f_, session.handle(), cached.priv, label, has_pss_, key, problem);
+            CK_RV rv = read_key(f_, session.handle(), cached.priv, label, has_pss_, key, problem);
+            if (rv != CKR_OK || !problem.ok() || !adopted_.count(label)) return rv;
+            return read_certificate(session.handle(), cached.priv, key.certificate);
         });
         if (!s.ok()) return s;
         if (!problem.ok()) return problem;
@@ -177,6 +230,11 @@ public:
 
     Result<BackendKey> generate(const std::string& label, KeyType type) override {
         if (label.empty()) return Status{ErrorCode::invalid_argument, "a key needs a name"};
+        if (config_.card)
+            return Status{ErrorCode::invalid_argument,
+                          "token " + token_label() +
+                              " is a smartcard: keyward uses the keys already on it and makes none there "
+                              "(adopt one with [keys.NAME] token and object = \"pkcs11:id=...\")"};
         std::lock_guard manage(manage_mu_);  // makes "label free, then create" one step
         BackendKey key;
         Status problem;
@@ -204,6 +262,17 @@ public:
                         return CKR_OK;
                     }
                 }
+                const CK_MECHANISM_TYPE gen = key_type_is_ec(type) ? CKM_EC_KEY_PAIR_GEN : CKM_RSA_PKCS_KEY_PAIR_GEN;
+                CK_MECHANISM_INFO mi{};
+                call = "C_GetMechanismInfo";
+                if (f_->C_GetMechanismInfo(slot_.load(), gen, &mi) != CKR_OK || !(mi.flags & CKF_GENERATE_KEY_PAIR)) {
+                    problem = Status{ErrorCode::invalid_argument,
+                                     "token " + token_label() + " cannot generate " + std::string(key_type_name(type)) +
+                                         " keys (its module offers no " +
+                                         (key_type_is_ec(type) ? "CKM_EC_KEY_PAIR_GEN" : "CKM_RSA_PKCS_KEY_PAIR_GEN") +
+                                         "); make the key with the card's own tools and adopt it"};
+                    return CKR_OK;
+                }
                 call = "C_GenerateKeyPair";
                 rv = generate_pair(session.handle(), label, type, priv);
                 if (rv != CKR_OK) return rv;
@@ -219,6 +288,10 @@ public:
     }
 
     Status destroy(const std::string& label) override {
+        if (auto it = adopted_.find(label); it != adopted_.end())
+            return Status{ErrorCode::invalid_argument, "key " + label + " is adopted from token " + token_label() +
+                                                           " (" + it->second.spec +
+                                                           "); keyward never deletes a key it did not make"};
         std::lock_guard manage(manage_mu_);
         Status problem;
         Status s = run([&](PooledSession& session, const char*& call) -> CK_RV {
@@ -296,6 +369,7 @@ private:
     template <typename Op>
     Status run(Op&& op) {
         for (int attempt = 0;; ++attempt) {
+            if (Status gone = card_gate(); !gone.ok()) return gone;
             Status ready = ensure_ready();
             if (!ready.ok()) return ready;
             const uint64_t gen = generation_.load(std::memory_order_acquire);
@@ -315,6 +389,7 @@ private:
             }
             if (rv == CKR_OPERATION_ACTIVE && attempt == 0) continue;  // that session is gone now
             if (rv == CKR_OK) return {};
+            if (Status gone = card_gate(); !gone.ok()) return gone;  // removed during the operation
             if (is_recoverable(rv) && attempt == 0) {
                 Status recovered = recover(gen);
                 if (!recovered.ok()) return recovered;
@@ -328,6 +403,17 @@ private:
             }
             return Status{code_for(rv), "token " + token_label() + ": " + call + " failed: " + ckr_name(rv)};
         }
+    }
+
+    // A card the monitor saw go is not asked for anything; one that came back (a new epoch)
+    // is looked at anew: sessions reopened, serial checked, logged in again.
+    Status card_gate() {
+        if (!config_.presence) return {};
+        const auto v = config_.presence->view();
+        if (v.state == CardPresence::State::removed || v.state == CardPresence::State::unreachable)
+            return Status{ErrorCode::device_unavailable, v.message};
+        if (v.epoch != seen_epoch_.load(std::memory_order_acquire)) ready_.store(false, std::memory_order_release);
+        return {};
     }
 
     Status ensure_ready() {
@@ -344,6 +430,7 @@ private:
         if (ready_.load() && (!failed_in || generation_.load() != *failed_in)) return {};
         ready_.store(false);
         generation_.fetch_add(1);  // stale cache entries and lent sessions now fail their checks
+        const uint64_t epoch = config_.presence ? config_.presence->view().epoch : 0;
 
         auto found = find_token(f_, uri_, config_.token_uri);
         if (!found.ok()) {
@@ -353,7 +440,12 @@ private:
             return Status{ErrorCode::device_unavailable,
                           "token " + config_.token_uri + " is not available (removed?): " + found.status().message};
         }
+        if (Status s = check_card(found.value()); !s.ok()) {
+            pool_.reset(std::nullopt);
+            return s;
+        }
         pool_.reset(found.value().slot);
+        slot_.store(found.value().slot);
         set_token_info(found.value());
         if (!pss_checked_) {
             has_pss_ = token_has_mechanism(found.value().slot, CKM_RSA_PKCS_PSS);
@@ -364,16 +456,59 @@ private:
         // Again after the login: work that started during the recovery sees the change too.
         generation_.fetch_add(1);
         health_.store(DeviceHealth::present);
+        seen_epoch_.store(epoch, std::memory_order_release);
         ready_.store(true, std::memory_order_release);
         return {};
+    }
+
+    // Called with recover_mu_ held. A card must be the one first seen (its serial), and a
+    // PIN the card has locked is not offered to it.
+    Status check_card(const FoundToken& found) {
+        const auto& ti = found.info;
+        const std::string serial = padded_field(ti.serialNumber, sizeof ti.serialNumber);
+        std::string problem;
+        if (config_.card) {
+            if (expected_serial_.empty()) expected_serial_ = serial;
+            if (serial != expected_serial_) {
+                problem = "the card in the reader" +
+                          (config_.presence ? " " + config_.presence->reader() : std::string()) +
+                          " is not the card this token was opened with (serial " + serial + ", expected " +
+                          expected_serial_ + "); its keys are not used in place of the other card's";
+                health_.store(DeviceHealth::error);
+            }
+        }
+        if (problem.empty() && !config_.pin_file.empty() && (ti.flags & CKF_USER_PIN_LOCKED)) {
+            problem =
+                "the user PIN is locked (CKF_USER_PIN_LOCKED); unblock it with the card's PUK or SO PIN, "
+                "keyward does not try it";
+            health_.store(DeviceHealth::locked);
+        }
+        std::string pin_note;
+        if (problem.empty() && (ti.flags & (CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_COUNT_LOW))) {
+            pin_note = (ti.flags & CKF_USER_PIN_FINAL_TRY)
+                           ? "PIN: one more wrong try locks it (CKF_USER_PIN_FINAL_TRY)"
+                           : "PIN: entered wrongly before, tries are running low (CKF_USER_PIN_COUNT_LOW)";
+            log::warning("token " + config_.token_uri + ": " + pin_note);
+        }
+        {
+            std::lock_guard lock(info_mu_);
+            pin_note_ = pin_note;
+            if (card_problem_ != problem && !problem.empty()) log::error("token " + config_.token_uri + ": " + problem);
+            card_problem_ = problem;
+        }
+        if (problem.empty()) return {};
+        return Status{ErrorCode::device_unavailable, "token " + config_.token_uri + ": " + problem};
     }
 
     // Called with recover_mu_ held.
     Status login() {
         if (config_.pin_file.empty()) return {};
-        if (pin_.rejected_and_unchanged()) {
-            health_.store(DeviceHealth::needs_pin);
-            return pin_rejected();
+        {
+            std::lock_guard pin_lock(pin_mu_);
+            if (pin_.rejected_and_unchanged()) {
+                health_.store(pin_rv_ == CKR_PIN_LOCKED ? DeviceHealth::locked : DeviceHealth::needs_pin);
+                return pin_rejected();
+            }
         }
         PooledSession session;
         CK_RV rv = pool_.acquire(session);
@@ -381,6 +516,9 @@ private:
             health_.store(DeviceHealth::error);
             return Status{code_for(rv), "token " + token_label() + ": C_OpenSession failed: " + ckr_name(rv)};
         }
+        // Not before the session is ours: a signer holding the only session may be waiting
+        // for pin_mu_ (context-specific login).
+        std::lock_guard pin_lock(pin_mu_);
         {
             Pin pin;
             Status read = pin_.read(pin);
@@ -392,16 +530,39 @@ private:
         }
         if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) {
             pin_.clear_rejection();
+            if (rv == CKR_OK) {  // a PIN the card accepted resets its retry counter
+                std::lock_guard info(info_mu_);
+                pin_note_.clear();
+            }
             return {};
         }
         if (is_pin_rejection(rv)) {
             pin_.mark_rejected();
             pin_rv_ = rv;
-            health_.store(DeviceHealth::needs_pin);
+            health_.store(rv == CKR_PIN_LOCKED ? DeviceHealth::locked : DeviceHealth::needs_pin);
+            log::error(pin_rejected().message);
             return pin_rejected();
         }
         health_.store(DeviceHealth::error);
         return Status{code_for(rv), "token " + token_label() + ": C_Login failed: " + ckr_name(rv)};
+    }
+
+    // The PIN again for one signature (CKA_ALWAYS_AUTHENTICATE, e.g. PIV slot 9C). A PIN the
+    // device rejected is not offered again until its file changes, here as at login.
+    CK_RV context_login(CK_SESSION_HANDLE s) {
+        std::lock_guard lock(pin_mu_);
+        if (config_.pin_file.empty()) return CKR_USER_NOT_LOGGED_IN;
+        if (pin_.rejected_and_unchanged()) return pin_rv_;
+        Pin pin;
+        if (!pin_.read(pin).ok()) return CKR_PIN_INCORRECT;
+        CK_RV rv = f_->C_Login(s, CKU_CONTEXT_SPECIFIC, const_cast<unsigned char*>(pin.data()), pin.size());
+        if (is_pin_rejection(rv)) {
+            pin_.mark_rejected();
+            pin_rv_ = rv;
+            health_.store(rv == CKR_PIN_LOCKED ? DeviceHealth::locked : DeviceHealth::needs_pin);
+            log::error(pin_rejected().message);
+        }
+        return rv;
     }
 
     Status pin_rejected() const {
@@ -469,11 +630,14 @@ private:
         }
         call = "C_FindObjects";
         std::vector<CK_OBJECT_HANDLE> found;
+        const auto adopted = adopted_.find(label);
         // Absent, or invisible because the login was lost around the search (and maybe restored
         // already by another thread's recovery, which moves the generation on). A key is only
         // declared absent after a search with a login before and after it.
         for (int look = 0; look < 2 && found.empty(); ++look) {
-            CK_RV rv = find_by_label(f_, session.handle(), CKO_PRIVATE_KEY, label, found);
+            CK_RV rv = adopted == adopted_.end()
+                           ? find_by_label(f_, session.handle(), CKO_PRIVATE_KEY, label, found)
+                           : find_adopted(session.handle(), CKO_PRIVATE_KEY, adopted->second.uri, found);
             if (rv != CKR_OK) return rv;
             if (!found.empty()) break;
             rv = check_logged_in(session.handle());
@@ -481,7 +645,16 @@ private:
             if (generation_.load(std::memory_order_acquire) != gen) return CKR_USER_NOT_LOGGED_IN;
         }
         if (found.empty()) {
-            problem = no_such_key(label);
+            problem = adopted == adopted_.end()
+                          ? no_such_key(label)
+                          : Status{ErrorCode::no_such_key, "key " + label + ": no private key " + adopted->second.spec +
+                                                               " on token " + token_label()};
+            return CKR_OK;
+        }
+        if (adopted != adopted_.end() && found.size() > 1) {
+            problem = Status{ErrorCode::invalid_argument, "key " + label + ": " + adopted->second.spec +
+                                                              " matches more than one private key on " + token_label() +
+                                                              "; give both id and object"};
             return CKR_OK;
         }
         call = "C_GetAttributeValue";
@@ -493,17 +666,46 @@ private:
                 Status{ErrorCode::unsupported_scheme, "key " + label + " has a type or size keyward does not handle"};
             return CKR_OK;
         }
-        out = CachedKey{found.front(), *type, gen};
-        remember(label, out.priv, out.type, gen);
+        CK_BBOOL always = CK_FALSE;
+        CK_ATTRIBUTE aa{CKA_ALWAYS_AUTHENTICATE, &always, sizeof always};
+        if (f_->C_GetAttributeValue(session.handle(), found.front(), &aa, 1) != CKR_OK) always = CK_FALSE;
+        out = CachedKey{found.front(), *type, gen, always == CK_TRUE};
+        remember(label, out, gen);
         return CKR_OK;
     }
 
-    void remember(const std::string& label, CK_OBJECT_HANDLE h, KeyType type) {
-        remember(label, h, type, generation_.load(std::memory_order_acquire));
+    // Private or certificate objects matching an adoption's id and/or label (at most 2).
+    CK_RV find_adopted(CK_SESSION_HANDLE s, CK_OBJECT_CLASS cls, const ObjectUri& uri,
+                       std::vector<CK_OBJECT_HANDLE>& out) {
+        std::vector<CK_ATTRIBUTE> tmpl = {{CKA_CLASS, &cls, sizeof cls}};
+        if (uri.id) tmpl.push_back({CKA_ID, const_cast<char*>(uri.id->data()), uri.id->size()});
+        if (uri.object) tmpl.push_back({CKA_LABEL, const_cast<char*>(uri.object->data()), uri.object->size()});
+        return find_objects(f_, s, tmpl.data(), static_cast<CK_ULONG>(tmpl.size()), out, 2);
     }
-    void remember(const std::string& label, CK_OBJECT_HANDLE h, KeyType type, uint64_t gen) {
+
+    // The certificate stored with the key (same CKA_ID), DER; none is not an error.
+    CK_RV read_certificate(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE priv, std::vector<uint8_t>& der) {
+        der.clear();
+        std::vector<uint8_t> id;
+        CK_RV rv = get_bytes(f_, s, priv, CKA_ID, id);
+        if (rv == CKR_ATTRIBUTE_TYPE_INVALID || (rv == CKR_OK && id.empty())) return CKR_OK;
+        if (rv != CKR_OK) return rv;
+        CK_OBJECT_CLASS cls = CKO_CERTIFICATE;
+        CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_ID, id.data(), id.size()}};
+        std::vector<CK_OBJECT_HANDLE> found;
+        rv = find_objects(f_, s, tmpl, 2, found, 1);
+        if (rv != CKR_OK || found.empty()) return rv;
+        rv = get_bytes(f_, s, found.front(), CKA_VALUE, der);
+        return rv == CKR_ATTRIBUTE_TYPE_INVALID ? CKR_OK : rv;
+    }
+
+    void remember(const std::string& label, CK_OBJECT_HANDLE h, KeyType type) {
+        remember(label, CachedKey{h, type, 0, false}, generation_.load(std::memory_order_acquire));
+    }
+    void remember(const std::string& label, CachedKey key, uint64_t gen) {
+        key.generation = gen;
         std::unique_lock lock(cache_mu_);
-        cache_[label] = CachedKey{h, type, gen};
+        cache_[label] = key;
     }
     void forget(const std::string& label) {
         std::unique_lock lock(cache_mu_);
@@ -577,6 +779,11 @@ private:
         call = "C_SignInit";
         CK_RV rv = f_->C_SignInit(session.handle(), &mech, key.priv);
         if (rv != CKR_OK) return rv;
+        if (key.always_authenticate) {
+            call = "C_Login(CKU_CONTEXT_SPECIFIC)";
+            rv = context_login(session.handle());
+            if (rv != CKR_OK) return rv;
+        }
         call = "C_Sign";
         if (key_type_is_ec(key.type)) {
             std::array<uint8_t, 2 * 66> raw{};
@@ -601,12 +808,19 @@ private:
     const TokenUri uri_;
 
     std::mutex recover_mu_;  // recovery and login, one at a time
-    PinFile pin_;            // guarded by recover_mu_
+    // The PIN file and what the device said of it. Taken after recover_mu_ when both are held,
+    // and never while waiting for a session.
+    std::mutex pin_mu_;
+    PinFile pin_;  // guarded by pin_mu_
     CK_RV pin_rv_ = CKR_PIN_INCORRECT;
     bool pss_checked_ = false;
     bool has_pss_ = false;  // written once under recover_mu_ before ready_ is first set
     std::atomic<bool> ready_{false};
     std::atomic<uint64_t> generation_{1};
+    std::atomic<uint64_t> seen_epoch_{0};  // the card presence epoch the last recovery saw
+    std::atomic<CK_SLOT_ID> slot_{0};
+    std::string expected_serial_;              // guarded by recover_mu_: a card's serial, from the first one seen
+    std::map<std::string, Adoption> adopted_;  // set before the first use, read-only after
     std::atomic<DeviceHealth> health_{DeviceHealth::error};
 
     SessionPool pool_;
@@ -619,6 +833,8 @@ private:
     mutable std::mutex info_mu_;
     std::string label_;
     std::string description_;
+    std::string card_problem_;  // another card, a locked PIN: shown in status
+    std::string pin_note_;      // the card's PIN counter running low (token flags): shown in status
 };
 
 size_t default_sessions() {
@@ -634,8 +850,14 @@ Result<std::unique_ptr<KeyBackend>> open_backend(const Pkcs11Config& config) {
     auto module = Module::acquire(config.module_path);
     if (!module.ok()) return module.status();
     const size_t sessions = config.sessions ? config.sessions : default_sessions();
+    std::map<std::string, Adoption> adopted;
+    for (const auto& a : config.adopted) {
+        auto object = parse_object_uri(a.object_uri);
+        if (!object.ok()) return Status{object.status().code, "key " + a.name + ": " + object.status().message};
+        adopted.emplace(a.name, Adoption{std::move(object).value(), "object = \"" + a.object_uri + "\""});
+    }
     auto backend = std::make_unique<Pkcs11Backend>(std::move(module).value(), config, std::move(uri).value(), sessions);
-    Status s = backend->start();
+    Status s = backend->start(std::move(adopted));
     if (!s.ok()) return s;
     return std::unique_ptr<KeyBackend>(std::move(backend));
 }

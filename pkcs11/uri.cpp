@@ -115,4 +115,42 @@ Result<TokenUri> parse_token_uri(std::string_view uri) {
     return out;
 }
 
+Result<ObjectUri> parse_object_uri(std::string_view uri) {
+    if (uri.size() < kScheme.size() || !iequals(uri.substr(0, kScheme.size()), kScheme))
+        return bad(uri, "must start with \"pkcs11:\"");
+    std::string_view rest = uri.substr(kScheme.size());
+    if (rest.find('?') != std::string_view::npos)
+        return bad(uri, "query attributes are not supported here; the PIN comes from the token's pin_file");
+    ObjectUri out;
+    while (!rest.empty()) {
+        const size_t semi = rest.find(';');
+        const std::string_view part = rest.substr(0, semi);
+        rest = semi == std::string_view::npos ? std::string_view{} : rest.substr(semi + 1);
+        if (part.empty()) {
+            if (semi != std::string_view::npos || !rest.empty()) return bad(uri, "empty attribute (stray ';')");
+            break;
+        }
+        const size_t eq = part.find('=');
+        if (eq == std::string_view::npos) return bad(uri, "attribute '" + std::string(part) + "' has no '=value'");
+        const std::string_view name = part.substr(0, eq);
+        std::string why;
+        auto value = percent_decode(part.substr(eq + 1), why);
+        if (!value) return bad(uri, why);
+        if (value->empty()) return bad(uri, "attribute '" + std::string(name) + "' has an empty value");
+        if (name == "id" || name == "object") {
+            auto& slot = name == "id" ? out.id : out.object;
+            if (slot) return bad(uri, "attribute '" + std::string(name) + "' appears twice");
+            slot = std::move(*value);
+        } else if (name == "type") {
+            if (*value != "private")
+                return bad(uri, "type '" + *value + "': a key is adopted by its private key (type=private)");
+        } else {
+            return bad(uri, "unsupported attribute '" + std::string(name) +
+                                "' (a key is selected by id and/or object; the token by the token's uri)");
+        }
+    }
+    if (!out.id && !out.object) return bad(uri, "names no object (give id=%XX... and/or object=LABEL)");
+    return out;
+}
+
 }  // namespace keyward::pkcs11

@@ -20,4 +20,15 @@ struct TokenUri {
 // Total: every input gives a TokenUri or an invalid_argument Status naming the problem.
 Result<TokenUri> parse_token_uri(std::string_view uri);
 
+// A key already on a token (a smartcard's), selected by RFC 7512 `id` (CKA_ID bytes) and/or
+// `object` (CKA_LABEL, spaces percent-encoded); `type`, if given, must be "private".
+struct ObjectUri {
+    std::optional<std::string> id;      // raw CKA_ID bytes
+    std::optional<std::string> object;  // CKA_LABEL
+    bool operator==(const ObjectUri&) const = default;
+};
+
+// Total, like parse_token_uri; at least one of id and object is required.
+Result<ObjectUri> parse_object_uri(std::string_view uri);
+
 }  // namespace keyward::pkcs11

@@ -77,3 +77,36 @@ TEST_CASE("URI: a trailing ';' is tolerated", "[uri]") {
     REQUIRE(uri.ok());
     CHECK(uri->token == "a");
 }
+
+TEST_CASE("object URI: a card's key by two-byte id, by label with spaces, or both", "[uri]") {
+    using keyward::pkcs11::parse_object_uri;
+    auto by_id = parse_object_uri("pkcs11:id=%00%01");
+    REQUIRE(by_id.ok());
+    CHECK(by_id->id == std::string("\x00\x01", 2));
+    CHECK(!by_id->object);
+    auto by_label = parse_object_uri("pkcs11:object=CAC%20ID%20Certificate;type=private");
+    REQUIRE(by_label.ok());
+    CHECK(by_label->object == "CAC ID Certificate");
+    auto both = parse_object_uri("PKCS11:id=%02;object=Card%20Authentication");
+    REQUIRE(both.ok());
+    CHECK(both->id == std::string("\x02", 1));
+    CHECK(both->object == "Card Authentication");
+}
+
+TEST_CASE("object URI: truncated, garbage, oversized and ambiguous input is refused by name", "[uri]") {
+    using keyward::pkcs11::parse_object_uri;
+    for (const char* bad : {"", "pkcs11", "pkcs11:", "pkcs11:id=%0", "pkcs11:id=%zz", "pkcs11:id=", "pkcs11:id",
+                            "pkcs11:id=%01;id=%02", "pkcs11:type=public;id=%01", "pkcs11:token=x",
+                            "pkcs11:id=%01?pin-value=1", "pkcs11:;", "file:id=%01", "pkcs11:type=private"}) {
+        auto r = parse_object_uri(bad);
+        INFO(bad);
+        REQUIRE_FALSE(r.ok());
+        CHECK(r.status().code == ErrorCode::invalid_argument);
+    }
+    std::string big = "pkcs11:object=" + std::string(100000, 'a');
+    auto r = parse_object_uri(big);
+    REQUIRE(r.ok());
+    CHECK(r->object->size() == 100000);
+    std::string ctl = "pkcs11:object=a\nb";
+    CHECK_FALSE(parse_object_uri(ctl).ok());
+}

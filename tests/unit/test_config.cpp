@@ -150,3 +150,38 @@ TEST_CASE("config: connection limits and timeouts", "[config]") {
         CHECK(e.status().message.find("bad.toml:2") == 0);
     }
 }
+
+TEST_CASE("card tokens and adopted keys", "[config][card]") {
+    auto r = parse_config(R"(
+[tokens.card]
+kind = "pkcs11"
+module = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"
+uri = "pkcs11:token=SMITH.JOHN"
+card = true
+reader = "Gemalto PC Twin Reader 00 00"
+
+[keys.login]
+token = "card"
+object = "pkcs11:id=%00%01"
+)",
+                          "card.toml");
+    INFO(r.status().message);
+    REQUIRE(r.ok());
+    const auto& t = r.value().tokens.at(0);
+    CHECK(t.card);
+    CHECK(t.reader == "Gemalto PC Twin Reader 00 00");
+    CHECK(t.sessions == 1);  // a card does one thing at a time
+    REQUIRE(t.adopted.size() == 1);
+    CHECK(t.adopted[0] == std::pair<std::string, std::string>{"login", "pkcs11:id=%00%01"});
+    CHECK(r.value().keys.at(0).object == "pkcs11:id=%00%01");
+
+    const char* base = "[tokens.card]\nkind = \"pkcs11\"\nmodule = \"m.so\"\nuri = \"pkcs11:token=x\"\n";
+    CHECK_THAT(parse_error(std::string(base) + "reader = \"R\"\n").message, Catch::Contains("tokens.card.reader"));
+    CHECK_THAT(parse_error(std::string(base) + "card = \"yes\"\n").message, Catch::Contains("tokens.card.card"));
+    CHECK_THAT(parse_error(std::string(base) + "[keys.k]\nobject = \"pkcs11:id=%01\"\n").message,
+               Catch::Contains("keys.k.object"));
+    CHECK_THAT(parse_error(std::string(base) + "[keys.k]\ntoken = \"card\"\nobject = \"id=%01\"\n").message,
+               Catch::Contains("RFC 7512"));
+    CHECK_THAT(parse_error("[tokens.t]\nkind = \"tpm\"\n[keys.k]\ntoken = \"t\"\nobject = \"pkcs11:id=%01\"\n").message,
+               Catch::Contains("needs a pkcs11 token"));
+}
