@@ -105,6 +105,7 @@ void Server::handle_frame(const std::shared_ptr<Connection>& c, uint8_t op_byte,
             for (auto& k : registry_->keys()) {
                 if (!after.empty() && k.name <= after) continue;
                 if (!policy_->may_sign(c->caller, k.name)) continue;
+                k.certificates.clear();  // GET_KEY carries them; pages stay small (docs/protocol.md)
                 size_t size =
                     64 + k.name.size() + k.type.size() + k.token.size() + k.spki.size() + 6 * k.schemes.size();
                 for (const auto& a : k.attributes) size += 8 + a.name.size() + a.value.size();
@@ -127,7 +128,10 @@ void Server::handle_frame(const std::shared_ptr<Connection>& c, uint8_t op_byte,
             auto entry = registry_->find(req->name);
             if (!entry) return reply_error(c, id, op_byte, {ErrorCode::no_such_key, "no such key: " + req->name});
             ipc::KeyInfo info = entry->info;
-            info.certificates = identity_certificates(identity_dirs_, info.name);
+            // An identity's certificate is the one in force; otherwise the one stored next to
+            // the key on its device (a provisioned card), if any.
+            if (auto from_identity = identity_certificates(identity_dirs_, info.name); !from_identity.empty())
+                info.certificates = std::move(from_identity);
             if (!ipc::encode_response(out, id, ipc::Op::get_key, info))
                 return reply_error(c, id, op_byte, {ErrorCode::internal, "a key too large for one answer"});
             break;
