@@ -3,7 +3,7 @@
 namespace keyward::ipc {
 
 std::optional<Op> op_from_byte(uint8_t b) noexcept {
-    if (b >= static_cast<uint8_t>(Op::hello) && b <= static_cast<uint8_t>(Op::rollback)) return static_cast<Op>(b);
+    if (b >= static_cast<uint8_t>(Op::hello) && b <= static_cast<uint8_t>(Op::revoke)) return static_cast<Op>(b);
     return std::nullopt;
 }
 
@@ -21,6 +21,7 @@ std::string_view op_name(Op op) noexcept {
         case Op::get_identity: return "get_identity";
         case Op::renew: return "renew";
         case Op::rollback: return "rollback";
+        case Op::revoke: return "revoke";
     }
     return "unknown";
 }

@@ -61,6 +61,41 @@ class CmpCase(LifecycleCase):
         return view
 
 
+class TestRevocation(CmpCase):
+    # RevDetails.crlEntryDetails: the CRLReason extension (2.5.29.21) holding ENUMERATED 1 (keyCompromise).
+    CRL_REASON_KEY_COMPROMISE = bytes.fromhex("0603551d15 0403 0a0101".replace(" ", ""))
+
+    def test_rr_signed_by_the_certificate_in_force_is_accepted(self):
+        self.start_agent()
+        first = self.enroll()
+        done = self.cli("identities", "revoke", "web", "--reason", "keyCompromise", json=True).data
+        self.assertEqual(done["result"]["action"], "revoked", done)
+        self.assertEqual((done["status"], done["revocation"]["serial"]), ("revoked", first["serial"]))
+        rr = self.cmp.requests("rr")
+        self.assertEqual(len(rr), 1, self.cmp.names())
+        self.assertIn(self.CRL_REASON_KEY_COMPROMISE, rr[0], "the rr does not carry the reason keyCompromise")
+        self.assertIn(cmp_ca.OID_ECDSA_SHA256, rr[0])
+        self.assertNotIn(cmp_ca.OID_PBM, rr[0], "an rr for a valid certificate is signed by it, not the secret")
+        self.assertIn(der_of(first["files"]["cert"]), rr[0], "the rr is not signed with the certificate in force")
+        # The next certificate is for a new key, through an ir or kur as usual.
+        renewed = self.cli("renew", "web", "--now", json=True).data
+        self.assertEqual((renewed["result"]["action"], renewed["status"]), ("issued", "valid"), renewed)
+        self.assertNotEqual(renewed["key"], first["key"])
+        self.assert_consistent(renewed)
+
+    def test_rr_refused_by_the_server_changes_nothing(self):
+        self.start_agent()
+        first = self.enroll()
+        # The mock server revokes only the certificate it answers with; make that another one.
+        self.cmp._start_mock(self.cmp.ra_cert)
+        done = self.cli("identities", "revoke", "web", check=False)
+        self.assertEqual(done.rc, harness.EXIT_FAILURE, done.stderr)
+        self.assertIn("not revoked", done.stderr)
+        view = self.view()
+        self.assertEqual((view["status"], view["serial"]), ("valid", first["serial"]))
+        self.assertIsNone(view["revocation"])
+
+
 class TestEnrollAndKeyUpdate(CmpCase):
     def test_ir_with_a_shared_secret_then_kur_renewal_and_rekey(self):
         self.start_agent()

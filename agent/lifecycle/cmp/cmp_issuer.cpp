@@ -201,13 +201,11 @@ public:
     }
 
 private:
-    Result<Transaction> start(const IssueRequest& request) {
-        if (request.keys == nullptr) return Status{ErrorCode::internal, "no key access"};
-        const KeyAccess& keys = *request.keys;
-        Transaction t;
-        t.ctx.reset(OSSL_CMP_CTX_new(nullptr, nullptr));
-        if (!t.ctx) return Status{ErrorCode::internal, "cannot make a CMP context: " + drain_errors()};
-        OSSL_CMP_CTX* ctx = t.ctx.get();
+    // A context for one transaction with the server: where it is, how to talk to it, whom to trust.
+    Result<CtxPtr> new_context() {
+        CtxPtr owned(OSSL_CMP_CTX_new(nullptr, nullptr));
+        if (!owned) return Status{ErrorCode::internal, "cannot make a CMP context: " + drain_errors()};
+        OSSL_CMP_CTX* ctx = owned.get();
         OSSL_CMP_CTX_set_log_cb(ctx, log_to_agent);
         if (OSSL_CMP_CTX_set1_server(ctx, cfg_.host.c_str()) != 1 || OSSL_CMP_CTX_set_serverPort(ctx, cfg_.port) != 1 ||
             OSSL_CMP_CTX_set1_serverPath(ctx, cfg_.path.c_str()) != 1 ||
@@ -225,6 +223,17 @@ private:
             return Status{ErrorCode::internal, "cannot set the CMP no_proxy list: " + drain_errors()};
 
         if (Status s = set_server_trust(ctx); !s.ok()) return s;
+        return owned;
+    }
+
+    Result<Transaction> start(const IssueRequest& request) {
+        if (request.keys == nullptr) return Status{ErrorCode::internal, "no key access"};
+        const KeyAccess& keys = *request.keys;
+        Transaction t;
+        auto made = new_context();
+        if (!made.ok()) return made.status();
+        t.ctx = std::move(made.value());
+        OSSL_CMP_CTX* ctx = t.ctx.get();
 
         // Renewal is authenticated by what is in force, unless it can no longer vouch.
         std::optional<pki::X509Ptr> current;
@@ -271,6 +280,51 @@ private:
         log::info("identity " + request.identity + ": CMP " + (t.request_type == OSSL_CMP_KUR ? "kur" : "ir") + " to " +
                   cfg_.server + " for key " + request.key);
         return t;
+    }
+
+    // rr (RFC 4210 §5.3.9) for request.cert_pem, protected by that certificate and its
+    // device key while it is valid, else by the initial credential (secret or bootstrap).
+    RevokeResult revoke(const RevokeRequest& request) override {
+        using Kind = RevokeResult::Kind;
+        cancel_ = request.cancel;
+        ERR_clear_error();
+        if (request.keys == nullptr) return {Kind::misconfigured, "no key access"};
+        auto certs = pki::parse_certificates(request.cert_pem);
+        if (!certs.ok() || certs->empty()) return {Kind::misconfigured, "the certificate to revoke does not parse"};
+        X509* cert = certs->front().get();
+        auto made = new_context();
+        if (!made.ok())
+            return {made.status().code == ErrorCode::invalid_argument ? Kind::misconfigured : Kind::unreachable,
+                    made.status().message};
+        OSSL_CMP_CTX* ctx = made->get();
+        Transaction t;  // holds the device keys for the context
+        const bool valid = X509_cmp_current_time(X509_get0_notAfter(cert)) > 0;
+        if (valid) {
+            auto pkey = make_device_pkey(*request.keys, request.key);
+            if (!pkey.ok()) return {Kind::misconfigured, "key " + request.key + ": " + pkey.status().message};
+            if (OSSL_CMP_CTX_set1_cert(ctx, cert) != 1 || OSSL_CMP_CTX_set1_pkey(ctx, pkey->get()) != 1)
+                return {Kind::misconfigured, "cannot set the certificate to sign with: " + drain_errors()};
+            t.keys.push_back(std::move(pkey.value()));
+        } else if (Status s = set_initial_credential(ctx, *request.keys, t); !s.ok()) {
+            return {Kind::misconfigured, s.message};
+        }
+        if (OSSL_CMP_CTX_set1_oldCert(ctx, cert) != 1 ||
+            OSSL_CMP_CTX_set_option(ctx, OSSL_CMP_OPT_REVOCATION_REASON, static_cast<int>(request.reason)) != 1)
+            return {Kind::misconfigured, "cannot set up the revocation request: " + drain_errors()};
+        log::info("identity " + request.identity + ": CMP rr to " + cfg_.server);
+        if (OSSL_CMP_exec_RR_ses(ctx) == 1) return {Kind::revoked, "revoked by the CMP server " + cfg_.server};
+        const int status = OSSL_CMP_CTX_get_status(ctx);
+        char buf[512] = "";
+        if (status >= 0) OSSL_CMP_CTX_snprint_PKIStatus(ctx, buf, sizeof buf);
+        const std::string errors = drain_errors();
+        for (const PkeyPtr& key : t.keys)
+            if (Status device = last_device_error(key.get()); !device.ok())
+                return {Kind::unreachable, "the device could not sign for CMP: " + device.message};
+        if (status == OSSL_CMP_PKISTATUS_rejection)
+            return {Kind::rejected, std::string("the CMP server refused to revoke: ") + buf};
+        return {Kind::unreachable, "no revocation from the CMP server " + cfg_.server +
+                                       (status >= 0 ? std::string(" (") + buf + ")" : std::string()) +
+                                       (errors.empty() ? "" : ": " + errors)};
     }
 
     Status set_server_trust(OSSL_CMP_CTX* ctx) {
