@@ -179,6 +179,10 @@ std::string identity_text(const Json& v) {
     if (revocation.is_object())
         row("revoked:", str(revocation, "time") + " (" + str(revocation, "reason") + ", " + str(revocation, "source") +
                             "; serial " + str(revocation, "serial") + ")");
+    const Json check = v.value("revocation_check", Json());
+    if (check.is_object())
+        row("revocation:", str(check, "result") + " (checked " + str(check, "time") + ", next " + str(check, "next") +
+                               ": " + str(check, "message") + ")");
     row("next renewal:", v.value("next_renewal", Json()).is_null()
                              ? std::string("- (enroll with `keyward enroll ") + str(v, "name") + "`)"
                              : str(v, "next_renewal") + " (" + relative(v, "next_renewal_unix") + ")");

@@ -176,6 +176,7 @@ void LifecycleImpl::tick() {
         run_due_hooks(*id, now);
         destroy_due_keys(*id, now);
         const auto current = id->store.current();
+        watch_revocation(*id, current, now);
         const auto due = due_time(*id, current);
         if (due && *due <= now) {
             const bool suspect = key_suspect(id->state, current);
@@ -192,6 +193,8 @@ long LifecycleImpl::next_tick_seconds() {
         if (!error_of(*id).empty()) continue;
         if (auto due = due_time(*id, id->store.current())) next = std::min(next, *due);
         for (const auto& d : id->state.destroy) next = std::min(next, d.after);
+        if (id->cfg->revocation_check_interval > 0 && id->store.current())
+            next = std::min(next, std::max(id->state.check.next, now + 1));
     }
     // The agent sleeps this long even when a client request (enroll, renew, rollback)
     // changes the plan in between: stay within kMaxTickSeconds so such a change is
@@ -257,6 +260,10 @@ void LifecycleImpl::setup(Identity& id) {
 std::optional<int64_t> LifecycleImpl::due_time(Identity& id, const std::optional<Generation>& current) {
     const IdentityState& st = id.state;
     if (st.retired) return std::nullopt;
+    // Revoked by the CA (not on our request, which holds): replaced at once, after a backoff
+    // when that fails.
+    if (current && st.revoked && st.revoked->source != "requested" && revocation_is_for(*st.revoked, current->cert_pem))
+        return st.next_attempt;
     if (st.pending && !st.pending->cookie.empty()) return st.next_attempt;
     if (!current) {
         if (!id.cfg->auto_enroll && st.next_attempt == 0) return std::nullopt;

@@ -11,6 +11,7 @@
 //   install.cpp    validation, the two-phase swap, hooks, rollback
 //   key_gc.cpp     replaced keys destroyed after their grace period
 //   revoke.cpp     revocation through the issuer, retirement
+//   revocation_watch.cpp  the certificate in force checked for revocation (OCSP)
 #pragma once
 
 #include <cstdint>
@@ -110,6 +111,10 @@ private:
     Status destroy_key_now(Identity& id, const std::string& key);
     // A replaced key that may be compromised goes now, not after the grace period.
     void destroy_replaced_key_now(Identity& id, const std::string& key, int64_t now);
+
+    // revocation_watch.cpp: the certificate in force checked by OCSP when due; a revocation
+    // makes the identity due at once.
+    void watch_revocation(Identity& id, const std::optional<Generation>& current, int64_t now);
 
     // revoke.cpp
     Status revoke_certificate(Identity& id, const std::string& cert_pem, const std::string& chain_pem,

@@ -73,6 +73,9 @@ Result<IdentityState> load_state(const std::string& path) {
             s.revoked = Revocation{r->value("serial", ""), r->value("time", int64_t{0}), r->value("reason", ""),
                                    r->value("source", ""), r->value("fingerprint", "")};
         s.retired = j.value("retired", false);
+        if (auto c = j.find("revocation_check"); c != j.end() && c->is_object())
+            s.check = RevocationCheck{c->value("time", int64_t{0}), c->value("result", ""), c->value("message", ""),
+                                      c->value("next", int64_t{0}), c->value("fingerprint", "")};
     } catch (const std::exception& e) {
         return Status{ErrorCode::internal, path + " is damaged (" + e.what() + "); move it away to start afresh"};
     }
@@ -100,6 +103,12 @@ Status save_state(const std::string& path, const IdentityState& s) {
                         {"source", s.revoked->source},
                         {"fingerprint", s.revoked->fingerprint}};
     if (s.retired) j["retired"] = true;
+    if (s.check.time != 0)
+        j["revocation_check"] = {{"time", s.check.time},
+                                 {"result", s.check.result},
+                                 {"message", s.check.message},
+                                 {"next", s.check.next},
+                                 {"fingerprint", s.check.fingerprint}};
     return files::write_atomic(path, j.dump(2) + "\n", 0600);
 }
 

@@ -50,6 +50,15 @@ std::string certificate_fingerprint(const std::string& cert_pem);
 // Whether `revoked` is about the certificate `cert_pem`.
 bool revocation_is_for(const Revocation& revoked, const std::string& cert_pem);
 
+// The last revocation check of the certificate in force (OCSP), and when the next is due.
+struct RevocationCheck {
+    int64_t time = 0;
+    std::string result;  // good, revoked, unknown, unavailable, no responder
+    std::string message;
+    int64_t next = 0;         // 0: at the next occasion
+    std::string fingerprint;  // of the certificate checked
+};
+
 struct IdentityState {
     Attempt last_attempt;
     int failures = 0;          // consecutive
@@ -62,6 +71,7 @@ struct IdentityState {
     std::string config_fingerprint;
     std::optional<Revocation> revoked;
     bool retired = false;  // revoked, generations removed, keys destroyed: nothing until an enroll
+    RevocationCheck check;
 };
 
 Result<IdentityState> load_state(const std::string& path);  // missing file: a fresh state

@@ -87,6 +87,13 @@ Json identity_view(const IdentityConfig& cfg, const IdentityStore& store, const 
                                                                           {"reason", state.revoked->reason},
                                                                           {"source", state.revoked->source}})
                                                                   : Json(nullptr);
+    const bool checked =
+        current && state.check.time != 0 && state.check.fingerprint == certificate_fingerprint(current->cert_pem);
+    v["revocation_check"] = checked ? Json({{"time", time_or_null(state.check.time)},
+                                            {"result", state.check.result},
+                                            {"message", state.check.message},
+                                            {"next", time_or_null(state.check.next)}})
+                                    : Json(nullptr);
     v["hooks"] = attempt_json(state.hooks);
     Json destroy = Json::array();
     for (const auto& d : state.destroy) destroy.push_back({{"key", d.key}, {"after", time_or_null(d.after)}});

@@ -401,6 +401,93 @@ class TestRevocation(LifecycleCase):
         self.assert_consistent(done)
 
 
+class TestRevocationChecking(LifecycleCase):
+    """The certificate in force checked by OCSP: `openssl ocsp` as the responder over an
+    `openssl ca`-style index the test writes, signed by the CA itself."""
+
+    auto_start = False
+
+    def setUp(self):
+        super().setUp()
+        self.ocsp_port = harness.free_port()
+        self.index = self.tmp.write("ocsp-index.txt", "")
+        self.ocsp = None
+        self.issuer["environment"]["OCSP_URL"] = f"http://127.0.0.1:{self.ocsp_port}"
+        self.options["revocation_check_interval"] = "2s"
+
+    def tearDown(self):
+        self.stop_responder()
+        super().tearDown()
+
+    def start_responder(self):
+        log_path = self.tmp.join("ocsp.log")
+        with open(log_path, "a") as log:
+            start = log.tell()
+            self.ocsp = subprocess.Popen(
+                ["openssl", "ocsp", "-index", self.index, "-CA", self.ca.cert, "-rsigner", self.ca.cert,
+                 "-rkey", self.ca.key, "-port", str(self.ocsp_port), "-nmin", "5"],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+        def accepting():  # a probe connection would stall the single-threaded responder
+            with open(log_path) as f:
+                f.seek(start)
+                return "ACCEPT" in f.read()
+        self.assertTrue(wait_until(accepting, 10), "openssl ocsp did not start")
+
+    def stop_responder(self):
+        if self.ocsp:
+            harness.end_process(self.ocsp)
+            self.ocsp = None
+
+    def set_index(self, view, revoked_reason=None):
+        """The CA's index says the certificate in force is valid, or revoked with that reason;
+        the responder is restarted to read it."""
+        expiry = time.strftime("%y%m%d%H%M%SZ", time.gmtime(view["not_after_unix"]))
+        if revoked_reason:
+            now = time.strftime("%y%m%d%H%M%SZ", time.gmtime())
+            line = f"R\t{expiry}\t{now},{revoked_reason}\t{view['serial']}\tunknown\t/CN=web.example\n"
+        else:
+            line = f"V\t{expiry}\t\t{view['serial']}\tunknown\t/CN=web.example\n"
+        with open(self.index, "w") as f:
+            f.write(line)
+        self.stop_responder()
+        self.start_responder()
+
+    def check_result(self):
+        check = self.view()["revocation_check"]
+        return check["result"] if check else None
+
+    def test_good_then_responder_down_then_revoked_and_enrolled_again_with_a_new_key(self):
+        self.start_agent()
+        first = self.enroll()
+        self.set_index(first)
+        self.assertTrue(wait_until(lambda: self.check_result() == "good", 20, 0.5),
+                        str(self.view()["revocation_check"]) + "\n" + self.agent.log_tail())
+        self.assertIn(f"127.0.0.1:{self.ocsp_port}", self.view()["revocation_check"]["message"])
+
+        # Responder down: a soft-fail shown in the view, never a revocation.
+        self.stop_responder()
+        self.assertTrue(wait_until(lambda: self.check_result() == "unavailable", 20, 0.5), self.agent.log_tail())
+        view = self.view()
+        self.assertEqual((view["status"], view["generation"]), ("valid", 1))
+        self.assertIn("unreachable", view["revocation_check"]["message"])
+        shown = self.cli("identities", "show", "web").stdout
+        self.assertRegex(shown, r"revocation:\s+unavailable")
+
+        # The CA revokes it: found at the next check, a new certificate for a new key at once.
+        self.set_index(first, "keyCompromise")
+        renewed = wait_until(lambda: (lambda v: v if v["generation"] == 2 else None)(self.view()), 40, 0.5)
+        self.assertTrue(renewed, "no re-enrollment after the revocation\n" + self.agent.log_tail())
+        self.assertEqual(renewed["status"], "valid")
+        self.assertEqual(renewed["key"], "web.2")
+        self.assertEqual(renewed["keys_to_destroy"], [], "the key of a certificate revoked for keyCompromise stays")
+        self.assert_consistent(renewed)
+        log = self.agent.log_text()
+        self.assertIn(f"certificate {first['serial']} has been revoked (keyCompromise", log)
+        self.assertRegex(log, rf"audit: op=revoked identity=web serial={first['serial']} reason=keyCompromise")
+        self.assertEqual([k["name"] for k in self.cli("keys", "list", json=True).data["keys"]], ["web.2"])
+
+
 class TestOrphanKeys(LifecycleCase):
     """Key objects on the token the agent does not list (a public half a crash inside
     C_GenerateKeyPair leaves behind), made here with OpenSC's pkcs11-tool."""
