@@ -96,6 +96,107 @@ class TestRevocation(CmpCase):
         self.assertIsNone(view["revocation"])
 
 
+class TlsFront:
+    """nginx as a TLS reverse proxy before the CMP CA's front end (https://127.0.0.1:PORT/pkix/),
+    with a server certificate from a CA of its own."""
+
+    def __init__(self, tmp, tls_ca, upstream_port):
+        self.dir = tmp.mkdir("nginx-cmp", 0o755)
+        self.port = harness.free_port()
+        cert, key = tls_ca.server_cert("cmp-tls")
+        conf = (f"daemon off;\nmaster_process on;\nuser root root;\nworker_processes 1;\n"
+                f"pid {self.dir}/nginx.pid;\nerror_log {self.dir}/error.log info;\n"
+                "events { worker_connections 16; }\n"
+                f"http {{\n  access_log {self.dir}/access.log;\n"
+                + "".join(f"  {t}_temp_path {self.dir}/{t};\n"
+                          for t in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+                + f"  server {{\n    listen 127.0.0.1:{self.port} ssl;\n"
+                f"    ssl_certificate {cert};\n    ssl_certificate_key {key};\n"
+                f"    location / {{ proxy_pass http://127.0.0.1:{upstream_port}; }}\n  }}\n}}\n")
+        self.conf = tmp.write("nginx-cmp/nginx.conf", conf)
+        self.proc = subprocess.Popen([harness.require_program("nginx"), "-c", self.conf, "-p", self.dir,
+                                      "-e", os.path.join(self.dir, "error.log")],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+
+        def up():
+            if self.proc.poll() is not None:
+                return "exited"
+            try:
+                with open(os.path.join(self.dir, "error.log")) as f:
+                    return "ready" if "start worker process" in f.read() else None
+            except FileNotFoundError:
+                return None
+        state = wait_until(up, 30)
+        if state != "ready":
+            self.stop()
+            raise RuntimeError(f"nginx did not start ({state}): {self.error_log()}")
+        self.url = f"https://127.0.0.1:{self.port}/pkix/"
+
+    def error_log(self):
+        try:
+            with open(os.path.join(self.dir, "error.log")) as f:
+                return f.read()[-3000:]
+        except FileNotFoundError:
+            return "(no error.log)"
+
+    def requests(self):
+        try:
+            with open(os.path.join(self.dir, "access.log")) as f:
+                return [line for line in f.read().splitlines() if "POST /pkix/" in line]
+        except FileNotFoundError:
+            return []
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGQUIT)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+
+
+class TestHttps(CmpCase):
+    """CMP over HTTPS: TLS to the CA (nginx before the mock server) verified with the issuer's
+    own trust anchors (tls_trusted), separate from the CMP protection's `trusted`."""
+
+    def setUp(self):
+        super().setUp()
+        self.tls_ca = harness.TestCA(self.tmp.join("tls-ca"), subject="/CN=keyward test TLS CA")
+        self.front = TlsFront(self.tmp, self.tls_ca, self.cmp.port)
+        self.issuer.update(server=self.front.url, tls_trusted=self.tls_ca.cert)
+
+    def tearDown(self):
+        self.front.stop()
+        super().tearDown()
+
+    def test_enroll_renew_and_revoke_through_tls(self):
+        self.start_agent()
+        first = self.enroll()
+        self.assert_consistent(first)
+        renewed = self.cli("renew", "web", "--now", "--rekey", json=True).data
+        self.assertEqual(renewed["result"]["action"], "issued", renewed)
+        self.assert_consistent(renewed)
+        revoked = self.cli("identities", "revoke", "web", json=True).data
+        self.assertEqual(revoked["status"], "revoked")
+        self.assertEqual(self.cmp.names().count("rr"), 1)
+        # Every message went through the TLS front end (ir, certConf, kur, certConf, rr).
+        self.assertGreaterEqual(len(self.front.requests()), 5, self.front.requests())
+
+    def test_a_server_certificate_from_another_ca_is_refused(self):
+        self.issuer["tls_trusted"] = self.ca.cert  # the CMP CA, not the one of the TLS server
+        self.start_agent()
+        done = self.cli("enroll", "web", json=True, check=False)
+        self.assertEqual(done.rc, harness.EXIT_FAILURE)
+        view = self.view()
+        self.assertEqual(view["status"], "not enrolled")
+        self.assertEqual(view["last_attempt"]["outcome"], "unreachable")
+        self.assertRegex(view["last_attempt"]["message"], r"certificate verify failed|tls|TLS|ssl|SSL")
+        self.assertEqual(self.cmp.names(), [], "a message reached the CA over an unverified connection")
+
+
 class TestEnrollAndKeyUpdate(CmpCase):
     def test_ir_with_a_shared_secret_then_kur_renewal_and_rekey(self):
         self.start_agent()

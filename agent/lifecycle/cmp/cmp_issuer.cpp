@@ -5,6 +5,8 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <openssl/x509.h>
 
 #include <cerrno>
@@ -156,6 +158,49 @@ IssueResult result_of(IssueResult::Kind kind, std::string message) {
     return r;
 }
 
+// TLS to an https:// server: OpenSSL's HTTP client calls this when the connection is up
+// (connect, detail: TLS wanted) and when it goes (connect == 0). The server's certificate
+// must chain to tls_trusted and name the server's host.
+struct TlsTransport {
+    ossl::SslCtx ctx;
+    std::string host;
+};
+
+BIO* tls_transport(BIO* bio, void* arg, int connect, int detail) {
+    auto* tls = static_cast<TlsTransport*>(arg);
+    if (tls == nullptr || !tls->ctx) return bio;
+    if (connect) {
+        if (detail == 0) return bio;
+        ossl::Ssl ssl(SSL_new(tls->ctx.get()));
+        BIO* top = BIO_new(BIO_f_ssl());
+        if (!ssl || top == nullptr) {
+            BIO_free(top);
+            return nullptr;
+        }
+        ASN1_OCTET_STRING* ip = a2i_IPADDRESS(tls->host.c_str());
+        const bool by_address = ip != nullptr;
+        ASN1_OCTET_STRING_free(ip);
+        ERR_clear_error();  // a host name is no address: not an error
+        const bool named = by_address ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl.get()), tls->host.c_str()) == 1
+                                      : SSL_set1_host(ssl.get(), tls->host.c_str()) == 1 &&
+                                            SSL_set_tlsext_host_name(ssl.get(), tls->host.c_str()) == 1;
+        if (!named) {
+            BIO_free(top);
+            return nullptr;
+        }
+        SSL_set_connect_state(ssl.get());
+        BIO_set_ssl(top, ssl.release(), BIO_CLOSE);
+        return BIO_push(top, bio);
+    }
+    if (BIO_method_type(bio) != BIO_TYPE_SSL) return bio;
+    (void)ERR_set_mark();
+    BIO_ssl_shutdown(bio);
+    BIO* below = BIO_pop(bio);
+    BIO_free(bio);
+    (void)ERR_pop_to_mark();
+    return below;
+}
+
 // One CMP transaction: the context (nonces, transaction ID, the polling state) and the
 // device keys it signs with, kept while the CA makes us wait.
 struct Transaction {
@@ -223,7 +268,29 @@ private:
             return Status{ErrorCode::internal, "cannot set the CMP no_proxy list: " + drain_errors()};
 
         if (Status s = set_server_trust(ctx); !s.ok()) return s;
+        if (cfg_.tls) {
+            if (Status s = prepare_tls(); !s.ok()) return s;
+            if (OSSL_CMP_CTX_set_http_cb(ctx, tls_transport) != 1 || OSSL_CMP_CTX_set_http_cb_arg(ctx, &tls_) != 1)
+                return Status{ErrorCode::internal, "cannot set up TLS for CMP: " + drain_errors()};
+        }
         return owned;
+    }
+
+    // The TLS client context for an https:// server, made once.
+    Status prepare_tls() {
+        if (tls_.ctx) return {};
+        ossl::SslCtx ctx(SSL_CTX_new(TLS_client_method()));
+        if (!ctx || SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION) != 1)
+            return Status{ErrorCode::internal, "cannot make a TLS context: " + drain_errors()};
+        if (SSL_CTX_load_verify_file(ctx.get(), cfg_.tls_trusted.c_str()) != 1) {
+            ERR_clear_error();
+            return Status{ErrorCode::invalid_argument,
+                          "tls_trusted " + cfg_.tls_trusted + ": no PEM certificates could be loaded"};
+        }
+        SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+        tls_.ctx = std::move(ctx);
+        tls_.host = cfg_.host;
+        return {};
     }
 
     Result<Transaction> start(const IssueRequest& request) {
@@ -470,6 +537,7 @@ private:
     }
 
     CmpConfig cfg_;
+    TlsTransport tls_;                    // before open_: its contexts refer to it
     std::optional<Transaction> open_;     // a transaction the CA made us wait for
     const CancelFlag* cancel_ = nullptr;  // of the call in progress
 };
