@@ -15,7 +15,7 @@
 namespace keyward::lifecycle {
 namespace {
 
-using Kind = OcspAnswer::Kind;
+using Kind = RevocationAnswer::Kind;
 using Request = ossl::Ptr<OCSP_REQUEST, OCSP_REQUEST_free>;
 using Response = ossl::Ptr<OCSP_RESPONSE, OCSP_RESPONSE_free>;
 using Basic = ossl::Ptr<OCSP_BASICRESP, OCSP_BASICRESP_free>;
@@ -25,10 +25,11 @@ using Urls = std::unique_ptr<STACK_OF(OPENSSL_STRING), ossl::Free<free_strings>>
 using Curl = std::unique_ptr<CURL, ossl::Free<curl_easy_cleanup>>;
 using Headers = std::unique_ptr<curl_slist, ossl::Free<curl_slist_free_all>>;
 
-constexpr size_t kMaxResponse = 64 * 1024;
+constexpr size_t kMaxResponse = 1 << 20;  // CRLs can be large; OCSP answers are small
 
-OcspAnswer answer(Kind kind, std::string url, std::string message) {
-    OcspAnswer a;
+RevocationAnswer answer(Kind kind, std::string url, std::string message) {
+    RevocationAnswer a;
+    a.source = "ocsp";
     a.kind = kind;
     a.url = std::move(url);
     a.message = std::move(message);
@@ -58,11 +59,12 @@ size_t collect(char* data, size_t size, size_t n, void* user) {
     return size * n;
 }
 
-// POST of the DER request (RFC 6960 appendix A.1); the body or why there is none.
-bool post(const std::string& url, const std::vector<unsigned char>& der, std::chrono::seconds timeout,
-          std::string& body, std::string& why) {
+}  // namespace
+
+bool revocation_http(const std::string& url, const std::string& request, const char* content_type,
+                     std::chrono::seconds timeout, std::string& body, std::string& why) {
     Curl curl(curl_easy_init());
-    Headers headers(curl_slist_append(nullptr, "Content-Type: application/ocsp-request"));
+    Headers headers(curl_slist_append(nullptr, (std::string("Content-Type: ") + content_type).c_str()));
     if (!curl || !headers) return why = "cannot start an HTTP request", false;
     char error[CURL_ERROR_SIZE] = "";
     long status = 0;
@@ -70,9 +72,11 @@ bool post(const std::string& url, const std::vector<unsigned char>& der, std::ch
     curl_easy_setopt(c, CURLOPT_URL, url.c_str());
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, der.data());
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(der.size()));
+    if (!request.empty()) {
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, request.data());
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(request.size()));
+    }
     curl_easy_setopt(c, CURLOPT_TIMEOUT, static_cast<long>(timeout.count()));
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
@@ -84,6 +88,8 @@ bool post(const std::string& url, const std::vector<unsigned char>& der, std::ch
     return true;
 }
 
+namespace {
+
 // The issuer of `cert` among the chain and the anchors.
 ossl::Cert find_issuer(X509* cert, const std::vector<ossl::Cert>& candidates) {
     for (const auto& c : candidates)
@@ -93,7 +99,7 @@ ossl::Cert find_issuer(X509* cert, const std::vector<ossl::Cert>& candidates) {
 
 }  // namespace
 
-std::string_view ocsp_kind_name(OcspAnswer::Kind kind) noexcept {
+std::string_view revocation_answer_name(RevocationAnswer::Kind kind) noexcept {
     switch (kind) {
         case Kind::good: return "good";
         case Kind::revoked: return "revoked";
@@ -104,8 +110,8 @@ std::string_view ocsp_kind_name(OcspAnswer::Kind kind) noexcept {
     return "unavailable";
 }
 
-OcspAnswer check_ocsp(const std::string& cert_pem, const std::string& chain_pem, const std::string& trust_anchors_file,
-                      std::chrono::seconds timeout) {
+RevocationAnswer check_ocsp(const std::string& cert_pem, const std::string& chain_pem,
+                            const std::string& trust_anchors_file, std::chrono::seconds timeout) {
     ERR_clear_error();
     auto leaf = pki::parse_certificates(cert_pem);
     if (!leaf.ok() || leaf->empty()) return answer(Kind::unavailable, "", "the certificate in force does not parse");
@@ -144,10 +150,10 @@ OcspAnswer check_ocsp(const std::string& cert_pem, const std::string& chain_pem,
     const int der_len = i2d_OCSP_REQUEST(req.get(), &der);
     if (der_len <= 0) return answer(Kind::unavailable, url, "cannot encode the OCSP request");
     ossl::Bytes der_owner(der);
-    std::vector<unsigned char> request_der(der, der + der_len);
+    const std::string request_der(reinterpret_cast<const char*>(der), static_cast<size_t>(der_len));
 
-    std::string body, why;
-    if (!post(url, request_der, timeout, body, why))
+    std::string body, why;  // POST (RFC 6960 appendix A.1)
+    if (!revocation_http(url, request_der, "application/ocsp-request", timeout, body, why))
         return answer(Kind::unavailable, url, "OCSP responder " + url + " unreachable: " + why);
     const unsigned char* p = reinterpret_cast<const unsigned char*>(body.data());
     Response resp(d2i_OCSP_RESPONSE(nullptr, &p, static_cast<long>(body.size())));
@@ -172,7 +178,8 @@ OcspAnswer check_ocsp(const std::string& cert_pem, const std::string& chain_pem,
         return answer(Kind::unavailable, url, "OCSP responder " + url + " did not answer for this certificate");
     if (OCSP_check_validity(this_update, next_update, 300, -1) != 1)
         return answer(Kind::unavailable, url, "the answer of OCSP responder " + url + " is stale or from the future");
-    OcspAnswer out;
+    RevocationAnswer out;
+    out.source = "ocsp";
     out.url = url;
     out.next_update = unix_time(next_update);
     if (status == V_OCSP_CERTSTATUS_GOOD) {

@@ -1,4 +1,5 @@
-// The certificate in force, checked for revocation by OCSP: when the last answer's
+// The certificate in force, checked for revocation by OCSP (the CRL where there is no
+// responder or it cannot answer): when the last answer's
 // nextUpdate passes and at least every `revocation_check_interval`, and after each renewal
 // (a new certificate has not been checked). A revocation found makes the identity due at
 // once; an unreachable responder is a soft-fail, shown in the view, never a revocation.
@@ -13,7 +14,7 @@ namespace keyward::lifecycle {
 
 namespace {
 
-constexpr std::chrono::seconds kOcspTimeout{15};
+constexpr std::chrono::seconds kCheckTimeout{15};
 
 }  // namespace
 
@@ -26,26 +27,34 @@ void LifecycleImpl::watch_revocation(Identity& id, const std::optional<Generatio
     if (st.revoked && st.revoked->fingerprint == fp) return;  // known: the renewal that replaces it is due
     if (st.check.fingerprint == fp && st.check.next > now) return;
 
-    const OcspAnswer a = check_ocsp(current->cert_pem, current->chain_pem, id.cfg->trust_anchors, kOcspTimeout);
-    const std::string result(ocsp_kind_name(a.kind));
+    RevocationAnswer a = check_ocsp(current->cert_pem, current->chain_pem, id.cfg->trust_anchors, kCheckTimeout);
+    using Kind = RevocationAnswer::Kind;
+    if (a.kind == Kind::no_responder || a.kind == Kind::unavailable) {
+        // The CRL: where there is no OCSP responder, or it cannot answer.
+        RevocationAnswer crl = check_crl(current->cert_pem, current->chain_pem, id.cfg->trust_anchors, kCheckTimeout);
+        if (a.kind == Kind::no_responder && crl.kind != Kind::no_responder) a = std::move(crl);
+        else if (crl.kind == Kind::good || crl.kind == Kind::revoked) a = std::move(crl);
+        else if (crl.kind == Kind::unavailable) a.message += "; " + crl.message;
+    }
+    const std::string result(revocation_answer_name(a.kind));
     int64_t next = now + interval;
-    if (a.kind == OcspAnswer::Kind::unavailable)
+    if (a.kind == RevocationAnswer::Kind::unavailable)
         next = now + std::min<int64_t>(interval, std::max<int64_t>(id.cfg->policy.retry_min, 30));
     else if (a.next_update > now) next = std::min(next, a.next_update);
     const bool news = st.check.result != result || st.check.fingerprint != fp;
     st.check = RevocationCheck{now, result, a.message, next, fp};
     auto info = pki::describe_pem(current->cert_pem);
     const std::string serial = info.ok() ? info->serial : std::string("?");
-    if (a.kind == OcspAnswer::Kind::revoked) {
-        st.revoked = Revocation{serial, now, a.reason, "ocsp", fp};
+    if (a.kind == RevocationAnswer::Kind::revoked) {
+        st.revoked = Revocation{serial, now, a.reason, a.source, fp};
         st.held = false;  // a hold is for our own mistakes; this one needs a new certificate now
         st.next_attempt = 0;
         st.failures = 0;
-        log::error("identity " + id.cfg->name + ": certificate " + serial + " has been revoked (" + a.reason +
-                   ", OCSP " + a.url + "); enrolling again now");
+        log::error("identity " + id.cfg->name + ": certificate " + serial + " has been revoked (" + a.reason + ", " +
+                   (a.source == "crl" ? "CRL " : "OCSP ") + a.url + "); enrolling again now");
         log::notice("audit: op=revoked identity=" + id.cfg->name + " serial=" + serial + " reason=" + a.reason +
-                    " source=ocsp");
-    } else if (a.kind == OcspAnswer::Kind::unavailable && news) {
+                    " source=" + a.source);
+    } else if (a.kind == RevocationAnswer::Kind::unavailable && news) {
         log::warning("identity " + id.cfg->name + ": revocation status unknown (soft-fail): " + a.message);
     } else if (news) {
         log::info("identity " + id.cfg->name + ": certificate " + serial + ": " + a.message);

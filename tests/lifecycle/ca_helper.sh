@@ -15,7 +15,7 @@
 #   (REVOKE otherwise: reject -> exit 2, unreachable -> exit 3, else the serial and reason
 #   appended to revoked.log, exit 0)
 # Every call is logged to helper.log and its environment saved to helper.env. With OCSP_URL set,
-# certificates name that OCSP responder (authorityInfoAccess).
+# certificates name that OCSP responder (authorityInfoAccess); with CRL_URL, that CRL.
 D="$HELPER_DIR"
 mode=$(cat "$D/mode" 2>/dev/null || echo issue)
 renew=no
@@ -68,6 +68,7 @@ ext="$D/ext-$$.cnf"
   echo "extendedKeyUsage=$eku"
   [ -n "$CERTMONGER_REQ_HOSTNAME" ] && echo "subjectAltName=DNS:$CERTMONGER_REQ_HOSTNAME"
   [ -n "$OCSP_URL" ] && echo "authorityInfoAccess=OCSP;URI:$OCSP_URL"
+  [ -n "$CRL_URL" ] && echo "crlDistributionPoints=URI:$CRL_URL"
 } > "$ext"
 openssl x509 -req -in "$csr" -CA "$ca_cert" -CAkey "$ca_key" -CAcreateserial -days "${CERT_DAYS:-2}" \
   -extfile "$ext" 2>>"$D/helper.err" || { echo "signing failed"; exit 2; }

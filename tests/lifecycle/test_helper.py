@@ -4,11 +4,14 @@ certmonger-style CA helper (tests/lifecycle/ca_helper.sh, a software CA made wit
 exercising every exit code, the keyward CLI, and TLS through the provider with the
 identity's files. Also Debian certmonger's own local-submit helper, offline."""
 
+import functools
+import http.server
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -442,6 +445,11 @@ class TestRevocationChecking(LifecycleCase):
     def set_index(self, view, revoked_reason=None):
         """The CA's index says the certificate in force is valid, or revoked with that reason;
         the responder is restarted to read it."""
+        self.set_index_file(view, revoked_reason)
+        self.stop_responder()
+        self.start_responder()
+
+    def set_index_file(self, view, revoked_reason=None):
         expiry = time.strftime("%y%m%d%H%M%SZ", time.gmtime(view["not_after_unix"]))
         if revoked_reason:
             now = time.strftime("%y%m%d%H%M%SZ", time.gmtime())
@@ -450,8 +458,6 @@ class TestRevocationChecking(LifecycleCase):
             line = f"V\t{expiry}\t\t{view['serial']}\tunknown\t/CN=web.example\n"
         with open(self.index, "w") as f:
             f.write(line)
-        self.stop_responder()
-        self.start_responder()
 
     def check_result(self):
         check = self.view()["revocation_check"]
@@ -486,6 +492,41 @@ class TestRevocationChecking(LifecycleCase):
         self.assertIn(f"certificate {first['serial']} has been revoked (keyCompromise", log)
         self.assertRegex(log, rf"audit: op=revoked identity=web serial={first['serial']} reason=keyCompromise")
         self.assertEqual([k["name"] for k in self.cli("keys", "list", json=True).data["keys"]], ["web.2"])
+
+    def test_crl_over_http_when_there_is_no_responder(self):
+        del self.issuer["environment"]["OCSP_URL"]
+        crl_dir = self.tmp.mkdir("crl", 0o755)
+        class Quiet(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+        handler = functools.partial(Quiet, directory=crl_dir)
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        self.issuer["environment"]["CRL_URL"] = f"http://127.0.0.1:{server.server_address[1]}/ca.crl"
+        cnf = self.tmp.write("crl-ca.cnf", f"[ca]\ndefault_ca = d\n[d]\ndatabase = {self.index}\n"
+                                           f"new_certs_dir = {crl_dir}\nserial = {crl_dir}/serial\n"
+                                           "default_md = sha256\ndefault_crl_days = 1\npolicy = p\n"
+                                           "[p]\ncommonName = supplied\n")
+
+        def publish(view, reason=None):
+            self.set_index_file(view, reason)
+            openssl("ca", "-gencrl", "-config", cnf, "-keyfile", self.ca.key, "-cert", self.ca.cert,
+                    "-out", os.path.join(crl_dir, "ca.crl"))
+
+        self.start_agent()
+        first = self.enroll()
+        publish(first)
+        self.assertTrue(wait_until(lambda: self.check_result() == "good", 20, 0.5), self.agent.log_tail())
+        self.assertIn("not on CRL http://127.0.0.1:", self.view()["revocation_check"]["message"])
+        publish(first, "keyCompromise")
+        renewed = wait_until(lambda: (lambda v: v if v["generation"] == 2 else None)(self.view()), 40, 0.5)
+        self.assertTrue(renewed, "no re-enrollment after the revocation\n" + self.agent.log_tail())
+        self.assertEqual((renewed["status"], renewed["key"]), ("valid", "web.2"))
+        self.assert_consistent(renewed)
+        self.assertRegex(self.agent.log_text(),
+                         rf"audit: op=revoked identity=web serial={first['serial']} reason=keyCompromise source=crl")
 
 
 class TestOrphanKeys(LifecycleCase):
