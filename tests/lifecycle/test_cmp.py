@@ -100,19 +100,21 @@ class TlsFront:
     """nginx as a TLS reverse proxy before the CMP CA's front end (https://127.0.0.1:PORT/pkix/),
     with a server certificate from a CA of its own."""
 
-    def __init__(self, tmp, tls_ca, upstream_port):
+    def __init__(self, tmp, tls_ca, upstream_port, client_ca=None):
         self.dir = tmp.mkdir("nginx-cmp", 0o755)
         self.port = harness.free_port()
         cert, key = tls_ca.server_cert("cmp-tls")
         conf = (f"daemon off;\nmaster_process on;\nuser root root;\nworker_processes 1;\n"
                 f"pid {self.dir}/nginx.pid;\nerror_log {self.dir}/error.log info;\n"
                 "events { worker_connections 16; }\n"
-                f"http {{\n  access_log {self.dir}/access.log;\n"
+                "http {\n  log_format cmp '$request client=$ssl_client_s_dn verify=$ssl_client_verify';\n"
+                f"  access_log {self.dir}/access.log cmp;\n"
                 + "".join(f"  {t}_temp_path {self.dir}/{t};\n"
                           for t in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
                 + f"  server {{\n    listen 127.0.0.1:{self.port} ssl;\n"
                 f"    ssl_certificate {cert};\n    ssl_certificate_key {key};\n"
-                f"    location / {{ proxy_pass http://127.0.0.1:{upstream_port}; }}\n  }}\n}}\n")
+                + (f"    ssl_verify_client optional;\n    ssl_client_certificate {client_ca};\n" if client_ca else "")
+                + f"    location / {{ proxy_pass http://127.0.0.1:{upstream_port}; }}\n  }}\n}}\n")
         self.conf = tmp.write("nginx-cmp/nginx.conf", conf)
         self.proc = subprocess.Popen([harness.require_program("nginx"), "-c", self.conf, "-p", self.dir,
                                       "-e", os.path.join(self.dir, "error.log")],
@@ -184,6 +186,23 @@ class TestHttps(CmpCase):
         self.assertEqual(self.cmp.names().count("rr"), 1)
         # Every message went through the TLS front end (ir, certConf, kur, certConf, rr).
         self.assertGreaterEqual(len(self.front.requests()), 5, self.front.requests())
+
+    def test_client_authentication_with_the_certificate_in_force(self):
+        self.front.stop()
+        self.front = TlsFront(self.tmp, self.tls_ca, self.cmp.port, client_ca=self.ca.cert)
+        self.issuer.update(server=self.front.url, tls_client_auth=True)
+        self.start_agent()
+        first = self.enroll()  # nothing to authenticate with yet: the ir goes without
+        self.assertTrue(all("client=- verify=NONE" in r for r in self.front.requests()), self.front.requests())
+        seen = len(self.front.requests())
+        renewed = self.cli("renew", "web", "--now", json=True).data
+        self.assertEqual(renewed["result"]["action"], "issued", renewed)
+        kur = self.front.requests()[seen:]
+        self.assertTrue(kur, "no request went through the TLS front end")
+        for line in kur:  # the device key answered the TLS handshake for the certificate in force
+            self.assertIn("client=CN=web.example verify=SUCCESS", line)
+        self.assertNotEqual(renewed["serial"], None)
+        self.assertEqual(first["key"], renewed["key"])
 
     def test_a_server_certificate_from_another_ca_is_refused(self):
         self.issuer["tls_trusted"] = self.ca.cert  # the CMP CA, not the one of the TLS server

@@ -76,7 +76,13 @@ TEST_CASE("cmp: an https:// server with its own TLS trust anchors", "[config][cm
     CHECK(c.host == "ca.example");
     CHECK(c.path == "/pkix/");
     CHECK(c.tls_trusted == "/etc/keyward/tls-ca.pem");
+    CHECK_FALSE(c.tls_client_auth);
+    CHECK(read_cmp_config(toml::parse(text + "tls_client_auth = true\n")).tls_client_auth);
     CHECK_FALSE(read_cmp_config(toml::parse(kBase + kSecret)).tls);
+    CHECK(error_of(kBase + kSecret + "tls_client_auth = true\n").find("tls_client_auth: only for an https://") !=
+          std::string::npos);
+    CHECK(error_of(text + "tls_client_auth = \"yes\"\n").find("tls_client_auth: must be true or false") !=
+          std::string::npos);
 }
 
 TEST_CASE("cmp: errors name the file, line and key", "[config][cmp]") {

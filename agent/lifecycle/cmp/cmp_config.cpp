@@ -17,7 +17,7 @@ namespace {
 const std::set<std::string> kKeys = {
     "kind",          "server",          "trusted",       "server_cert", "recipient",        "reference",
     "secret_file",   "bootstrap_cert",  "bootstrap_key", "digest",      "implicit_confirm", "timeout",
-    "total_timeout", "poll_inline_max", "proxy",         "no_proxy",    "tls_trusted"};
+    "total_timeout", "poll_inline_max", "proxy",         "no_proxy",    "tls_trusted",      "tls_client_auth"};
 
 using Checker = lifecycle::TableErrors;
 
@@ -85,9 +85,9 @@ Result<CmpConfig> parse(const toml::table& table, const std::string& source, con
     for (auto&& [k, v] : table) {
         const std::string key(k.str());
         if (!kKeys.count(key)) return c.error(k.source(), key, "unknown key for a CMP issuer");
-        if (key == "implicit_confirm") {
+        if (key == "implicit_confirm" || key == "tls_client_auth") {
             if (!v.is_boolean()) return c.error(v.source(), key, "must be true or false");
-            out.implicit_confirm = *v.value<bool>();
+            (key == "implicit_confirm" ? out.implicit_confirm : out.tls_client_auth) = *v.value<bool>();
             continue;
         }
         if (key == "timeout" || key == "total_timeout" || key == "poll_inline_max") {
@@ -151,6 +151,7 @@ Result<CmpConfig> parse(const toml::table& table, const std::string& source, con
     if (out.tls && out.tls_trusted.empty())
         return c.error(where, "tls_trusted", "missing: an https:// server's certificate is checked against it");
     if (!out.tls && !out.tls_trusted.empty()) return c.error(where, "tls_trusted", "only for an https:// server");
+    if (!out.tls && out.tls_client_auth) return c.error(where, "tls_client_auth", "only for an https:// server");
     if (out.tls && out.proxy)
         return c.error(where, "proxy", "not supported with an https:// server (use http://, or no proxy)");
     if (out.trusted.empty() && out.server_cert.empty())

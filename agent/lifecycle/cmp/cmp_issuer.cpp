@@ -164,6 +164,9 @@ IssueResult result_of(IssueResult::Kind kind, std::string message) {
 struct TlsTransport {
     ossl::SslCtx ctx;
     std::string host;
+    // tls_client_auth: the certificate in force and its device key, for this transaction.
+    ossl::Cert client_cert;
+    ossl::PKey client_key;
 };
 
 BIO* tls_transport(BIO* bio, void* arg, int connect, int detail) {
@@ -185,6 +188,12 @@ BIO* tls_transport(BIO* bio, void* arg, int connect, int detail) {
                                       : SSL_set1_host(ssl.get(), tls->host.c_str()) == 1 &&
                                             SSL_set_tlsext_host_name(ssl.get(), tls->host.c_str()) == 1;
         if (!named) {
+            BIO_free(top);
+            return nullptr;
+        }
+        if (tls->client_cert && tls->client_key &&
+            (SSL_use_certificate(ssl.get(), tls->client_cert.get()) != 1 ||
+             SSL_use_PrivateKey(ssl.get(), tls->client_key.get()) != 1)) {
             BIO_free(top);
             return nullptr;
         }
@@ -276,6 +285,12 @@ private:
         return owned;
     }
 
+    // TLS client authentication with the certificate in force and its device key.
+    void use_for_tls(X509* cert, EVP_PKEY* key) {
+        if (X509_up_ref(cert) == 1) tls_.client_cert.reset(cert);
+        if (EVP_PKEY_up_ref(key) == 1) tls_.client_key.reset(key);
+    }
+
     // The TLS client context for an https:// server, made once.
     Status prepare_tls() {
         if (tls_.ctx) return {};
@@ -312,9 +327,12 @@ private:
                 expired = X509_cmp_current_time(X509_get0_notAfter(current->get())) <= 0;
             }
         }
+        tls_.client_cert.reset();
+        tls_.client_key.reset();
         if (current && !expired) {
             auto pkey = make_device_pkey(keys, request.current_key);
             if (!pkey.ok()) return pkey.status();
+            if (cfg_.tls_client_auth) use_for_tls(current->get(), pkey->get());
             if (OSSL_CMP_CTX_set1_oldCert(ctx, current->get()) != 1 ||
                 OSSL_CMP_CTX_set1_cert(ctx, current->get()) != 1 || OSSL_CMP_CTX_set1_pkey(ctx, pkey->get()) != 1)
                 return Status{ErrorCode::internal, "cannot set the current certificate: " + drain_errors()};
@@ -366,9 +384,12 @@ private:
         OSSL_CMP_CTX* ctx = made->get();
         Transaction t;  // holds the device keys for the context
         const bool valid = X509_cmp_current_time(X509_get0_notAfter(cert)) > 0;
+        tls_.client_cert.reset();
+        tls_.client_key.reset();
         if (valid) {
             auto pkey = make_device_pkey(*request.keys, request.key);
             if (!pkey.ok()) return {Kind::misconfigured, "key " + request.key + ": " + pkey.status().message};
+            if (cfg_.tls_client_auth) use_for_tls(cert, pkey->get());
             if (OSSL_CMP_CTX_set1_cert(ctx, cert) != 1 || OSSL_CMP_CTX_set1_pkey(ctx, pkey->get()) != 1)
                 return {Kind::misconfigured, "cannot set the certificate to sign with: " + drain_errors()};
             t.keys.push_back(std::move(pkey.value()));
