@@ -67,6 +67,20 @@ lifecycle::KeyAccess make_key_access(std::shared_ptr<KeyRegistry> registry) {
         if (done.ok()) registry->remove(key);
         return done.status();
     };
+    access.remove_orphan = [registry](const std::string& key, const std::string& token_name) -> Status {
+        if (registry->find(key))
+            return {ErrorCode::key_exists, "key " + key + " is in use; it is not an orphan to remove"};
+        auto token = registry->token(token_name);
+        if (!token)
+            return {ErrorCode::invalid_argument,
+                    "no token named " + (token_name.empty() ? std::string("(default)") : token_name)};
+        auto done = on_token<bool>(token, [key](Token& t) -> Result<bool> {
+            Status s = t.backend->destroy(key);
+            if (!s.ok()) return s;
+            return true;
+        });
+        return done.status();
+    };
     return access;
 }
 

@@ -143,7 +143,8 @@ void Server::handle_frame(const std::shared_ptr<Connection>& c, uint8_t op_byte,
         case ipc::Op::list_identities:
         case ipc::Op::get_identity:
         case ipc::Op::renew:
-        case ipc::Op::rollback: return handle_identity_op(c, *op, id, body);
+        case ipc::Op::rollback:
+        case ipc::Op::revoke: return handle_identity_op(c, *op, id, body);
         case ipc::Op::doctor: return handle_doctor(c, id);
     }
     send(c, std::move(out));
@@ -282,11 +283,18 @@ void Server::handle_identity_op(const std::shared_ptr<Connection>& c, ipc::Op op
     const auto op_byte = static_cast<uint8_t>(op);
     std::string name;
     uint8_t flags = 0;
+    std::string reason;
     if (op == ipc::Op::renew) {
         auto req = ipc::decode_renew_request(body);
         if (!req.ok()) return reply_error(c, id, op_byte, req.status());
         name = req->name;
         flags = req->flags;
+    } else if (op == ipc::Op::revoke) {
+        auto req = ipc::decode_revoke_request(body);
+        if (!req.ok()) return reply_error(c, id, op_byte, req.status());
+        name = req->name;
+        flags = req->flags;
+        reason = req->reason;
     } else if (op != ipc::Op::list_identities) {
         auto req = ipc::decode_key_name_request(body);
         if (!req.ok()) return reply_error(c, id, op_byte, req.status());
@@ -301,21 +309,23 @@ void Server::handle_identity_op(const std::shared_ptr<Connection>& c, ipc::Op op
     if (c->in_flight.load() >= kMaxInFlightPerConnection)
         return reply_error(c, id, op_byte, {ErrorCode::busy, "too many requests in flight on one connection"});
     c->in_flight.fetch_add(1);
-    bool queued = lifecycle_->submit([this, c, id, op, name, flags](lifecycle::Lifecycle& l) {
+    bool queued = lifecycle_->submit([this, c, id, op, name, flags, reason](lifecycle::Lifecycle& l) {
         Result<std::string> view = Status{ErrorCode::internal, "unhandled"};
         try {
             switch (op) {
                 case ipc::Op::list_identities: view = l.list_json(); break;
                 case ipc::Op::get_identity: view = l.show_json(name); break;
                 case ipc::Op::renew:
-                    view = l.renew({name, (flags & ipc::kRenewNow) != 0, (flags & ipc::kRenewRekey) != 0});
+                    view = l.renew({name, (flags & ipc::kRenewNow) != 0, (flags & ipc::kRenewRekey) != 0,
+                                    (flags & ipc::kRenewCompromised) != 0});
                     break;
+                case ipc::Op::revoke: view = l.revoke({name, reason, (flags & ipc::kRevokeRetire) != 0}); break;
                 default: view = l.rollback(name); break;
             }
         } catch (const std::exception& e) {
             view = Status{ErrorCode::internal, std::string(ipc::op_name(op)) + " failed: " + e.what()};
         }
-        if (op == ipc::Op::renew || op == ipc::Op::rollback)
+        if (op == ipc::Op::renew || op == ipc::Op::rollback || op == ipc::Op::revoke)
             audit_.management(c->caller, ipc::op_name(op), name,
                               view.ok() ? "ok" : error_code_name(view.status().code));
         std::vector<uint8_t> out;

@@ -1,7 +1,11 @@
-// keyward enroll NAME | renew NAME [--now] [--rekey] | identities list | identities show NAME
-// | identities rollback NAME — the certificate identities keywardd manages.
+// keyward enroll NAME | renew NAME [--now] [--rekey] [--compromised] | identities list
+// | identities show NAME | identities rollback NAME | identities revoke NAME [--reason R]
+// [--retire [--yes]] — the certificate identities keywardd manages.
+#include <unistd.h>
+
 #include <cstdio>
 #include <ctime>
+#include <iostream>
 
 #include <nlohmann/json.hpp>
 
@@ -43,7 +47,7 @@ std::string relative(const Json& v, const char* unix_key) {
 bool is_alarming(const Json& v) {
     const std::string status = v.value("status", "");
     return status == "expired" || status == "renewal failing" || status == "not enrolled" || status == "unreadable" ||
-           v.contains("error");
+           status == "revoked" || v.contains("error");
 }
 
 // Prints the answer of a renew/enroll and chooses the exit code from its result.
@@ -87,20 +91,24 @@ int renew_or_enroll(Context& ctx, bool enroll) {
         "certificate, says so (use `keyward renew NAME --now`).",
         {"identity NAME"}};
     static const CommandSyntax renew_syntax{
-        "renew NAME [--now] [--rekey]",
+        "renew NAME [--now] [--rekey] [--compromised]",
         "Renews identity NAME when its renewal is due (or enrolls it when it has no certificate). --now renews "
         "regardless of the schedule and any backoff; --rekey makes a new key on the device for this renewal (the "
-        "old key is destroyed after the grace period). A failure keeps the current certificate in force.",
+        "old key is destroyed after the grace period). --compromised is for a key that may be compromised: a "
+        "rekey, after which the replaced certificate is revoked (keyCompromise) and the old key destroyed at once. "
+        "A failure keeps the current certificate in force.",
         {"identity NAME"}};
     po::options_description options("Options");
     if (!enroll)
-        options.add_options()("now", "renew even if not due")("rekey", "generate a new device key for this renewal");
+        options.add_options()("now", "renew even if not due")("rekey", "generate a new device key for this renewal")(
+            "compromised", "rekey, then revoke the replaced certificate (keyCompromise)");
     po::variables_map vm;
     if (auto done = parse_command(ctx, enroll ? enroll_syntax : renew_syntax, options, vm)) return *done;
     const std::string name = positional_arg(vm, 0);
     uint8_t flags = 0;
     if (!enroll && vm.count("now")) flags |= ipc::kRenewNow;
     if (!enroll && vm.count("rekey")) flags |= ipc::kRenewRekey | ipc::kRenewNow;
+    if (!enroll && vm.count("compromised")) flags |= ipc::kRenewCompromised | ipc::kRenewRekey | ipc::kRenewNow;
     auto client = ctx.client_with_timeout(kRenewTimeout);
     return report_renewal(ctx, client->renew(name, flags), ctx.command() + " " + name, enroll);
 }
@@ -167,6 +175,14 @@ std::string identity_text(const Json& v) {
         row("not before:", str(v, "not_before"));
         row("not after:", str(v, "not_after") + " (" + relative(v, "not_after_unix") + ")");
     }
+    const Json revocation = v.value("revocation", Json());
+    if (revocation.is_object())
+        row("revoked:", str(revocation, "time") + " (" + str(revocation, "reason") + ", " + str(revocation, "source") +
+                            "; serial " + str(revocation, "serial") + ")");
+    const Json check = v.value("revocation_check", Json());
+    if (check.is_object())
+        row("revocation:", str(check, "result") + " (checked " + str(check, "time") + ", next " + str(check, "next") +
+                               ": " + str(check, "message") + ")");
     row("next renewal:", v.value("next_renewal", Json()).is_null()
                              ? std::string("- (enroll with `keyward enroll ") + str(v, "name") + "`)"
                              : str(v, "next_renewal") + " (" + relative(v, "next_renewal_unix") + ")");
@@ -243,6 +259,57 @@ int run_identities_rollback(Context& ctx) {
     if (auto done = parse_command(ctx, syntax, vm)) return *done;
     const std::string name = positional_arg(vm, 0);
     return print_view(ctx, ctx.client_with_timeout(kRenewTimeout)->rollback(name), "identities rollback " + name);
+}
+
+namespace {
+
+// --retire destroys keys: on a terminal the operator confirms by typing the identity's name.
+bool confirmed_retire(const std::string& name) {
+    if (::isatty(STDIN_FILENO) != 1) return false;
+    std::fprintf(stderr,
+                 "Retiring identity %s revokes its certificate, removes its certificate files and destroys its "
+                 "device keys; this cannot be undone.\nType the identity's name to go on: ",
+                 printable(name).c_str());
+    std::string answer;
+    return static_cast<bool>(std::getline(std::cin, answer)) && answer == name;
+}
+
+}  // namespace
+
+int run_identities_revoke(Context& ctx) {
+    static const CommandSyntax syntax{
+        "identities revoke NAME [--reason REASON] [--retire [--yes]]",
+        "Asks the CA of identity NAME to revoke its certificate in force (ACME revokeCert, CMP rr, or the helper "
+        "with CERTMONGER_OPERATION=REVOKE). REASON: unspecified (default), keyCompromise, superseded, "
+        "cessationOfOperation. Afterwards automatic renewal holds; `keyward renew NAME --now` (or --compromised) "
+        "gets a new certificate. --retire also removes the identity's generations and destroys its keys (confirm "
+        "on the terminal, or --yes); `keyward enroll NAME` starts it afresh. A CA that refuses or cannot revoke "
+        "changes nothing.",
+        {"identity NAME"}};
+    po::options_description options("Options");
+    options.add_options()("reason", po::value<std::string>()->value_name("REASON"), "why (default unspecified)")(
+        "retire", "also remove the generations and destroy the keys")("yes", "do not ask before --retire");
+    po::variables_map vm;
+    if (auto done = parse_command(ctx, syntax, options, vm)) return *done;
+    const std::string name = positional_arg(vm, 0);
+    ipc::RevokeRequest request{name, vm.count("reason") ? vm["reason"].as<std::string>() : std::string(), 0};
+    if (vm.count("retire")) {
+        if (!vm.count("yes") && !confirmed_retire(name))
+            return ctx.usage_error("--retire destroys the identity's keys: confirm on a terminal or add --yes");
+        request.flags |= ipc::kRevokeRetire;
+    }
+    const std::string action = "identities revoke " + name;
+    auto answer = ctx.client_with_timeout(kRenewTimeout)->revoke(request);
+    auto view = parse_identity_view(answer);
+    if (!view.ok()) return ctx.fail(view.status(), action);
+    if (ctx.global().json) {
+        std::fputs(answer.value().c_str(), stdout);
+        return exit_ok;
+    }
+    const Json result = view->value("result", Json::object());
+    std::printf("%s: %s\n", printable(name).c_str(), printable(result.value("message", "")).c_str());
+    std::fputs(identity_text(view.value()).c_str(), stdout);
+    return exit_ok;
 }
 
 }  // namespace keyward::cli

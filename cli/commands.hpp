@@ -23,5 +23,6 @@ int run_identities_list(Context& ctx);
 int run_identities_show(Context& ctx);
 int run_identities_rollback(Context& ctx);
 int run_doctor(Context& ctx);
+int run_identities_revoke(Context& ctx);
 
 }  // namespace keyward::cli

@@ -37,11 +37,12 @@ constexpr Command kCommands[] = {
     {"", "sign", "sign a file or a digest", run_sign},
     {"", "csr", "make a certificate request signed by a device key", run_csr},
     {"", "enroll", "get the first certificate of an identity", run_enroll},
-    {"", "renew", "renew an identity's certificate (--now, --rekey)", run_renew},
+    {"", "renew", "renew an identity's certificate (--now, --rekey, --compromised)", run_renew},
     {"identities", "list", "list certificate identities, renewals and failures", run_identities_list},
     {"identities", "show", "show an identity: certificate, schedule, last attempt, files", run_identities_show},
     {"identities", "rollback", "put an identity's previous generation back in force", run_identities_rollback},
     {"", "doctor", "check the agent's health (exit 0 ok, 1 warnings, 2 failures)", run_doctor},
+    {"identities", "revoke", "revoke an identity's certificate (--reason, --retire)", run_identities_revoke},
 };
 
 void print_usage(FILE* out) {

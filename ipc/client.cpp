@@ -600,4 +600,8 @@ Result<std::string> Client::rollback(std::string_view name) {
     return impl_->document(impl_->call_named(ipc::Op::rollback, name, false));
 }
 
+Result<std::string> Client::revoke(const ipc::RevokeRequest& request) {
+    return impl_->document(impl_->call_with(request, false));
+}
+
 }  // namespace keyward

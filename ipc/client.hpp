@@ -72,6 +72,7 @@ public:
     Result<std::string> get_identity(std::string_view name);
     Result<std::string> renew(std::string_view name, uint8_t flags);  // ipc::kRenewNow | ipc::kRenewRekey
     Result<std::string> rollback(std::string_view name);
+    Result<std::string> revoke(const ipc::RevokeRequest& request);
 
 private:
     struct Impl;

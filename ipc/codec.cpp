@@ -313,6 +313,14 @@ bool encode_request(std::vector<uint8_t>& out, uint32_t id, const RenewRequest& 
     });
 }
 
+bool encode_request(std::vector<uint8_t>& out, uint32_t id, const RevokeRequest& m) {
+    return write_frame(out, request_header(id, Op::revoke), [&](FrameWriter& w) {
+        w.put_string(Tag::name, m.name);
+        if (!m.reason.empty()) w.put_string(Tag::reason, m.reason);
+        w.put_u8(Tag::flags, m.flags);
+    });
+}
+
 Result<HelloRequest> decode_hello_request(std::span<const uint8_t> body) {
     HelloRequest m;
     bool have_version = false;
@@ -384,6 +392,19 @@ Result<RenewRequest> decode_renew_request(std::span<const uint8_t> body) {
     RenewRequest m;
     Status s = walk(body, [&](const Tlv& t, std::string& why) {
         if (is(t, Tag::name)) m.name = read_string(t);
+        else if (is(t, Tag::flags) && !read_as(t, m.flags)) return why = "flags is not a u8", false;
+        return true;
+    });
+    if (!s.ok()) return s;
+    if (m.name.empty()) return malformed("no identity name");
+    return m;
+}
+
+Result<RevokeRequest> decode_revoke_request(std::span<const uint8_t> body) {
+    RevokeRequest m;
+    Status s = walk(body, [&](const Tlv& t, std::string& why) {
+        if (is(t, Tag::name)) m.name = read_string(t);
+        else if (is(t, Tag::reason)) m.reason = read_string(t);
         else if (is(t, Tag::flags) && !read_as(t, m.flags)) return why = "flags is not a u8", false;
         return true;
     });

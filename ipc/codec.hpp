@@ -98,6 +98,7 @@ bool encode_request(std::vector<uint8_t>& out, uint32_t id, const SignRequest& m
 bool encode_request(std::vector<uint8_t>& out, uint32_t id, const GenerateKeyRequest& m);
 bool encode_request(std::vector<uint8_t>& out, uint32_t id, const ImportKeyRequest& m);
 bool encode_request(std::vector<uint8_t>& out, uint32_t id, const RenewRequest& m);
+bool encode_request(std::vector<uint8_t>& out, uint32_t id, const RevokeRequest& m);
 
 bool encode_error(std::vector<uint8_t>& out, uint32_t id, uint8_t op, const Status& status);
 bool encode_empty_response(std::vector<uint8_t>& out, uint32_t id, Op op);
@@ -115,6 +116,7 @@ Result<SignRequest> decode_sign_request(std::span<const uint8_t> body);
 Result<GenerateKeyRequest> decode_generate_key_request(std::span<const uint8_t> body);
 Result<ImportKeyRequest> decode_import_key_request(std::span<const uint8_t> body);
 Result<RenewRequest> decode_renew_request(std::span<const uint8_t> body);
+Result<RevokeRequest> decode_revoke_request(std::span<const uint8_t> body);
 
 Result<HelloResponse> decode_hello_response(std::span<const uint8_t> body);
 Result<StatusResponse> decode_status_response(std::span<const uint8_t> body);

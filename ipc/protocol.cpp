@@ -3,7 +3,7 @@
 namespace keyward::ipc {
 
 std::optional<Op> op_from_byte(uint8_t b) noexcept {
-    if (b >= static_cast<uint8_t>(Op::hello) && b <= static_cast<uint8_t>(Op::doctor)) return static_cast<Op>(b);
+    if (b >= static_cast<uint8_t>(Op::hello) && b <= static_cast<uint8_t>(Op::revoke)) return static_cast<Op>(b);
     return std::nullopt;
 }
 
@@ -22,6 +22,7 @@ std::string_view op_name(Op op) noexcept {
         case Op::renew: return "renew";
         case Op::rollback: return "rollback";
         case Op::doctor: return "doctor";
+        case Op::revoke: return "revoke";
     }
     return "unknown";
 }

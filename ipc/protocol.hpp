@@ -36,6 +36,7 @@ enum class Op : uint8_t {
     renew = 11,
     rollback = 12,
     doctor = 13,  // protocol 1 agents before it answer unknown_operation
+    revoke = 14,  // likewise
 };
 
 std::optional<Op> op_from_byte(uint8_t b) noexcept;
@@ -70,8 +71,9 @@ enum class Tag : uint16_t {
     uid = 24,             // u32: the caller as the agent sees it
     blob = 25,            // bytes: a device-specific key file (e.g. TSS2 PRIVATE KEY PEM)
     document = 26,        // utf-8 JSON: an identity view, for people and scripts
-    flags = 27,           // u8: RENEW flags (kRenewNow, kRenewRekey)
+    flags = 27,           // u8: RENEW flags (kRenewNow, kRenewRekey, kRenewCompromised), REVOKE flags
     certificate = 28,     // bytes: X.509 DER; repeated in a KeyInfo, the key's certificate first, then its chain
+    reason = 29,          // utf-8: REVOKE reason ("keyCompromise", ...)
 };
 
 // The signature schemes are the project's vocabulary (core/schemes.hpp); the wire carries
@@ -161,12 +163,22 @@ struct GenerateKeyRequest {
 };
 inline constexpr uint8_t kRenewNow = 1;
 inline constexpr uint8_t kRenewRekey = 2;
+inline constexpr uint8_t kRenewCompromised = 4;  // rekey; revoke the replaced certificate (keyCompromise)
 struct RenewRequest {
     std::string name;  // identity
     uint8_t flags = 0;
     bool operator==(const RenewRequest&) const = default;
 };
-struct DocumentResponse {  // identity views (LIST_IDENTITIES, GET_IDENTITY, RENEW, ROLLBACK)
+// REVOKE: the certificate in force revoked through the identity's issuer; with
+// kRevokeRetire also its generations removed and its keys destroyed.
+inline constexpr uint8_t kRevokeRetire = 1;
+struct RevokeRequest {
+    std::string name;    // identity
+    std::string reason;  // empty: unspecified
+    uint8_t flags = 0;
+    bool operator==(const RevokeRequest&) const = default;
+};
+struct DocumentResponse {  // identity views (LIST_IDENTITIES, GET_IDENTITY, RENEW, ROLLBACK, REVOKE)
     std::string json;
     bool operator==(const DocumentResponse&) const = default;
 };

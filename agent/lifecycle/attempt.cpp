@@ -48,11 +48,27 @@ Result<std::string> LifecycleImpl::attempt_key(Identity& id, const std::optional
         st.destroy.push_back({st.pending->key, now});
     st.pending = PendingRequest{random_id(), key, new_key, "", "", now};
     std::vector<std::string> refused;
+    std::string cleared;  // the name whose leftovers were removed (once per name)
     while (make) {
         save(id);  // remember the key before it exists, so a crash cannot orphan it
         log::notice("identity " + id.cfg->name + ": generating key " + key + " (" + id.cfg->key_type + ")");
         auto made = keys_.generate(key, id.cfg->key_type, id.cfg->token);
         if (made.ok()) break;
+        // Objects by that name the agent does not list as a key are what a generation cut
+        // short leaves (a public half without its private key): nothing can use them, and
+        // the name is this identity's own, so they go and the name is used again.
+        if (made.status().code == ErrorCode::key_exists && cleared != key && keys_.remove_orphan &&
+            !keys_.describe(key).ok()) {
+            Status removed = keys_.remove_orphan(key, id.cfg->token);
+            cleared = key;
+            if (removed.ok()) {
+                log::warning("identity " + id.cfg->name + ": removed objects named " + key +
+                             " left on the device by an interrupted key generation");
+                continue;
+            }
+            log::warning("identity " + id.cfg->name + ": cannot remove the objects named " + key +
+                         " left on the device: " + removed.message);
+        }
         // The token has an object by that name the agent does not list (e.g. a generation
         // cut short by a crash): a renewal key can take another name.
         if (made.status().code == ErrorCode::key_exists && current && refused.size() < 5) {

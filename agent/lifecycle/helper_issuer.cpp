@@ -62,6 +62,25 @@ public:
     IssueResult submit(const IssueRequest& request) override { return run("SUBMIT", request); }
     IssueResult poll(const IssueRequest& request) override { return run("POLL", request); }
 
+    // keyward's extension of the helper protocol (docs/renewal.md): certmonger has no
+    // revocation operation, and its helpers answer an operation they do not know with
+    // exit code 6, which reads here as "this issuer cannot revoke".
+    RevokeResult revoke(const RevokeRequest& request) override {
+        std::vector<std::string> env;
+        for (const auto& [name, value] : id_->issuer.environment) env.push_back(name + "=" + value);
+        env.push_back("CERTMONGER_OPERATION=REVOKE");
+        env.push_back("CERTMONGER_CERTIFICATE=" + request.cert_pem);
+        env.push_back("CERTMONGER_CA_NICKNAME=keyward");
+        if (!id_->issuer.profile.empty()) env.push_back("CERTMONGER_CA_PROFILE=" + id_->issuer.profile);
+        env.push_back("KEYWARD_REVOKE_REASON=" + std::string(revocation_reason_name(request.reason)));
+        env.push_back("KEYWARD_REVOKE_REASON_CODE=" + std::to_string(static_cast<int>(request.reason)));
+        env.push_back("KEYWARD_IDENTITY=" + id_->name);
+        env.push_back("KEYWARD_KEY=" + request.key);
+        const CommandOutcome outcome =
+            run_command(id_->issuer.command, env, id_->issuer.timeout, 1 << 20, request.cancel);
+        return interpret_helper_revoke_answer(outcome, id_->issuer.timeout);
+    }
+
 private:
     IssueResult run(const char* operation, const IssueRequest& request) {
         std::vector<std::string> env;
@@ -167,6 +186,29 @@ IssueResult interpret_helper_answer(const CommandOutcome& outcome, int64_t timeo
         }
     }
     return r;
+}
+
+RevokeResult interpret_helper_revoke_answer(const CommandOutcome& outcome, int64_t timeout_seconds) {
+    using Kind = RevokeResult::Kind;
+    const std::string how = describe_outcome(outcome, timeout_seconds);
+    const std::string said = first_text(outcome.out.empty() ? outcome.err : outcome.out);
+    auto with_said = [&](std::string text) { return said.empty() ? text : text + ": " + said; };
+    if (!outcome.started) return {Kind::misconfigured, "the CA helper " + how};
+    if (outcome.timed_out || outcome.truncated || outcome.signal || outcome.cancelled)
+        return {Kind::unreachable, "the CA helper " + how};
+    switch (outcome.exit_code) {
+        case 0: return {Kind::revoked, with_said("revoked by the CA helper")};
+        case 2: return {Kind::rejected, with_said("the CA refused to revoke")};
+        case 3: return {Kind::unreachable, with_said("the CA is unreachable")};
+        case 4: return {Kind::misconfigured, with_said("the CA helper is not configured completely (exit code 4)")};
+        case 6:
+            return {Kind::unsupported,
+                    "this issuer cannot revoke: the CA helper does not support CERTMONGER_OPERATION=REVOKE (exit code "
+                    "6); revoke the certificate at the CA"};
+        case 126:
+        case 127: return {Kind::misconfigured, with_said("the CA helper could not run (" + how + ")")};
+        default: return {Kind::unreachable, with_said("the CA helper failed with " + how)};
+    }
 }
 
 std::unique_ptr<Issuer> make_helper_issuer(std::shared_ptr<const IdentityConfig> identity) {

@@ -16,6 +16,8 @@ std::unique_ptr<Issuer> make_helper_issuer(std::shared_ptr<const IdentityConfig>
 
 // The helper's exit code and output, as an IssueResult (exposed for unit tests).
 IssueResult interpret_helper_answer(const CommandOutcome& outcome, int64_t timeout_seconds);
+// The helper's answer to CERTMONGER_OPERATION=REVOKE (exposed for unit tests).
+RevokeResult interpret_helper_revoke_answer(const CommandOutcome& outcome, int64_t timeout_seconds);
 
 // Builds the issuer named by the identity's [issuer] table: the helper, or one of `kinds`;
 // nullptr for a kind this build does not have.

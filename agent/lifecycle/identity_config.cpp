@@ -231,6 +231,8 @@ Result<std::shared_ptr<const IdentityConfig>> parse_identity(const std::string& 
             s = c.boolean(v, key, cfg->rekey);
         } else if (key == "grace_period") {
             s = c.duration(v, key, cfg->grace_period, true);
+        } else if (key == "revocation_check_interval") {
+            s = c.duration(v, key, cfg->revocation_check_interval, true);
         } else if (key == "dir") {
             s = c.string(v, key, cfg->dir);
             if (s.ok() && !cfg->dir.empty() && cfg->dir.front() != '/') s = c.fail(v, key, "expected an absolute path");
@@ -269,7 +271,8 @@ Result<std::shared_ptr<const IdentityConfig>> parse_identity(const std::string& 
             s = c.fail_at(k.source(), key,
                           "unknown key (expected key, key_type, token, subject, sans, trust_anchors, "
                           "require_client_auth, renew_at, renew_before, jitter, retry_min, retry_max, rekey, "
-                          "grace_period, dir, hooks, reload_units, notify, notify_before, auto_enroll or issuer)");
+                          "grace_period, revocation_check_interval, dir, hooks, reload_units, notify, notify_before, "
+                          "auto_enroll or issuer)");
         }
         if (!s.ok()) return s;
     }

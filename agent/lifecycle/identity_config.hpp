@@ -40,6 +40,7 @@ struct IdentityConfig {
     RenewalPolicy policy;
     bool rekey = false;                           // a new key on every renewal
     int64_t grace_period = 86400;                 // before a replaced key is destroyed
+    int64_t revocation_check_interval = 3600;     // OCSP check of the certificate in force; 0: never
     std::string dir;                              // empty: STATE_DIR/identities/NAME
     std::vector<std::vector<std::string>> hooks;  // argv of each hook
     std::vector<std::string> reload_units;        // systemctl reload UNIT after a switch

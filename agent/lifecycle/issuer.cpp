@@ -24,4 +24,31 @@ std::string_view issue_kind_name(IssueResult::Kind kind) noexcept {
     return "unknown";
 }
 
+namespace {
+
+struct ReasonName {
+    RevocationReason reason;
+    std::string_view name;
+};
+constexpr ReasonName kReasonNames[] = {
+    {RevocationReason::unspecified, "unspecified"},
+    {RevocationReason::key_compromise, "keyCompromise"},
+    {RevocationReason::superseded, "superseded"},
+    {RevocationReason::cessation_of_operation, "cessationOfOperation"},
+};
+
+}  // namespace
+
+std::optional<RevocationReason> revocation_reason_from_name(std::string_view name) noexcept {
+    for (const auto& r : kReasonNames)
+        if (r.name == name) return r.reason;
+    return std::nullopt;
+}
+
+std::string_view revocation_reason_name(RevocationReason reason) noexcept {
+    for (const auto& r : kReasonNames)
+        if (r.reason == reason) return r.name;
+    return "unknown";
+}
+
 }  // namespace keyward::lifecycle

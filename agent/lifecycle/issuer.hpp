@@ -7,7 +7,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <toml++/toml.h>
@@ -46,6 +48,39 @@ struct IssueResult {
 
 std::string_view issue_kind_name(IssueResult::Kind kind) noexcept;
 
+// The CRLReason codes (RFC 5280 §5.3.1) an operator may give.
+enum class RevocationReason : int {
+    unspecified = 0,
+    key_compromise = 1,
+    superseded = 4,
+    cessation_of_operation = 5,
+};
+std::optional<RevocationReason> revocation_reason_from_name(std::string_view name) noexcept;  // "keyCompromise"
+std::string_view revocation_reason_name(RevocationReason reason) noexcept;
+inline constexpr const char* kRevocationReasonNames = "unspecified, keyCompromise, superseded, cessationOfOperation";
+
+struct RevokeRequest {
+    std::string identity;
+    std::string cert_pem;   // the certificate to revoke
+    std::string chain_pem;  // its issuer first (may be empty)
+    std::string key;        // the device key the certificate is for
+    RevocationReason reason = RevocationReason::unspecified;
+    KeyAccess* keys = nullptr;
+    const CancelFlag* cancel = nullptr;
+};
+
+struct RevokeResult {
+    enum class Kind {
+        revoked,        // the CA revoked it (or says it already was)
+        rejected,       // the CA refused
+        unreachable,    // transient: try again later
+        unsupported,    // this issuer cannot revoke
+        misconfigured,  // our side is wrong
+    };
+    Kind kind = Kind::unreachable;
+    std::string message;  // for people: what happened, what to do
+};
+
 class Issuer {
 public:
     virtual ~Issuer() = default;
@@ -54,6 +89,10 @@ public:
     virtual IssueResult submit(const IssueRequest& request) = 0;
     // For a `pending` answer: ask again with request.cookie set.
     virtual IssueResult poll(const IssueRequest& request) = 0;
+    // Asks the CA to revoke request.cert_pem. Blocking, like submit.
+    virtual RevokeResult revoke(const RevokeRequest&) {
+        return {RevokeResult::Kind::unsupported, "the " + std::string(kind()) + " issuer cannot revoke certificates"};
+    }
 };
 
 // A kind of issuer configured by its own [identities.NAME.issuer] table ("acme", "cmp"). The

@@ -22,6 +22,11 @@ struct KeyAccess {
     std::function<Result<ipc::KeyInfo>(const std::string& key, const std::string& type, const std::string& token)>
         generate;
     std::function<Status(const std::string& key)> destroy;
+    // Removes the objects named `key` on `token` (empty: the default token) when the agent
+    // does not list a key by that name: halves left by a generation cut short (a public key
+    // without its private key), or a replaced key whose private half is already gone. A
+    // listed key is refused (key_exists): that is destroy's job. no_such_key: nothing there.
+    std::function<Status(const std::string& key, const std::string& token)> remove_orphan;
 };
 
 }  // namespace keyward::lifecycle

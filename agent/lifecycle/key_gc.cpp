@@ -5,6 +5,19 @@
 
 namespace keyward::lifecycle {
 
+Status LifecycleImpl::destroy_key_now(Identity& id, const std::string& key) {
+    Status s = keys_.destroy(key);
+    if (s.code == ErrorCode::no_such_key && keys_.remove_orphan) s = keys_.remove_orphan(key, id.cfg->token);
+    return s;
+}
+
+void LifecycleImpl::destroy_replaced_key_now(Identity& id, const std::string& key, int64_t now) {
+    for (auto& d : id.state.destroy)
+        if (d.key == key) d.after = now;
+    save(id);
+    destroy_due_keys(id, now);
+}
+
 void LifecycleImpl::destroy_due_keys(Identity& id, int64_t now) {
     IdentityState& st = id.state;
     if (st.destroy.empty()) return;
@@ -21,10 +34,13 @@ void LifecycleImpl::destroy_due_keys(Identity& id, int64_t now) {
             ++it;
             continue;
         }
-        Status s = keys_.destroy(it->key);
+        // Also when the agent no longer lists it (its private half went some other way):
+        // what is left on the device under that name (a public half) still goes.
+        Status s = destroy_key_now(id, it->key);
         if (s.ok() || s.code == ErrorCode::no_such_key) {
-            log::notice("identity " + id.cfg->name + ": destroyed the replaced key " + it->key +
-                        " after its grace period");
+            log::notice("identity " + id.cfg->name + ": " +
+                        (s.ok() ? "destroyed the replaced key " + it->key + " after its grace period"
+                                : "the replaced key " + it->key + " was already gone from the device"));
             it = st.destroy.erase(it);
         } else {
             log::warning("identity " + id.cfg->name + ": cannot destroy the replaced key " + it->key + ": " +

@@ -39,6 +39,14 @@ private:
     UniqueFd fd_;  // closing it releases the lock
 };
 
+// A certificate revoked for keyCompromise, or for no reason given, may mean its key is
+// compromised: the certificate that replaces it is for a new key.
+bool key_suspect(const IdentityState& st, const std::optional<Generation>& current) {
+    if (!st.revoked || !current || !revocation_is_for(*st.revoked, current->cert_pem)) return false;
+    const std::string& r = st.revoked->reason;
+    return r == "keyCompromise" || r == "unspecified" || r == "unknown" || r.empty();
+}
+
 std::optional<int64_t> current_not_after(const std::optional<Generation>& current) {
     if (!current) return std::nullopt;
     auto info = pki::describe_pem(current->cert_pem);
@@ -90,6 +98,12 @@ Result<std::string> LifecycleImpl::renew(const RenewRequest& request) {
     if (!enter(*id, now)) {
         report = {"failed", error_of(*id)};
     } else {
+        if (id->state.retired) {  // an enroll brings a retired identity back
+            id->state.retired = false;
+            id->state.held = false;
+            id->state.next_attempt = 0;
+            save(*id);
+        }
         const auto current = id->store.current();
         const auto due = due_time(*id, current);
         if (cancelled_.load()) {
@@ -98,7 +112,12 @@ Result<std::string> LifecycleImpl::renew(const RenewRequest& request) {
             report = {"not_due", due ? "not due until " + format_time(*due) + "; use --now to renew anyway"
                                      : "not due; use --now to renew anyway"};
         } else {
-            report = attempt(*id, current, request.rekey, now, "requested");
+            const bool suspect = key_suspect(id->state, current);
+            report = attempt(*id, current, request.rekey || request.compromised || suspect, now, "requested");
+            if (current && report.action == "issued") {
+                if (request.compromised) revoke_replaced(*id, *current, now, report);
+                else if (suspect) destroy_replaced_key_now(*id, current->meta.key, now);
+            }
         }
     }
     auto out = view(*id, unix_now());
@@ -115,6 +134,44 @@ Result<std::string> LifecycleImpl::rollback(const std::string& name) {
     return roll_back(*id, now);
 }
 
+Result<std::string> LifecycleImpl::revoke(const RevokeIdentity& request) {
+    Identity* id = find(request.identity);
+    if (!id) return unknown(request.identity);
+    const auto reason = request.reason.empty() ? std::optional(RevocationReason::unspecified)
+                                               : revocation_reason_from_name(request.reason);
+    if (!reason)
+        return Status{ErrorCode::invalid_argument,
+                      "unknown revocation reason \"" + request.reason + "\" (one of " + kRevocationReasonNames + ")"};
+    const int64_t now = unix_now();
+    DirLock lock(id->store.dir());
+    if (!enter(*id, now)) return Status{ErrorCode::internal, error_of(*id)};
+    if (!id->issuer) return Status{ErrorCode::invalid_argument, "identity " + id->cfg->name + ": " + error_of(*id)};
+    const auto current = id->store.current();
+    std::string message;
+    if (current) {
+        Status s = revoke_certificate(*id, current->cert_pem, current->chain_pem, current->meta.key, *reason, now);
+        if (!s.ok()) return s;
+        message = "certificate revoked (" + std::string(revocation_reason_name(*reason)) + ")";
+    } else if (!request.retire) {
+        return Status{ErrorCode::invalid_argument, "identity " + id->cfg->name + " has no certificate to revoke"};
+    }
+    if (request.retire) {
+        Status s = retire(*id, now, message);
+        if (!s.ok()) return s;
+    } else {
+        // The operator decides what comes next: automatic renewal holds until `keyward
+        // renew NAME --now` (a new key when the key may be compromised).
+        IdentityState& st = id->state;
+        st.held = true;
+        st.next_attempt = now + hold_delay(id->cfg->policy, random01());
+        st.last_attempt = {now, "revoked", message};
+        save(*id);
+    }
+    auto out = view(*id, unix_now());
+    out["result"] = {{"action", request.retire ? "retired" : "revoked"}, {"message", message}};
+    return out.dump(2) + "\n";
+}
+
 void LifecycleImpl::tick() {
     for (auto& id : ids_) {
         if (cancelled_.load()) return;
@@ -124,8 +181,13 @@ void LifecycleImpl::tick() {
         run_due_hooks(*id, now);
         destroy_due_keys(*id, now);
         const auto current = id->store.current();
+        watch_revocation(*id, current, now);
         const auto due = due_time(*id, current);
-        if (due && *due <= now) attempt(*id, current, id->cfg->rekey && current.has_value(), now, "scheduled");
+        if (due && *due <= now) {
+            const bool suspect = key_suspect(id->state, current);
+            const auto report = attempt(*id, current, (id->cfg->rekey && current) || suspect, now, "scheduled");
+            if (suspect && report.action == "issued") destroy_replaced_key_now(*id, current->meta.key, now);
+        }
         if (!id->cfg->notify.empty()) notify_changes(*id->cfg, id->store.dir(), view(*id, unix_now()), unix_now());
     }
 }
@@ -137,6 +199,8 @@ long LifecycleImpl::next_tick_seconds() {
         if (!error_of(*id).empty()) continue;
         if (auto due = due_time(*id, id->store.current())) next = std::min(next, *due);
         for (const auto& d : id->state.destroy) next = std::min(next, d.after);
+        if (id->cfg->revocation_check_interval > 0 && id->store.current())
+            next = std::min(next, std::max(id->state.check.next, now + 1));
     }
     // The agent sleeps this long even when a client request (enroll, renew, rollback)
     // changes the plan in between: stay within kMaxTickSeconds so such a change is
@@ -201,6 +265,11 @@ void LifecycleImpl::setup(Identity& id) {
 
 std::optional<int64_t> LifecycleImpl::due_time(Identity& id, const std::optional<Generation>& current) {
     const IdentityState& st = id.state;
+    if (st.retired) return std::nullopt;
+    // Revoked by the CA (not on our request, which holds): replaced at once, after a backoff
+    // when that fails.
+    if (current && st.revoked && st.revoked->source != "requested" && revocation_is_for(*st.revoked, current->cert_pem))
+        return st.next_attempt;
     if (st.pending && !st.pending->cookie.empty()) return st.next_attempt;
     if (!current) {
         if (!id.cfg->auto_enroll && st.next_attempt == 0) return std::nullopt;

@@ -37,6 +37,15 @@ struct RenewRequest {
     std::string identity;
     bool now = false;    // ignore the schedule
     bool rekey = false;  // new key on the device for this renewal
+    // The key in force is compromised: rekey, then revoke the replaced certificate
+    // (keyCompromise) and destroy the replaced key at once instead of after the grace period.
+    bool compromised = false;
+};
+
+struct RevokeIdentity {
+    std::string identity;
+    std::string reason;   // empty: unspecified; else one of kRevocationReasonNames
+    bool retire = false;  // also remove its generations and destroy its keys
 };
 
 class Lifecycle {
@@ -49,6 +58,9 @@ public:
     // identity's view afterwards. Failures keep the identity in force and are reported.
     virtual Result<std::string> renew(const RenewRequest& request) = 0;
     virtual Result<std::string> rollback(const std::string& identity) = 0;
+    // Revokes the certificate in force through the identity's issuer (docs/renewal.md); a
+    // CA that refuses or cannot revoke is an error and nothing changes.
+    virtual Result<std::string> revoke(const RevokeIdentity& request) = 0;
     // Runs due renewals (the agent calls it periodically from the lifecycle executor).
     virtual void tick() = 0;
     // Seconds until tick() should run again (bounded by the caller to [1, 3600]).

@@ -10,6 +10,8 @@
 //   attempt.cpp    one attempt: the key, the CSR signed on the device, the issuer's answer
 //   install.cpp    validation, the two-phase swap, hooks, rollback
 //   key_gc.cpp     replaced keys destroyed after their grace period
+//   revoke.cpp     revocation through the issuer, retirement
+//   revocation_watch.cpp  the certificate in force checked for revocation (OCSP)
 #pragma once
 
 #include <cstdint>
@@ -62,6 +64,7 @@ public:
     Result<std::string> show_json(const std::string& name) override;
     Result<std::string> renew(const RenewRequest& request) override;
     Result<std::string> rollback(const std::string& name) override;
+    Result<std::string> revoke(const RevokeIdentity& request) override;
     void cancel() noexcept override { cancelled_.store(true); }
     void tick() override;
     long next_tick_seconds() override;
@@ -104,6 +107,21 @@ private:
 
     // key_gc.cpp
     void destroy_due_keys(Identity& id, int64_t now);
+    // Destroys `key` now (both halves, listed by the agent or not); false with the reason.
+    Status destroy_key_now(Identity& id, const std::string& key);
+    // A replaced key that may be compromised goes now, not after the grace period.
+    void destroy_replaced_key_now(Identity& id, const std::string& key, int64_t now);
+
+    // revocation_watch.cpp: the certificate in force checked by OCSP when due; a revocation
+    // makes the identity due at once.
+    void watch_revocation(Identity& id, const std::optional<Generation>& current, int64_t now);
+
+    // revoke.cpp
+    Status revoke_certificate(Identity& id, const std::string& cert_pem, const std::string& chain_pem,
+                              const std::string& key, RevocationReason reason, int64_t now);
+    Status retire(Identity& id, int64_t now, std::string& message);
+    // After a rekey for a compromised key: the replaced certificate revoked, its key destroyed.
+    void revoke_replaced(Identity& id, const Generation& replaced, int64_t now, AttemptReport& report);
 
     KeyAccess keys_;
     IssuerKinds kinds_;

@@ -61,6 +61,18 @@ void LifecycleImpl::recover(Identity& id, int64_t now) {
     } else if (st.pending && st.pending->cookie.empty()) {
         st.pending->csr_pem.clear();  // an interrupted submission: the next attempt starts over
     }
+    // A key generation the crash cut short can leave a public half the agent does not list
+    // as a key (its private half never made it); it would block the name for good.
+    if (st.pending && st.pending->new_key && !st.pending->key.empty() && keys_.remove_orphan &&
+        !keys_.describe(st.pending->key).ok()) {
+        Status removed = keys_.remove_orphan(st.pending->key, id.cfg->token);
+        if (removed.ok())
+            log::warning("identity " + id.cfg->name + ": removed objects named " + st.pending->key +
+                         " left on the device by an interrupted key generation");
+        else if (removed.code != ErrorCode::no_such_key)
+            log::warning("identity " + id.cfg->name + ": cannot check the device for leftovers of key " +
+                         st.pending->key + ": " + removed.message);
+    }
     const std::string fp = fingerprint_hash(id.cfg->fingerprint);
     if (!st.config_fingerprint.empty() && st.config_fingerprint != fp && st.held) {
         // The configuration changed: a rejection or misconfiguration may be fixed.

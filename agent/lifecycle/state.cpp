@@ -1,8 +1,13 @@
 #include "agent/lifecycle/state.hpp"
 
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
 #include <nlohmann/json.hpp>
 
 #include "core/durable_file.hpp"
+#include "core/hex.hpp"
+#include "pki/certificates.hpp"
 
 namespace keyward::lifecycle {
 namespace {
@@ -21,6 +26,20 @@ Attempt attempt_from(const nlohmann::json& j) {
 }
 
 }  // namespace
+
+std::string certificate_fingerprint(const std::string& cert_pem) {
+    auto certs = pki::parse_certificates(cert_pem);
+    if (!certs.ok() || certs->empty()) return {};
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (X509_digest(certs->front().get(), EVP_sha256(), md, &len) != 1) return {};
+    return to_hex(std::span<const uint8_t>(md, len));
+}
+
+bool revocation_is_for(const Revocation& revoked, const std::string& cert_pem) {
+    const std::string fp = certificate_fingerprint(cert_pem);
+    return !fp.empty() && fp == revoked.fingerprint;
+}
 
 Result<IdentityState> load_state(const std::string& path) {
     auto text = files::read_file(path);
@@ -50,6 +69,13 @@ Result<IdentityState> load_state(const std::string& path) {
         s.hooks_due = j.value("hooks_due", 0);
         s.hooks = attempt_from(j.value("hooks", nlohmann::json::object()));
         s.config_fingerprint = j.value("config", "");
+        if (auto r = j.find("revoked"); r != j.end() && r->is_object())
+            s.revoked = Revocation{r->value("serial", ""), r->value("time", int64_t{0}), r->value("reason", ""),
+                                   r->value("source", ""), r->value("fingerprint", "")};
+        s.retired = j.value("retired", false);
+        if (auto c = j.find("revocation_check"); c != j.end() && c->is_object())
+            s.check = RevocationCheck{c->value("time", int64_t{0}), c->value("result", ""), c->value("message", ""),
+                                      c->value("next", int64_t{0}), c->value("fingerprint", "")};
     } catch (const std::exception& e) {
         return Status{ErrorCode::internal, path + " is damaged (" + e.what() + "); move it away to start afresh"};
     }
@@ -70,6 +96,19 @@ Status save_state(const std::string& path, const IdentityState& s) {
     j["hooks_due"] = s.hooks_due;
     j["hooks"] = attempt_json(s.hooks);
     j["config"] = s.config_fingerprint;
+    if (s.revoked)
+        j["revoked"] = {{"serial", s.revoked->serial},
+                        {"time", s.revoked->time},
+                        {"reason", s.revoked->reason},
+                        {"source", s.revoked->source},
+                        {"fingerprint", s.revoked->fingerprint}};
+    if (s.retired) j["retired"] = true;
+    if (s.check.time != 0)
+        j["revocation_check"] = {{"time", s.check.time},
+                                 {"result", s.check.result},
+                                 {"message", s.check.message},
+                                 {"next", s.check.next},
+                                 {"fingerprint", s.check.fingerprint}};
     return files::write_atomic(path, j.dump(2) + "\n", 0600);
 }
 

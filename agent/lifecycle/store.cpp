@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
@@ -122,6 +124,27 @@ void IdentityStore::prune() const {
     }
     for (const auto& p : doomed) std::filesystem::remove_all(p, ec);
     if (!doomed.empty()) files::fsync_dir(dir_);
+}
+
+Status IdentityStore::remove_all_generations() const {
+    for (const char* link : {"current", "previous"}) {
+        const std::string path = dir_ + "/" + link;
+        if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+            return Status{ErrorCode::internal, "cannot remove " + path + ": " + std::strerror(errno)};
+        files::fsync_dir(dir_);
+    }
+    std::error_code ec;
+    std::vector<std::filesystem::path> doomed;
+    for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
+        const std::string name = entry.path().filename().string();
+        if (gen_number(name).has_value() || name.find(".tmp-") != std::string::npos) doomed.push_back(entry.path());
+    }
+    for (const auto& p : doomed) {
+        std::filesystem::remove_all(p, ec);
+        if (ec) return Status{ErrorCode::internal, "cannot remove " + p.string() + ": " + ec.message()};
+    }
+    files::fsync_dir(dir_);
+    return {};
 }
 
 }  // namespace keyward::lifecycle

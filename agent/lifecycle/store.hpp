@@ -59,6 +59,9 @@ public:
     // Removes generation directories other than current and previous, and leftovers of
     // interrupted writes and switches.
     void prune() const;
+    // Retirement: `current` goes first (nothing is in force from then on), then `previous`
+    // and every generation directory.
+    Status remove_all_generations() const;
 
 private:
     std::optional<Generation> load_link(const char* link) const;

@@ -43,8 +43,11 @@ Json identity_view(const IdentityConfig& cfg, const IdentityStore& store, const 
     v["issuer"] = std::string(issuer_kind);
 
     std::string status;
-    if (!current) status = state.pending && !state.pending->cookie.empty() ? "enrolling" : "not enrolled";
+    const bool revoked = state.revoked && current && revocation_is_for(*state.revoked, current->cert_pem);
+    if (!current && state.retired) status = "retired";
+    else if (!current) status = state.pending && !state.pending->cookie.empty() ? "enrolling" : "not enrolled";
     else if (!info) status = "unreadable";
+    else if (revoked) status = "revoked";
     else if (info->not_after <= now) status = "expired";
     else if (state.failures > 0) status = "renewal failing";
     else if (state.pending && !state.pending->cookie.empty()) status = "renewal pending";
@@ -82,6 +85,18 @@ Json identity_view(const IdentityConfig& cfg, const IdentityStore& store, const 
     v["previous"] = previous && (!current || previous->meta.number != current->meta.number)
                         ? Json({{"generation", previous->meta.number}, {"key", previous->meta.key}})
                         : Json(nullptr);
+    v["revocation"] = revoked || (state.retired && state.revoked) ? Json({{"serial", state.revoked->serial},
+                                                                          {"time", time_or_null(state.revoked->time)},
+                                                                          {"reason", state.revoked->reason},
+                                                                          {"source", state.revoked->source}})
+                                                                  : Json(nullptr);
+    const bool checked =
+        current && state.check.time != 0 && state.check.fingerprint == certificate_fingerprint(current->cert_pem);
+    v["revocation_check"] = checked ? Json({{"time", time_or_null(state.check.time)},
+                                            {"result", state.check.result},
+                                            {"message", state.check.message},
+                                            {"next", time_or_null(state.check.next)}})
+                                    : Json(nullptr);
     v["hooks"] = attempt_json(state.hooks);
     Json destroy = Json::array();
     for (const auto& d : state.destroy) destroy.push_back({{"key", d.key}, {"after", time_or_null(d.after)}});

@@ -35,6 +35,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     decode_all(input, ipc::decode_generate_key_request);
     decode_all(input, ipc::decode_import_key_request);
     decode_all(input, ipc::decode_renew_request);
+    decode_all(input, ipc::decode_revoke_request);
     decode_all(input, ipc::decode_hello_response);
     decode_all(input, ipc::decode_status_response);
     decode_all(input, ipc::decode_list_keys_response);

@@ -29,7 +29,7 @@ import harness
 
 # PKIBody choice tags (RFC 4210 §5.1.2) as they appear on the wire (context, constructed).
 BODY_NAMES = {0xA0: "ir", 0xA1: "ip", 0xA2: "cr", 0xA3: "cp", 0xA4: "p10cr", 0xA7: "kur", 0xA8: "kup",
-              0xB3: "pkiconf", 0xB5: "genm", 0xB7: "error", 0xB8: "certConf", 0xB9: "pollReq", 0xBA: "pollRep"}
+              0xAB: "rr", 0xAC: "rp", 0xB3: "pkiconf", 0xB5: "genm", 0xB7: "error", 0xB8: "certConf", 0xB9: "pollReq", 0xBA: "pollRep"}
 CERT_REQUESTS = {"ir", "cr", "kur"}
 OID_PBM = bytes.fromhex("06092a864886f67d07420d")          # 1.2.840.113533.7.66.13 PasswordBasedMac
 OID_ECDSA_SHA256 = bytes.fromhex("06082a8648ce3d040302")   # 1.2.840.10045.4.3.2

@@ -107,6 +107,7 @@ KeyAccess SoftwareKeys::access() {
         return generate(key, type);
     };
     a.destroy = [this](const std::string& key) { return destroy(key); };
+    a.remove_orphan = [this](const std::string& key, const std::string&) { return remove_orphan(key); };
     return a;
 }
 
@@ -163,7 +164,7 @@ Result<std::vector<uint8_t>> SoftwareKeys::sign(const std::string& key, Scheme s
 }
 
 Result<ipc::KeyInfo> SoftwareKeys::generate(const std::string& key, const std::string& type_name) {
-    if (keys_.count(key)) return Status{ErrorCode::key_exists, "a key named " + key + " exists"};
+    if (keys_.count(key) || orphans.count(key)) return Status{ErrorCode::key_exists, "a key named " + key + " exists"};
     const auto type = key_type_from_name(type_name);
     if (!type) return Status{ErrorCode::invalid_argument, "unknown key type " + type_name};
     if (before_generate)
@@ -176,6 +177,13 @@ Result<ipc::KeyInfo> SoftwareKeys::generate(const std::string& key, const std::s
 Status SoftwareKeys::destroy(const std::string& key) {
     if (keys_.erase(key) == 0) return {ErrorCode::no_such_key, "no key named " + key};
     destroyed.push_back(key);
+    return {};
+}
+
+Status SoftwareKeys::remove_orphan(const std::string& key) {
+    if (keys_.count(key)) return {ErrorCode::key_exists, "key " + key + " is in use"};
+    if (orphans.erase(key) == 0) return {ErrorCode::no_such_key, "nothing named " + key};
+    orphans_removed.push_back(key);
     return {};
 }
 

@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -78,6 +79,10 @@ public:
     std::vector<Signature> signatures;   // every signature made, in order
     std::vector<std::string> generated;  // every key made, in order
     std::vector<std::string> destroyed;  // every key destroyed, in order
+    // Objects on the device that are not keys the agent lists (a public half left by a
+    // generation cut short): they block their name for generate until removed.
+    std::set<std::string> orphans;
+    std::vector<std::string> orphans_removed;  // every orphan removed, in order
 
 private:
     struct Key {
@@ -88,6 +93,7 @@ private:
     Result<std::vector<uint8_t>> sign(const std::string& key, Scheme scheme, std::span<const uint8_t> digest);
     Result<ipc::KeyInfo> generate(const std::string& key, const std::string& type);
     Status destroy(const std::string& key);
+    Status remove_orphan(const std::string& key);
 
     std::map<std::string, Key> keys_;
 };

@@ -21,6 +21,7 @@ from test_helper import identity_toml  # noqa: E402
 import test_pebble  # noqa: E402  (pebble fixtures of tests/acme)
 
 NAME = "agent.example.test"
+API = "api.example.test"
 
 
 class LifecycleWithPebble(unittest.TestCase):
@@ -44,7 +45,12 @@ class LifecycleWithPebble(unittest.TestCase):
             issuer = {"kind": "acme", "directory": cls.pebble.directory, "ca_file": cls.tmp.join("tlsca.crt"),
                       "account_key": "acme-account", "timeout": 90,
                       "http01_listen": f"127.0.0.1:{harness.free_port()}"}
-            config = cls.tmp.write("keyward.toml", identity_toml("web", options, issuer))
+            # "api": renewed only on request, so revocation tests see no renewal in between.
+            api_options = dict(options, subject=f"/CN={API}", sans=[f"dns:{API}"])
+            del api_options["renew_before"]
+            api_issuer = dict(issuer, http01_listen=f"127.0.0.1:{harness.free_port()}")
+            config = cls.tmp.write("keyward.toml", identity_toml("web", options, issuer) +
+                                   identity_toml("api", api_options, api_issuer))
             cls.agent = harness.Agent(cls.tmp, config=config)
             cls.agent.start()
         except BaseException:
@@ -103,6 +109,78 @@ class LifecycleWithPebble(unittest.TestCase):
         self.assertTrue(rekeyed["key"].startswith("web."))
         self.assert_in_force(rekeyed)
         self.handshake(rekeyed)
+
+    def pebble_status(self, serial):
+        """pebble's own record of a certificate (management interface): Status, Reason."""
+        import json
+        return json.loads(self.pebble.fetch(
+            f"https://127.0.0.1:{self.pebble.mgmt_port}/cert-status-by-serial/{serial.lower()}"))
+
+    def test_revoke_through_acme_then_rekey_compromised_then_retire(self):
+        cli = self.agent.cli
+        data = cli("renew", "api", "--now", json=True, timeout=300).data
+        self.assertEqual(data["result"]["action"], "issued", data)
+        self.assertEqual(self.pebble_status(data["serial"])["Status"], "Valid")
+
+        revoked = cli("identities", "revoke", "api", "--reason", "keyCompromise", json=True, timeout=300).data
+        self.assertEqual(revoked["result"]["action"], "revoked", revoked)
+        self.assertEqual(revoked["status"], "revoked")
+        serial = revoked["revocation"]["serial"]
+        self.assertEqual(serial, revoked["serial"])
+        self.assertEqual(revoked["revocation"]["reason"], "keyCompromise")
+        status = self.pebble_status(serial)
+        self.assertEqual((status["Status"], status["Reason"]), ("Revoked", 1), status)
+        self.assertTrue(revoked["held"], "automatic renewal must wait for the operator")
+        listing = cli("identities", "list").stdout
+        self.assertRegex(listing, r"!\s+api\s+revoked")
+        # Revoking again: pebble says alreadyRevoked, which is no failure.
+        again = cli("identities", "revoke", "api", json=True, timeout=300).data
+        self.assertEqual(again["result"]["action"], "revoked", again)
+        bad = cli("identities", "revoke", "api", "--reason", "whim", check=False)
+        self.assertNotEqual(bad.rc, 0)
+        self.assertIn("unknown revocation reason", bad.stderr)
+
+        # The next certificate after a keyCompromise revocation is for a new key.
+        renewed = cli("renew", "api", "--now", json=True, timeout=300).data
+        self.assertEqual(renewed["result"]["action"], "issued", renewed)
+        self.assertEqual(renewed["status"], "valid")
+        self.assertNotEqual(renewed["key"], revoked["key"])
+        self.assertEqual(renewed["keys_to_destroy"], [], "the revoked key must go at once, not after a grace period")
+        self.assert_in_force(renewed)
+
+        # A rekey for a compromised key revokes the replaced certificate and destroys its key at once.
+        compromised = cli("renew", "api", "--compromised", json=True, timeout=300).data
+        self.assertEqual(compromised["result"]["action"], "issued", compromised)
+        self.assertIn("replaced certificate was revoked", compromised["result"]["message"])
+        self.assertNotEqual(compromised["key"], renewed["key"])
+        status = self.pebble_status(renewed["serial"])
+        self.assertEqual((status["Status"], status["Reason"]), ("Revoked", 1), status)
+        self.assertEqual(self.pebble_status(compromised["serial"])["Status"], "Valid")
+        keys = [k["name"] for k in cli("keys", "list", json=True).data["keys"]]
+        self.assertNotIn(renewed["key"], keys, "the compromised key is still on the device")
+        self.assertEqual(compromised["keys_to_destroy"], [])
+
+        # Retirement: revoked, nothing in force, no key left; an enroll starts afresh.
+        no = cli("identities", "revoke", "api", "--retire", check=False, input="")
+        self.assertEqual(no.rc, harness.EXIT_USAGE, no.stderr)
+        self.assertIn("--yes", no.stderr)
+        retired = cli("identities", "revoke", "api", "--retire", "--yes", "--reason", "cessationOfOperation",
+                      json=True, timeout=300).data
+        self.assertEqual(retired["result"]["action"], "retired", retired)
+        self.assertEqual(retired["status"], "retired")
+        self.assertIsNone(retired["generation"])
+        self.assertIsNone(retired["next_renewal"])
+        status = self.pebble_status(compromised["serial"])
+        self.assertEqual((status["Status"], status["Reason"]), ("Revoked", 5), status)
+        self.assertFalse(os.path.exists(compromised["files"]["cert"]))
+        self.assertFalse([n for n in os.listdir(retired["dir"]) if n.startswith("gen-")])
+        keys = [k["name"] for k in cli("keys", "list", json=True).data["keys"]]
+        self.assertEqual([k for k in keys if k == "api" or k.startswith("api.")], [], keys)
+        self.assertIn("acme-account", keys)
+        fresh = cli("enroll", "api", json=True, timeout=300).data
+        self.assertEqual(fresh["result"]["action"], "issued", fresh)
+        self.assertEqual((fresh["status"], fresh["generation"], fresh["key"]), ("valid", 1, "api"))
+        self.assert_in_force(fresh)
 
 
 if __name__ == "__main__":

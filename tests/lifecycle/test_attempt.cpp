@@ -258,3 +258,49 @@ TEST_CASE("a rekey that failed keeps its new key for the next attempt", "[attemp
     CHECK(rig.keys.generated == Strings{"web", "web.2"});
     CHECK(require_consistent(rig) == "web.2");
 }
+
+TEST_CASE("objects left by interrupted generations do not block rekeys: the name is used again", "[attempt][orphan]") {
+    LifecycleRig rig;
+    auto lc = rig.start();
+    REQUIRE(renew(*lc)["result"]["action"] == "issued");
+    // More leftovers under the next names than the five other names a rekey would try.
+    for (const char* n : {"web.2", "web.2-2", "web.2-3", "web.2-4", "web.2-5", "web.2-6"}) rig.keys.orphans.insert(n);
+
+    auto out = renew(*lc, true, true);
+    CHECK(out["result"]["action"] == "issued");
+    CHECK(out["key"] == "web.2");
+    CHECK(rig.keys.orphans_removed == Strings{"web.2"});
+    CHECK(require_consistent(rig) == "web.2");
+}
+
+TEST_CASE("a replaced key the agent no longer lists is still removed from the device", "[attempt][orphan]") {
+    LifecycleRig rig;
+    auto lc = rig.start();
+    REQUIRE(renew(*lc)["result"]["action"] == "issued");
+    REQUIRE(renew(*lc, true, true)["result"]["action"] == "issued");
+    // The private half went some other way; its public half stays on the token.
+    REQUIRE(rig.keys.access().destroy("web").ok());
+    rig.keys.orphans.insert("web");
+
+    rig.clock.advance(kGracePeriod + 1);
+    lc->tick();
+    CHECK(rig.keys.orphans_removed == Strings{"web"});
+    CHECK(keys_to_destroy(show(*lc)).empty());
+}
+
+TEST_CASE("an issuer that cannot revoke: revoke and retire fail and change nothing", "[attempt][revoke]") {
+    LifecycleRig rig;
+    auto lc = rig.start();
+    REQUIRE(renew(*lc)["result"]["action"] == "issued");
+    for (bool retire : {false, true}) {
+        auto out = lc->revoke({"web", "keyCompromise", retire});
+        REQUIRE_FALSE(out.ok());
+        CHECK_THAT(out.status().message, Catch::Contains("cannot revoke"));
+        CHECK(show(*lc)["status"] == "valid");
+        CHECK(require_consistent(rig) == "web");
+    }
+    auto bad = lc->revoke({"web", "because", false});
+    REQUIRE_FALSE(bad.ok());
+    CHECK_THAT(bad.status().message, Catch::Contains("unknown revocation reason"));
+    CHECK(rig.keys.destroyed.empty());
+}

@@ -61,6 +61,161 @@ class CmpCase(LifecycleCase):
         return view
 
 
+class TestRevocation(CmpCase):
+    # RevDetails.crlEntryDetails: the CRLReason extension (2.5.29.21) holding ENUMERATED 1 (keyCompromise).
+    CRL_REASON_KEY_COMPROMISE = bytes.fromhex("0603551d15 0403 0a0101".replace(" ", ""))
+
+    def test_rr_signed_by_the_certificate_in_force_is_accepted(self):
+        self.start_agent()
+        first = self.enroll()
+        done = self.cli("identities", "revoke", "web", "--reason", "keyCompromise", json=True).data
+        self.assertEqual(done["result"]["action"], "revoked", done)
+        self.assertEqual((done["status"], done["revocation"]["serial"]), ("revoked", first["serial"]))
+        rr = self.cmp.requests("rr")
+        self.assertEqual(len(rr), 1, self.cmp.names())
+        self.assertIn(self.CRL_REASON_KEY_COMPROMISE, rr[0], "the rr does not carry the reason keyCompromise")
+        self.assertIn(cmp_ca.OID_ECDSA_SHA256, rr[0])
+        self.assertNotIn(cmp_ca.OID_PBM, rr[0], "an rr for a valid certificate is signed by it, not the secret")
+        self.assertIn(der_of(first["files"]["cert"]), rr[0], "the rr is not signed with the certificate in force")
+        # The next certificate is for a new key, through an ir or kur as usual.
+        renewed = self.cli("renew", "web", "--now", json=True).data
+        self.assertEqual((renewed["result"]["action"], renewed["status"]), ("issued", "valid"), renewed)
+        self.assertNotEqual(renewed["key"], first["key"])
+        self.assert_consistent(renewed)
+
+    def test_rr_refused_by_the_server_changes_nothing(self):
+        self.start_agent()
+        first = self.enroll()
+        # The mock server revokes only the certificate it answers with; make that another one.
+        self.cmp._start_mock(self.cmp.ra_cert)
+        done = self.cli("identities", "revoke", "web", check=False)
+        self.assertEqual(done.rc, harness.EXIT_FAILURE, done.stderr)
+        self.assertIn("not revoked", done.stderr)
+        view = self.view()
+        self.assertEqual((view["status"], view["serial"]), ("valid", first["serial"]))
+        self.assertIsNone(view["revocation"])
+
+
+class TlsFront:
+    """nginx as a TLS reverse proxy before the CMP CA's front end (https://127.0.0.1:PORT/pkix/),
+    with a server certificate from a CA of its own."""
+
+    def __init__(self, tmp, tls_ca, upstream_port, client_ca=None):
+        self.dir = tmp.mkdir("nginx-cmp", 0o755)
+        self.port = harness.free_port()
+        cert, key = tls_ca.server_cert("cmp-tls")
+        conf = (f"daemon off;\nmaster_process on;\nuser root root;\nworker_processes 1;\n"
+                f"pid {self.dir}/nginx.pid;\nerror_log {self.dir}/error.log info;\n"
+                "events { worker_connections 16; }\n"
+                "http {\n  log_format cmp '$request client=$ssl_client_s_dn verify=$ssl_client_verify';\n"
+                f"  access_log {self.dir}/access.log cmp;\n"
+                + "".join(f"  {t}_temp_path {self.dir}/{t};\n"
+                          for t in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+                + f"  server {{\n    listen 127.0.0.1:{self.port} ssl;\n"
+                f"    ssl_certificate {cert};\n    ssl_certificate_key {key};\n"
+                + (f"    ssl_verify_client optional;\n    ssl_client_certificate {client_ca};\n" if client_ca else "")
+                + f"    location / {{ proxy_pass http://127.0.0.1:{upstream_port}; }}\n  }}\n}}\n")
+        self.conf = tmp.write("nginx-cmp/nginx.conf", conf)
+        self.proc = subprocess.Popen([harness.require_program("nginx"), "-c", self.conf, "-p", self.dir,
+                                      "-e", os.path.join(self.dir, "error.log")],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+
+        def up():
+            if self.proc.poll() is not None:
+                return "exited"
+            try:
+                with open(os.path.join(self.dir, "error.log")) as f:
+                    return "ready" if "start worker process" in f.read() else None
+            except FileNotFoundError:
+                return None
+        state = wait_until(up, 30)
+        if state != "ready":
+            self.stop()
+            raise RuntimeError(f"nginx did not start ({state}): {self.error_log()}")
+        self.url = f"https://127.0.0.1:{self.port}/pkix/"
+
+    def error_log(self):
+        try:
+            with open(os.path.join(self.dir, "error.log")) as f:
+                return f.read()[-3000:]
+        except FileNotFoundError:
+            return "(no error.log)"
+
+    def requests(self):
+        try:
+            with open(os.path.join(self.dir, "access.log")) as f:
+                return [line for line in f.read().splitlines() if "POST /pkix/" in line]
+        except FileNotFoundError:
+            return []
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGQUIT)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+
+
+class TestHttps(CmpCase):
+    """CMP over HTTPS: TLS to the CA (nginx before the mock server) verified with the issuer's
+    own trust anchors (tls_trusted), separate from the CMP protection's `trusted`."""
+
+    def setUp(self):
+        super().setUp()
+        self.tls_ca = harness.TestCA(self.tmp.join("tls-ca"), subject="/CN=keyward test TLS CA")
+        self.front = TlsFront(self.tmp, self.tls_ca, self.cmp.port)
+        self.issuer.update(server=self.front.url, tls_trusted=self.tls_ca.cert)
+
+    def tearDown(self):
+        self.front.stop()
+        super().tearDown()
+
+    def test_enroll_renew_and_revoke_through_tls(self):
+        self.start_agent()
+        first = self.enroll()
+        self.assert_consistent(first)
+        renewed = self.cli("renew", "web", "--now", "--rekey", json=True).data
+        self.assertEqual(renewed["result"]["action"], "issued", renewed)
+        self.assert_consistent(renewed)
+        revoked = self.cli("identities", "revoke", "web", json=True).data
+        self.assertEqual(revoked["status"], "revoked")
+        self.assertEqual(self.cmp.names().count("rr"), 1)
+        # Every message went through the TLS front end (ir, certConf, kur, certConf, rr).
+        self.assertGreaterEqual(len(self.front.requests()), 5, self.front.requests())
+
+    def test_client_authentication_with_the_certificate_in_force(self):
+        self.front.stop()
+        self.front = TlsFront(self.tmp, self.tls_ca, self.cmp.port, client_ca=self.ca.cert)
+        self.issuer.update(server=self.front.url, tls_client_auth=True)
+        self.start_agent()
+        first = self.enroll()  # nothing to authenticate with yet: the ir goes without
+        self.assertTrue(all("client=- verify=NONE" in r for r in self.front.requests()), self.front.requests())
+        seen = len(self.front.requests())
+        renewed = self.cli("renew", "web", "--now", json=True).data
+        self.assertEqual(renewed["result"]["action"], "issued", renewed)
+        kur = self.front.requests()[seen:]
+        self.assertTrue(kur, "no request went through the TLS front end")
+        for line in kur:  # the device key answered the TLS handshake for the certificate in force
+            self.assertIn("client=CN=web.example verify=SUCCESS", line)
+        self.assertNotEqual(renewed["serial"], None)
+        self.assertEqual(first["key"], renewed["key"])
+
+    def test_a_server_certificate_from_another_ca_is_refused(self):
+        self.issuer["tls_trusted"] = self.ca.cert  # the CMP CA, not the one of the TLS server
+        self.start_agent()
+        done = self.cli("enroll", "web", json=True, check=False)
+        self.assertEqual(done.rc, harness.EXIT_FAILURE)
+        view = self.view()
+        self.assertEqual(view["status"], "not enrolled")
+        self.assertEqual(view["last_attempt"]["outcome"], "unreachable")
+        self.assertRegex(view["last_attempt"]["message"], r"certificate verify failed|tls|TLS|ssl|SSL")
+        self.assertEqual(self.cmp.names(), [], "a message reached the CA over an unverified connection")
+
+
 class TestEnrollAndKeyUpdate(CmpCase):
     def test_ir_with_a_shared_secret_then_kur_renewal_and_rekey(self):
         self.start_agent()

@@ -64,13 +64,42 @@ TEST_CASE("cmp: every documented key is accepted", "[config][cmp]") {
     CHECK(c.poll_inline_max.count() == 0);
 }
 
+TEST_CASE("cmp: an https:// server with its own TLS trust anchors", "[config][cmp]") {
+    const std::string text =
+        "kind = \"cmp\"\nserver = \"https://ca.example/pkix/\"\ntrusted = \"/ca.pem\"\n"
+        "tls_trusted = \"/etc/keyward/tls-ca.pem\"\n" +
+        kSecret;
+    REQUIRE(check(text).ok());
+    CmpConfig c = read_cmp_config(toml::parse(text));
+    CHECK(c.tls);
+    CHECK(c.port == 443);
+    CHECK(c.host == "ca.example");
+    CHECK(c.path == "/pkix/");
+    CHECK(c.tls_trusted == "/etc/keyward/tls-ca.pem");
+    CHECK_FALSE(c.tls_client_auth);
+    CHECK(read_cmp_config(toml::parse(text + "tls_client_auth = true\n")).tls_client_auth);
+    CHECK_FALSE(read_cmp_config(toml::parse(kBase + kSecret)).tls);
+    CHECK(error_of(kBase + kSecret + "tls_client_auth = true\n").find("tls_client_auth: only for an https://") !=
+          std::string::npos);
+    CHECK(error_of(text + "tls_client_auth = \"yes\"\n").find("tls_client_auth: must be true or false") !=
+          std::string::npos);
+}
+
 TEST_CASE("cmp: errors name the file, line and key", "[config][cmp]") {
     CHECK(error_of(kBase + kSecret + "colour = \"red\"\n") ==
           "test.toml:6: identities.web.issuer.colour: unknown key for a CMP issuer");
     CHECK(error_of("kind = \"cmp\"\ntrusted = \"/ca.pem\"\n" + kSecret).find("identities.web.issuer.server: missing") !=
           std::string::npos);
     CHECK(error_of("kind = \"cmp\"\nserver = \"https://ca.example/\"\ntrusted = \"/ca.pem\"\n" + kSecret)
-              .find("test.toml:2: identities.web.issuer.server: only http:// is supported") != std::string::npos);
+              .find("identities.web.issuer.tls_trusted: missing") != std::string::npos);
+    CHECK(error_of(kBase + kSecret + "tls_trusted = \"/tls.pem\"\n").find("tls_trusted: only for an https://") !=
+          std::string::npos);
+    CHECK(error_of("kind = \"cmp\"\nserver = \"https://ca.example/\"\ntrusted = \"/ca.pem\"\ntls_trusted = "
+                   "\"/tls.pem\"\nproxy = \"http://p:1\"\n" +
+                   kSecret)
+              .find("proxy: not supported with an https:// server") != std::string::npos);
+    CHECK(error_of("kind = \"cmp\"\nserver = \"ftp://ca.example/\"\ntrusted = \"/ca.pem\"\n" + kSecret)
+              .find("identities.web.issuer.server:") != std::string::npos);
     CHECK(error_of("kind = \"cmp\"\nserver = \"ca.example\"\ntrusted = \"/ca.pem\"\n" + kSecret)
               .find("identities.web.issuer.server:") != std::string::npos);
     CHECK(error_of("kind = \"cmp\"\nserver = \"http://ca.example/\"\n" + kSecret).find("trusted: missing") !=

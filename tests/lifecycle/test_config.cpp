@@ -49,6 +49,7 @@ TEST_CASE("a minimal identity gets the documented defaults", "[config]") {
     CHECK(c.policy.retry_max == 6 * 3600);
     CHECK_FALSE(c.rekey);
     CHECK(c.grace_period == 86400);
+    CHECK(c.revocation_check_interval == 3600);
     CHECK(c.auto_enroll);
     CHECK(c.issuer.kind == "helper");
     CHECK(c.issuer.command == std::vector<std::string>{"/usr/bin/true"});
@@ -70,6 +71,7 @@ retry_min = "30s"
 retry_max = "2h"
 rekey = true
 grace_period = "12h"
+revocation_check_interval = "10m"
 dir = "/var/lib/keyward/id/web"
 hooks = ["/usr/local/bin/reload-web", ["/usr/bin/logger", "renewed"]]
 reload_units = ["nginx.service"]
@@ -95,6 +97,7 @@ environment = { CERTMONGER_LOCAL_CA_DIR = "/var/lib/ca" }
     CHECK(c.policy.retry_max == 7200);
     CHECK(c.rekey);
     CHECK(c.grace_period == 12 * 3600);
+    CHECK(c.revocation_check_interval == 600);
     CHECK(c.dir == "/var/lib/keyward/id/web");
     REQUIRE(c.hooks.size() == 2);
     CHECK(c.hooks[1] == std::vector<std::string>{"/usr/bin/logger", "renewed"});
@@ -120,8 +123,8 @@ TEST_CASE("config errors name the file, the line and the key", "[config]") {
           std::string("test.toml:4: identities.web.colour: unknown key (expected key, "
                       "key_type, token, subject, sans, trust_anchors, "
                       "require_client_auth, renew_at, renew_before, jitter, "
-                      "retry_min, retry_max, rekey, grace_period, dir, hooks, "
-                      "reload_units, notify, notify_before, auto_enroll or issuer)"));
+                      "retry_min, retry_max, rekey, grace_period, revocation_check_interval, dir, "
+                      "hooks, reload_units, notify, notify_before, auto_enroll or issuer)"));
     CHECK_THAT(error_of(minimal("renew_at = \"3/2\"\n")),
                Catch::StartsWith("test.toml:4: identities.web.renew_at: expected a fraction"));
     CHECK_THAT(error_of(minimal("retry_min = \"5 minutes\"\n")),

@@ -4,11 +4,14 @@ certmonger-style CA helper (tests/lifecycle/ca_helper.sh, a software CA made wit
 exercising every exit code, the keyward CLI, and TLS through the provider with the
 identity's files. Also Debian certmonger's own local-submit helper, offline."""
 
+import functools
+import http.server
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -303,6 +306,294 @@ class TestGracePeriod(LifecycleCase):
         done = self.cli("identities", "rollback", "web", check=False)
         self.assertNotEqual(done.rc, 0)
         self.assertIn("no longer exists", done.stderr)
+
+
+class TestRevocation(LifecycleCase):
+    """keyward identities revoke through the helper (CERTMONGER_OPERATION=REVOKE)."""
+
+    def revoked_log(self):
+        path = os.path.join(self.hdir, "revoked.log")
+        if not os.path.exists(path):
+            return []
+        with open(path) as f:
+            return f.read().splitlines()
+
+    def test_revoke_calls_the_helper_with_the_certificate_and_the_reason(self):
+        data = self.enroll()
+        done = self.cli("identities", "revoke", "web", "--reason", "superseded")
+        self.assertIn("certificate revoked (superseded)", done.stdout)
+        self.assertRegex(done.stdout, r"revoked:\s+\S+")
+        self.assertEqual(self.revoked_log(), [f"serial={data['serial']} reason=superseded code=4"])
+        env = self.helper_env()
+        self.assertEqual(env["CERTMONGER_OPERATION"], "REVOKE")
+        self.assertEqual(env["KEYWARD_IDENTITY"], "web")
+        self.assertEqual(env["KEYWARD_KEY"], "web")
+        with open(data["files"]["cert"]) as f:
+            self.assertEqual(env["CERTMONGER_CERTIFICATE"].strip(), f.read().strip())
+        view = self.view()
+        self.assertEqual(view["status"], "revoked")
+        self.assertEqual(view["revocation"]["source"], "requested")
+        self.assertEqual(view["last_attempt"]["outcome"], "revoked")
+        self.assertTrue(view["held"])
+        audit = self.agent.log_text()
+        self.assertRegex(audit, r"op=revoke .*web.*result=ok")
+        # superseded: the key stays for the next certificate.
+        renewed = self.cli("renew", "web", "--now", json=True).data
+        self.assertEqual((renewed["result"]["action"], renewed["key"], renewed["status"]), ("issued", "web", "valid"))
+
+    def test_a_helper_that_cannot_revoke_or_refuses_changes_nothing(self):
+        data = self.enroll()
+        for mode, rc, text in (("norevoke", harness.EXIT_FAILURE, "this issuer cannot revoke"),
+                               ("reject", harness.EXIT_FAILURE, "refused to revoke"),
+                               ("unreachable", harness.EXIT_FAILURE, "unreachable")):
+            self.set_mode(mode)
+            done = self.cli("identities", "revoke", "web", "--retire", "--yes", check=False)
+            self.assertEqual(done.rc, rc, (mode, done.stderr))
+            self.assertIn(text, done.stderr)
+            view = self.view()
+            self.assertEqual((view["status"], view["serial"]), ("valid", data["serial"]), mode)
+            self.assert_consistent(view)
+        self.assertEqual(self.revoked_log(), [])
+
+    def test_certmonger_local_submit_cannot_revoke(self):
+        self.assertTrue(os.access(LOCAL_SUBMIT, os.X_OK), f"{LOCAL_SUBMIT} is missing (Debian package certmonger)")
+        self.enroll()
+        self.agent.stop()
+        self.issuer = {"kind": "helper", "command": [LOCAL_SUBMIT]}
+        self.start_agent()
+        done = self.cli("identities", "revoke", "web", check=False)
+        self.assertEqual(done.rc, harness.EXIT_FAILURE, done.stderr)
+        self.assertIn("this issuer cannot revoke", done.stderr)
+
+    def test_revoke_without_a_certificate_and_unknown_names(self):
+        done = self.cli("identities", "revoke", "web", check=False)
+        self.assertEqual(done.rc, harness.EXIT_FAILURE)
+        self.assertIn("has no certificate to revoke", done.stderr)
+        done = self.cli("identities", "revoke", "nosuch", check=False)
+        self.assertIn("no identity named", done.stderr)
+
+    def test_retire_revokes_removes_the_generations_and_destroys_the_keys(self):
+        self.enroll()
+        rekeyed = self.cli("renew", "web", "--rekey", json=True).data  # two keys: web (grace period), web.2
+        self.assertEqual(rekeyed["key"], "web.2")
+        retired = self.cli("identities", "revoke", "web", "--retire", "--yes", json=True).data
+        self.assertEqual(retired["status"], "retired")
+        self.assertEqual(self.revoked_log(), [f"serial={rekeyed['serial']} reason=unspecified code=0"])
+        self.assertFalse(os.path.exists(os.path.join(retired["dir"], "current")))
+        self.assertFalse(os.path.exists(os.path.join(retired["dir"], "previous")))
+        self.assertEqual(sorted(n for n in os.listdir(retired["dir"]) if n.startswith("gen-")), [])
+        self.assertEqual(self.cli("keys", "list", json=True).data["keys"], [])
+        listing = self.agent.pkcs11_tool("--list-objects").stdout
+        self.assertNotIn("label:      web", listing)
+        self.assertIn("destroyed (web.2, web)", retired["last_attempt"]["message"])
+        # Nothing happens by itself after a restart; an enroll starts afresh.
+        self.agent.restart()
+        self.assertEqual(self.view()["status"], "retired")
+        fresh = self.enroll()
+        self.assertEqual((fresh["generation"], fresh["key"], fresh["status"]), (1, "web", "valid"))
+        self.assert_consistent(fresh)
+
+    def test_rekey_for_a_compromised_key_revokes_the_replaced_certificate(self):
+        first = self.enroll()
+        done = self.cli("renew", "web", "--compromised", json=True).data
+        self.assertEqual((done["result"]["action"], done["key"]), ("issued", "web.2"), done)
+        self.assertEqual(self.revoked_log(), [f"serial={first['serial']} reason=keyCompromise code=1"])
+        self.assertEqual(done["keys_to_destroy"], [])
+        self.assertEqual([k["name"] for k in self.cli("keys", "list", json=True).data["keys"]], ["web.2"])
+        self.assertEqual(done["status"], "valid")
+        self.assert_consistent(done)
+
+
+class TestRevocationChecking(LifecycleCase):
+    """The certificate in force checked by OCSP: `openssl ocsp` as the responder over an
+    `openssl ca`-style index the test writes, signed by the CA itself."""
+
+    auto_start = False
+
+    def setUp(self):
+        super().setUp()
+        self.ocsp_port = harness.free_port()
+        self.index = self.tmp.write("ocsp-index.txt", "")
+        self.ocsp = None
+        self.issuer["environment"]["OCSP_URL"] = f"http://127.0.0.1:{self.ocsp_port}"
+        self.options["revocation_check_interval"] = "2s"
+
+    def tearDown(self):
+        self.stop_responder()
+        super().tearDown()
+
+    def start_responder(self):
+        log_path = self.tmp.join("ocsp.log")
+        with open(log_path, "a") as log:
+            start = log.tell()
+            self.ocsp = subprocess.Popen(
+                ["openssl", "ocsp", "-index", self.index, "-CA", self.ca.cert, "-rsigner", self.ca.cert,
+                 "-rkey", self.ca.key, "-port", str(self.ocsp_port), "-nmin", "5"],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+        def accepting():  # a probe connection would stall the single-threaded responder
+            with open(log_path) as f:
+                f.seek(start)
+                return "ACCEPT" in f.read()
+        self.assertTrue(wait_until(accepting, 10), "openssl ocsp did not start")
+
+    def stop_responder(self):
+        if self.ocsp:
+            harness.end_process(self.ocsp)
+            self.ocsp = None
+
+    def set_index(self, view, revoked_reason=None):
+        """The CA's index says the certificate in force is valid, or revoked with that reason;
+        the responder is restarted to read it."""
+        self.set_index_file(view, revoked_reason)
+        self.stop_responder()
+        self.start_responder()
+
+    def set_index_file(self, view, revoked_reason=None):
+        expiry = time.strftime("%y%m%d%H%M%SZ", time.gmtime(view["not_after_unix"]))
+        if revoked_reason:
+            now = time.strftime("%y%m%d%H%M%SZ", time.gmtime())
+            line = f"R\t{expiry}\t{now},{revoked_reason}\t{view['serial']}\tunknown\t/CN=web.example\n"
+        else:
+            line = f"V\t{expiry}\t\t{view['serial']}\tunknown\t/CN=web.example\n"
+        with open(self.index, "w") as f:
+            f.write(line)
+
+    def check_result(self):
+        check = self.view()["revocation_check"]
+        return check["result"] if check else None
+
+    def test_good_then_responder_down_then_revoked_and_enrolled_again_with_a_new_key(self):
+        self.start_agent()
+        first = self.enroll()
+        self.set_index(first)
+        self.assertTrue(wait_until(lambda: self.check_result() == "good", 20, 0.5),
+                        str(self.view()["revocation_check"]) + "\n" + self.agent.log_tail())
+        self.assertIn(f"127.0.0.1:{self.ocsp_port}", self.view()["revocation_check"]["message"])
+
+        # Responder down: a soft-fail shown in the view, never a revocation.
+        self.stop_responder()
+        self.assertTrue(wait_until(lambda: self.check_result() == "unavailable", 20, 0.5), self.agent.log_tail())
+        view = self.view()
+        self.assertEqual((view["status"], view["generation"]), ("valid", 1))
+        self.assertIn("unreachable", view["revocation_check"]["message"])
+        shown = self.cli("identities", "show", "web").stdout
+        self.assertRegex(shown, r"revocation:\s+unavailable")
+
+        # The CA revokes it: found at the next check, a new certificate for a new key at once.
+        self.set_index(first, "keyCompromise")
+        renewed = wait_until(lambda: (lambda v: v if v["generation"] == 2 else None)(self.view()), 40, 0.5)
+        self.assertTrue(renewed, "no re-enrollment after the revocation\n" + self.agent.log_tail())
+        self.assertEqual(renewed["status"], "valid")
+        self.assertEqual(renewed["key"], "web.2")
+        self.assertEqual(renewed["keys_to_destroy"], [], "the key of a certificate revoked for keyCompromise stays")
+        self.assert_consistent(renewed)
+        log = self.agent.log_text()
+        self.assertIn(f"certificate {first['serial']} has been revoked (keyCompromise", log)
+        self.assertRegex(log, rf"audit: op=revoked identity=web serial={first['serial']} reason=keyCompromise")
+        self.assertEqual([k["name"] for k in self.cli("keys", "list", json=True).data["keys"]], ["web.2"])
+
+    def test_crl_over_http_when_there_is_no_responder(self):
+        del self.issuer["environment"]["OCSP_URL"]
+        crl_dir = self.tmp.mkdir("crl", 0o755)
+        class Quiet(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+        handler = functools.partial(Quiet, directory=crl_dir)
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.server_close)
+        self.addCleanup(server.shutdown)
+        self.issuer["environment"]["CRL_URL"] = f"http://127.0.0.1:{server.server_address[1]}/ca.crl"
+        cnf = self.tmp.write("crl-ca.cnf", f"[ca]\ndefault_ca = d\n[d]\ndatabase = {self.index}\n"
+                                           f"new_certs_dir = {crl_dir}\nserial = {crl_dir}/serial\n"
+                                           "default_md = sha256\ndefault_crl_days = 1\npolicy = p\n"
+                                           "[p]\ncommonName = supplied\n")
+
+        def publish(view, reason=None):
+            self.set_index_file(view, reason)
+            openssl("ca", "-gencrl", "-config", cnf, "-keyfile", self.ca.key, "-cert", self.ca.cert,
+                    "-out", os.path.join(crl_dir, "ca.crl"))
+
+        self.start_agent()
+        first = self.enroll()
+        publish(first)
+        self.assertTrue(wait_until(lambda: self.check_result() == "good", 20, 0.5), self.agent.log_tail())
+        self.assertIn("not on CRL http://127.0.0.1:", self.view()["revocation_check"]["message"])
+        publish(first, "keyCompromise")
+        renewed = wait_until(lambda: (lambda v: v if v["generation"] == 2 else None)(self.view()), 40, 0.5)
+        self.assertTrue(renewed, "no re-enrollment after the revocation\n" + self.agent.log_tail())
+        self.assertEqual((renewed["status"], renewed["key"]), ("valid", "web.2"))
+        self.assert_consistent(renewed)
+        self.assertRegex(self.agent.log_text(),
+                         rf"audit: op=revoked identity=web serial={first['serial']} reason=keyCompromise source=crl")
+
+
+class TestOrphanKeys(LifecycleCase):
+    """Key objects on the token the agent does not list (a public half a crash inside
+    C_GenerateKeyPair leaves behind), made here with OpenSC's pkcs11-tool."""
+
+    auto_start = False
+
+    def put_public_half(self, label, key_id):
+        key = self.tmp.join(f"orphan-{key_id}.pem")
+        der = self.tmp.join(f"orphan-{key_id}.der")
+        openssl("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key)
+        openssl("pkey", "-in", key, "-pubout", "-outform", "DER", "-out", der)
+        self.agent.pkcs11_tool("--write-object", der, "--type", "pubkey", "--label", label, "--id", key_id)
+
+    def objects(self, kind, label):
+        listing = self.agent.pkcs11_tool("--list-objects", "--type", kind).stdout
+        return [line for line in listing.splitlines() if line.strip() == f"label:      {label}"]
+
+    def test_public_halves_left_behind_do_not_block_rekeys(self):
+        self.start_agent()
+        self.enroll()
+        # One more leftover than the other names a rekey tries: before, every rekey failed
+        # with "a key named web.2-6 already exists".
+        for i, label in enumerate(["web.2"] + [f"web.2-{k}" for k in range(2, 7)]):
+            self.put_public_half(label, f"e{i}")
+        rekeyed = self.cli("renew", "web", "--rekey", json=True).data
+        self.assertEqual(rekeyed["result"]["action"], "issued", rekeyed)
+        self.assertEqual(rekeyed["key"], "web.2")
+        self.assert_consistent(rekeyed)
+        self.assertEqual(len(self.objects("pubkey", "web.2")), 1, "the leftover public half is still there")
+        self.assertEqual(len(self.objects("privkey", "web.2")), 1)
+        self.assertIn("left on the device by an interrupted key generation", self.agent.log_text())
+
+    def test_a_leftover_of_the_pending_key_is_removed_at_start(self):
+        self.start_agent()
+        self.enroll()
+        cli = TestCrashes.start_blocked_renewal(self, "--rekey")
+        self.agent.proc.send_signal(signal.SIGKILL)
+        self.agent.wait()
+        self.unblock_helper()
+        cli.communicate(timeout=60)
+        self.set_mode("issue")
+        # As if the crash had come inside C_GenerateKeyPair: only the public half of the
+        # pending key made it to the token.
+        self.agent.pkcs11_tool("--delete-object", "--type", "privkey", "--label", "web.2")
+        self.assertEqual(len(self.objects("pubkey", "web.2")), 1)
+        self.agent.start()
+        self.view()  # the identity is entered (and reconciled) at its first use
+        self.assertTrue(wait_until(lambda: not self.objects("pubkey", "web.2"), 20, 0.5),
+                        "the leftover public half was not removed at start\n" + self.agent.log_tail())
+        rekeyed = self.cli("renew", "web", "--rekey", json=True).data
+        self.assertEqual((rekeyed["result"]["action"], rekeyed["key"]), ("issued", "web.2"), rekeyed)
+        self.assert_consistent(rekeyed)
+
+    def test_a_replaced_key_the_agent_no_longer_lists_is_removed_whole(self):
+        self.options["grace_period"] = "3s"
+        self.start_agent()
+        self.enroll()
+        self.cli("renew", "web", "--rekey")
+        # Its private half goes some other way; after a restart the agent no longer lists it.
+        self.agent.pkcs11_tool("--delete-object", "--type", "privkey", "--label", "web")
+        self.agent.restart()
+        self.assertEqual(len(self.objects("pubkey", "web")), 1)
+        self.assertTrue(wait_until(lambda: not self.objects("pubkey", "web"), 30, 0.5),
+                        "the public half of the replaced key stayed on the token\n" + self.agent.log_tail())
+        self.assertEqual(self.view()["keys_to_destroy"], [])
 
 
 class TestFailures(LifecycleCase):

@@ -81,6 +81,41 @@ TEST_CASE("certmonger helper exit codes map to issue outcomes", "[helper]") {
     CHECK(interpret_helper_answer(missing, 60).kind == IssueResult::Kind::misconfigured);
 }
 
+TEST_CASE("certmonger helper exit codes map to revocation outcomes", "[helper][revoke]") {
+    using Kind = RevokeResult::Kind;
+    auto r = interpret_helper_revoke_answer(exited(0, "revoked 4B57\n"), 60);
+    CHECK(r.kind == Kind::revoked);
+    CHECK_THAT(r.message, Catch::Contains("revoked 4B57"));
+    r = interpret_helper_revoke_answer(exited(2, "not yours\n"), 60);
+    CHECK(r.kind == Kind::rejected);
+    CHECK(r.message == "the CA refused to revoke: not yours");
+    CHECK(interpret_helper_revoke_answer(exited(3, ""), 60).kind == Kind::unreachable);
+    CHECK(interpret_helper_revoke_answer(exited(4, ""), 60).kind == Kind::misconfigured);
+    r = interpret_helper_revoke_answer(exited(6, ""), 60);
+    CHECK(r.kind == Kind::unsupported);
+    CHECK_THAT(r.message, Catch::Contains("this issuer cannot revoke"));
+    // A wait answer makes no sense for a revocation: a failure to try again.
+    CHECK(interpret_helper_revoke_answer(exited(1, "cookie\n"), 60).kind == Kind::unreachable);
+    CHECK(interpret_helper_revoke_answer(exited(127, ""), 60).kind == Kind::misconfigured);
+    CommandOutcome timed_out;
+    timed_out.started = true;
+    timed_out.timed_out = true;
+    CHECK(interpret_helper_revoke_answer(timed_out, 60).kind == Kind::unreachable);
+    CommandOutcome missing;
+    missing.error = "/nonexistent: No such file or directory";
+    CHECK(interpret_helper_revoke_answer(missing, 60).kind == Kind::misconfigured);
+}
+
+TEST_CASE("revocation reasons by name and RFC 5280 code", "[revoke]") {
+    CHECK(revocation_reason_from_name("keyCompromise") == RevocationReason::key_compromise);
+    CHECK(static_cast<int>(*revocation_reason_from_name("cessationOfOperation")) == 5);
+    CHECK(static_cast<int>(*revocation_reason_from_name("superseded")) == 4);
+    CHECK(static_cast<int>(*revocation_reason_from_name("unspecified")) == 0);
+    CHECK_FALSE(revocation_reason_from_name("keycompromise"));
+    CHECK_FALSE(revocation_reason_from_name(""));
+    CHECK(revocation_reason_name(RevocationReason::superseded) == "superseded");
+}
+
 TEST_CASE("programs run without a shell, with only the environment given", "[subprocess]") {
     ::setenv("KEYWARD_TEST_SECRET", "must-not-leak", 1);
     auto o = run_command({"/usr/bin/env"}, {"ONLY=this"}, 10);
@@ -214,6 +249,8 @@ TEST_CASE("identity state survives a round trip", "[state]") {
     s.hooks_due = 2;
     s.hooks = {5, "failed", "hook x: exit code 1"};
     s.config_fingerprint = "abc";
+    s.revoked = Revocation{"4B57", 321, "keyCompromise", "requested", "ab12"};
+    s.retired = true;
     REQUIRE(save_state(path, s).ok());
     CHECK((fs::status(path).permissions() & fs::perms::all) == (fs::perms::owner_read | fs::perms::owner_write));
     auto back = load_state(path);
@@ -228,6 +265,13 @@ TEST_CASE("identity state survives a round trip", "[state]") {
     CHECK(back->destroy.size() == 1);
     CHECK(back->hooks_due == 2);
     CHECK(back->config_fingerprint == "abc");
+    REQUIRE(back->revoked);
+    CHECK(back->revoked->serial == "4B57");
+    CHECK(back->revoked->time == 321);
+    CHECK(back->revoked->reason == "keyCompromise");
+    CHECK(back->revoked->source == "requested");
+    CHECK(back->revoked->fingerprint == "ab12");
+    CHECK(back->retired);
     REQUIRE(files::write_atomic(path, "{not json").ok());
     CHECK_FALSE(load_state(path).ok());
 }

@@ -139,6 +139,32 @@ TEST_CASE("a crash before the new key was made: the next attempt makes it under 
     CHECK(require_consistent(rig) == "web.2");
 }
 
+TEST_CASE("a crash inside the key generation: its leftover is removed at start and the name used again",
+          "[recovery][orphan]") {
+    HookedRig rig;
+    auto lc = rig.start();
+    REQUIRE(renew(*lc)["result"]["action"] == "issued");
+    rig.keys.before_generate = [&](const std::string& key) {
+        rig.snapshot();
+        rig.keys.orphans.insert(key);  // the public half made it to the token, the private one did not
+        return Status{ErrorCode::device_unavailable, "the agent died here"};
+    };
+    renew(*lc, true, true);
+    rig.keys.before_generate = nullptr;
+    lc.reset();
+    rig.restore();
+    REQUIRE(rig.state().pending);
+    REQUIRE(rig.keys.orphans.count("web.2"));
+
+    lc = rig.start();
+    lc->tick();
+    CHECK(rig.keys.orphans_removed == Strings{"web.2"});
+    auto out = renew(*lc, true, true);
+    CHECK(out["result"]["action"] == "issued");
+    CHECK(out["key"] == "web.2");
+    CHECK(require_consistent(rig) == "web.2");
+}
+
 TEST_CASE("a crash after the new generation was written, before the switch: the old identity stays", "[recovery]") {
     HookedRig rig;
     crash_during_rekey(rig);

@@ -211,6 +211,41 @@ TEST_CASE("truncated and malformed bodies give clean errors", "[codec][hostile]"
     CHECK_FALSE(decode_key_response(key).ok());
 }
 
+TEST_CASE("REVOKE round trip; truncated, oversized and garbage bodies are refused", "[codec][hostile]") {
+    RevokeRequest req{"web", "keyCompromise", kRevokeRetire};
+    std::vector<uint8_t> out;
+    REQUIRE(encode_request(out, 7, req));
+    auto frame = parse_one(out);
+    CHECK(frame.header.op == static_cast<uint8_t>(Op::revoke));
+    CHECK(op_from_byte(14) == Op::revoke);
+    CHECK(op_from_byte(13) == Op::doctor);
+    CHECK_FALSE(op_from_byte(15).has_value());
+    CHECK(op_name(Op::revoke) == "revoke");
+    auto back = decode_revoke_request(frame.body);
+    REQUIRE(back.ok());
+    CHECK(back.value() == req);
+    // Without a reason: unspecified, left to the agent.
+    std::vector<uint8_t> bare;
+    REQUIRE(encode_request(bare, 8, RevokeRequest{"web", "", 0}));
+    auto plain = decode_revoke_request(parse_one(bare).body);
+    REQUIRE(plain.ok());
+    CHECK(plain->reason.empty());
+    // Truncated bodies: a clean error or (cut between whole elements) a shorter request,
+    // never a request naming no identity.
+    for (size_t n = 0; n < frame.body.size(); ++n) {
+        auto r = decode_revoke_request(frame.body.first(n));
+        if (r.ok()) CHECK_FALSE(r->name.empty());
+        else CHECK(r.status().code == ErrorCode::bad_request);
+    }
+    CHECK_FALSE(decode_revoke_request(from_hex("0003 0003 776562  001b 0002 0101")).ok());  // flags of two bytes
+    CHECK_FALSE(decode_revoke_request(from_hex("001d 0003 6b6579")).ok());                  // no identity
+    CHECK_FALSE(decode_revoke_request(from_hex("0003 00ff 77")).ok());                      // length past the end
+    RevokeRequest huge{std::string(70000, 'w'), "keyCompromise", 0};
+    std::vector<uint8_t> none;
+    CHECK_FALSE(encode_request(none, 9, huge));
+    CHECK(none.empty());
+}
+
 TEST_CASE("random garbage never crashes the decoders", "[codec][hostile]") {
     std::mt19937 rng(42);
     for (int i = 0; i < 20000; ++i) {
@@ -227,6 +262,7 @@ TEST_CASE("random garbage never crashes the decoders", "[codec][hostile]") {
         (void)decode_key_name_request(body);
         (void)decode_import_key_request(body);
         (void)decode_renew_request(body);
+        (void)decode_revoke_request(body);
         (void)decode_hello_response(body);
         (void)decode_sign_response(body);
         (void)decode_document_response(body);

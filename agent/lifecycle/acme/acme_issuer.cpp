@@ -3,7 +3,9 @@
 // per submit/poll call; nothing but the account URL outlives it.
 #include "agent/lifecycle/acme/acme_issuer.hpp"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include <algorithm>
 #include <mutex>
@@ -106,6 +108,39 @@ public:
         if (order_url.empty())
             if (Fail f = new_order(order_url, order)) return *f;
         return drive(order_url, order);
+    }
+
+    // revokeCert (RFC 8555 §7.6), signed by the account key.
+    RevokeResult revoke(const RevokeRequest& request) {
+        using RKind = RevokeResult::Kind;
+        cancel_ = request.cancel;
+        auto as_revoke = [](const IssueResult& r) {
+            switch (r.kind) {
+                case Kind::rejected: return RevokeResult{RKind::rejected, r.message};
+                case Kind::misconfigured: return RevokeResult{RKind::misconfigured, r.message};
+                default: return RevokeResult{RKind::unreachable, r.message};
+            }
+        };
+        auto certs = pki::parse_certificates(request.cert_pem);
+        if (!certs.ok() || certs->empty()) return {RKind::misconfigured, "the certificate to revoke does not parse"};
+        unsigned char* der = nullptr;
+        const int der_len = i2d_X509(certs->front().get(), &der);
+        if (der_len <= 0) return {RKind::misconfigured, "cannot encode the certificate to revoke"};
+        const std::string encoded = base64url_encode(std::span<const uint8_t>(der, static_cast<size_t>(der_len)));
+        OPENSSL_free(der);
+        if (Fail f = load_directory()) return as_revoke(*f);
+        if (dir_.revoke_cert.empty())
+            return {RKind::unsupported,
+                    "this issuer cannot revoke: the ACME directory " + cfg_.directory + " names no revokeCert URL"};
+        if (Fail f = load_account_key()) return as_revoke(*f);
+        if (Fail f = ensure_account()) return as_revoke(*f);
+        nlohmann::json payload = {{"certificate", encoded}, {"reason", static_cast<int>(request.reason)}};
+        HttpResponse r;
+        if (Fail f = post(dir_.revoke_cert, payload.dump(), r)) return as_revoke(*f);
+        if (r.status == 200) return {RKind::revoked, "revoked by " + cfg_.directory};
+        if (parse_problem(r.body).short_type() == "alreadyRevoked")
+            return {RKind::revoked, "already revoked at " + cfg_.directory};
+        return as_revoke(from_http_error(r, "revokeCert"));
     }
 
 private:
@@ -467,6 +502,14 @@ public:
     std::string_view kind() const noexcept override { return "acme"; }
     IssueResult submit(const IssueRequest& request) override { return run(request, false); }
     IssueResult poll(const IssueRequest& request) override { return run(request, true); }
+
+    RevokeResult revoke(const RevokeRequest& request) override {
+        if (request.keys == nullptr || !request.keys->describe || !request.keys->sign)
+            return {RevokeResult::Kind::misconfigured, "ACME needs device access for its account key"};
+        std::lock_guard lock(mutex_);
+        Flow flow(cfg_, state_dir_, *request.keys, request.cancel);
+        return flow.revoke(request);
+    }
 
 private:
     IssueResult run(const IssueRequest& request, bool polling) {

@@ -101,6 +101,7 @@ Result<Directory> parse_directory(std::string_view body) {
         !get_string(doc.value(), "newAccount", d.new_account, true, why) ||
         !get_string(doc.value(), "newOrder", d.new_order, true, why))
         return bad("directory", why);
+    if (!get_string(doc.value(), "revokeCert", d.revoke_cert, false, why)) return bad("directory", why);
     auto meta = doc.value().find("meta");
     if (meta != doc.value().end() && meta->is_object()) {
         get_string(*meta, "termsOfService", d.terms_of_service, false, why);

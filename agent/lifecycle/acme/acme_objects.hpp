@@ -28,6 +28,7 @@ Problem parse_problem(std::string_view body);
 
 struct Directory {
     std::string new_nonce, new_account, new_order;
+    std::string revoke_cert;       // may be empty (a CA that does not revoke over ACME)
     std::string terms_of_service;  // may be empty
     bool external_account_required = false;
 };

@@ -17,7 +17,7 @@ namespace {
 const std::set<std::string> kKeys = {
     "kind",          "server",          "trusted",       "server_cert", "recipient",        "reference",
     "secret_file",   "bootstrap_cert",  "bootstrap_key", "digest",      "implicit_confirm", "timeout",
-    "total_timeout", "poll_inline_max", "proxy",         "no_proxy"};
+    "total_timeout", "poll_inline_max", "proxy",         "no_proxy",    "tls_trusted",      "tls_client_auth"};
 
 using Checker = lifecycle::TableErrors;
 
@@ -32,12 +32,11 @@ Status parse_server(const std::string& text, CmpConfig& out) {
     char *host = nullptr, *port = nullptr, *path = nullptr;
     int ssl = 0, portnum = 0;
     if (OSSL_HTTP_parse_url(text.c_str(), &ssl, nullptr, &host, &port, &portnum, &path, nullptr, nullptr) != 1)
-        return {ErrorCode::invalid_argument, "not a URL (expected http://HOST[:PORT][/PATH])"};
+        return {ErrorCode::invalid_argument, "not a URL (expected http[s]://HOST[:PORT][/PATH])"};
     Status result;
-    if (ssl != 0 || text.rfind("http://", 0) != 0)
-        result = {
-            ErrorCode::invalid_argument,
-            "only http:// is supported (CMP messages carry their own protection; there is no TLS transport here)"};
+    if (text.rfind("http://", 0) != 0 && text.rfind("https://", 0) != 0)
+        result = {ErrorCode::invalid_argument, "expected an http:// or https:// URL"};
+    out.tls = ssl != 0;
     out.host = host != nullptr ? host : "";
     out.port = portnum;
     out.path = path != nullptr && *path != '\0' ? path : "/";
@@ -86,9 +85,9 @@ Result<CmpConfig> parse(const toml::table& table, const std::string& source, con
     for (auto&& [k, v] : table) {
         const std::string key(k.str());
         if (!kKeys.count(key)) return c.error(k.source(), key, "unknown key for a CMP issuer");
-        if (key == "implicit_confirm") {
+        if (key == "implicit_confirm" || key == "tls_client_auth") {
             if (!v.is_boolean()) return c.error(v.source(), key, "must be true or false");
-            out.implicit_confirm = *v.value<bool>();
+            (key == "implicit_confirm" ? out.implicit_confirm : out.tls_client_auth) = *v.value<bool>();
             continue;
         }
         if (key == "timeout" || key == "total_timeout" || key == "poll_inline_max") {
@@ -119,11 +118,13 @@ Result<CmpConfig> parse(const toml::table& table, const std::string& source, con
         } else if (key == "server") {
             out.server = text;
             if (Status s = parse_server(text, out); !s.ok()) return c.error(v.source(), key, s.message);
-        } else if (key == "trusted" || key == "server_cert" || key == "secret_file" || key == "bootstrap_cert") {
+        } else if (key == "trusted" || key == "server_cert" || key == "secret_file" || key == "bootstrap_cert" ||
+                   key == "tls_trusted") {
             if (text.front() != '/') return c.error(v.source(), key, "must be an absolute path");
             (key == "trusted"       ? out.trusted
              : key == "server_cert" ? out.server_cert
              : key == "secret_file" ? out.secret_file
+             : key == "tls_trusted" ? out.tls_trusted
                                     : out.bootstrap_cert) = text;
         } else if (key == "recipient") {
             if (auto name = pki::parse_subject(text); !name.ok() || name->empty())
@@ -146,7 +147,13 @@ Result<CmpConfig> parse(const toml::table& table, const std::string& source, con
         }
     }
     const auto& where = table.source();
-    if (out.server.empty()) return c.error(where, "server", "missing (the CMP server's http:// URL)");
+    if (out.server.empty()) return c.error(where, "server", "missing (the CMP server's http:// or https:// URL)");
+    if (out.tls && out.tls_trusted.empty())
+        return c.error(where, "tls_trusted", "missing: an https:// server's certificate is checked against it");
+    if (!out.tls && !out.tls_trusted.empty()) return c.error(where, "tls_trusted", "only for an https:// server");
+    if (!out.tls && out.tls_client_auth) return c.error(where, "tls_client_auth", "only for an https:// server");
+    if (out.tls && out.proxy)
+        return c.error(where, "proxy", "not supported with an https:// server (use http://, or no proxy)");
     if (out.trusted.empty() && out.server_cert.empty())
         return c.error(where, "trusted",
                        "missing: the server's answers are checked against `trusted` (CA "

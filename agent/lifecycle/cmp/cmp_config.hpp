@@ -13,9 +13,12 @@
 namespace keyward::cmp {
 
 struct CmpConfig {
-    std::string server;  // "http://host:port/path" as written
+    std::string server;  // "http://host:port/path" or "https://..." as written
     std::string host;    // from `server`
     int port = 80;
+    bool tls = false;              // https://: TLS to the server, its certificate verified to tls_trusted
+    std::string tls_trusted;       // PEM file: CAs the TLS server's certificate must chain to
+    bool tls_client_auth = false;  // present the certificate in force and its device key to the TLS server
     std::string path = "/";
     std::string trusted;      // PEM file: CAs that the server's protection certificate chains to
     std::string server_cert;  // PEM file: the server's protection certificate, pinned

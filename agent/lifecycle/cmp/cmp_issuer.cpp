@@ -5,6 +5,8 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <openssl/x509.h>
 
 #include <cerrno>
@@ -156,6 +158,58 @@ IssueResult result_of(IssueResult::Kind kind, std::string message) {
     return r;
 }
 
+// TLS to an https:// server: OpenSSL's HTTP client calls this when the connection is up
+// (connect, detail: TLS wanted) and when it goes (connect == 0). The server's certificate
+// must chain to tls_trusted and name the server's host.
+struct TlsTransport {
+    ossl::SslCtx ctx;
+    std::string host;
+    // tls_client_auth: the certificate in force and its device key, for this transaction.
+    ossl::Cert client_cert;
+    ossl::PKey client_key;
+};
+
+BIO* tls_transport(BIO* bio, void* arg, int connect, int detail) {
+    auto* tls = static_cast<TlsTransport*>(arg);
+    if (tls == nullptr || !tls->ctx) return bio;
+    if (connect) {
+        if (detail == 0) return bio;
+        ossl::Ssl ssl(SSL_new(tls->ctx.get()));
+        BIO* top = BIO_new(BIO_f_ssl());
+        if (!ssl || top == nullptr) {
+            BIO_free(top);
+            return nullptr;
+        }
+        ASN1_OCTET_STRING* ip = a2i_IPADDRESS(tls->host.c_str());
+        const bool by_address = ip != nullptr;
+        ASN1_OCTET_STRING_free(ip);
+        ERR_clear_error();  // a host name is no address: not an error
+        const bool named = by_address ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl.get()), tls->host.c_str()) == 1
+                                      : SSL_set1_host(ssl.get(), tls->host.c_str()) == 1 &&
+                                            SSL_set_tlsext_host_name(ssl.get(), tls->host.c_str()) == 1;
+        if (!named) {
+            BIO_free(top);
+            return nullptr;
+        }
+        if (tls->client_cert && tls->client_key &&
+            (SSL_use_certificate(ssl.get(), tls->client_cert.get()) != 1 ||
+             SSL_use_PrivateKey(ssl.get(), tls->client_key.get()) != 1)) {
+            BIO_free(top);
+            return nullptr;
+        }
+        SSL_set_connect_state(ssl.get());
+        BIO_set_ssl(top, ssl.release(), BIO_CLOSE);
+        return BIO_push(top, bio);
+    }
+    if (BIO_method_type(bio) != BIO_TYPE_SSL) return bio;
+    (void)ERR_set_mark();
+    BIO_ssl_shutdown(bio);
+    BIO* below = BIO_pop(bio);
+    BIO_free(bio);
+    (void)ERR_pop_to_mark();
+    return below;
+}
+
 // One CMP transaction: the context (nonces, transaction ID, the polling state) and the
 // device keys it signs with, kept while the CA makes us wait.
 struct Transaction {
@@ -201,13 +255,11 @@ public:
     }
 
 private:
-    Result<Transaction> start(const IssueRequest& request) {
-        if (request.keys == nullptr) return Status{ErrorCode::internal, "no key access"};
-        const KeyAccess& keys = *request.keys;
-        Transaction t;
-        t.ctx.reset(OSSL_CMP_CTX_new(nullptr, nullptr));
-        if (!t.ctx) return Status{ErrorCode::internal, "cannot make a CMP context: " + drain_errors()};
-        OSSL_CMP_CTX* ctx = t.ctx.get();
+    // A context for one transaction with the server: where it is, how to talk to it, whom to trust.
+    Result<CtxPtr> new_context() {
+        CtxPtr owned(OSSL_CMP_CTX_new(nullptr, nullptr));
+        if (!owned) return Status{ErrorCode::internal, "cannot make a CMP context: " + drain_errors()};
+        OSSL_CMP_CTX* ctx = owned.get();
         OSSL_CMP_CTX_set_log_cb(ctx, log_to_agent);
         if (OSSL_CMP_CTX_set1_server(ctx, cfg_.host.c_str()) != 1 || OSSL_CMP_CTX_set_serverPort(ctx, cfg_.port) != 1 ||
             OSSL_CMP_CTX_set1_serverPath(ctx, cfg_.path.c_str()) != 1 ||
@@ -225,6 +277,45 @@ private:
             return Status{ErrorCode::internal, "cannot set the CMP no_proxy list: " + drain_errors()};
 
         if (Status s = set_server_trust(ctx); !s.ok()) return s;
+        if (cfg_.tls) {
+            if (Status s = prepare_tls(); !s.ok()) return s;
+            if (OSSL_CMP_CTX_set_http_cb(ctx, tls_transport) != 1 || OSSL_CMP_CTX_set_http_cb_arg(ctx, &tls_) != 1)
+                return Status{ErrorCode::internal, "cannot set up TLS for CMP: " + drain_errors()};
+        }
+        return owned;
+    }
+
+    // TLS client authentication with the certificate in force and its device key.
+    void use_for_tls(X509* cert, EVP_PKEY* key) {
+        if (X509_up_ref(cert) == 1) tls_.client_cert.reset(cert);
+        if (EVP_PKEY_up_ref(key) == 1) tls_.client_key.reset(key);
+    }
+
+    // The TLS client context for an https:// server, made once.
+    Status prepare_tls() {
+        if (tls_.ctx) return {};
+        ossl::SslCtx ctx(SSL_CTX_new(TLS_client_method()));
+        if (!ctx || SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION) != 1)
+            return Status{ErrorCode::internal, "cannot make a TLS context: " + drain_errors()};
+        if (SSL_CTX_load_verify_file(ctx.get(), cfg_.tls_trusted.c_str()) != 1) {
+            ERR_clear_error();
+            return Status{ErrorCode::invalid_argument,
+                          "tls_trusted " + cfg_.tls_trusted + ": no PEM certificates could be loaded"};
+        }
+        SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+        tls_.ctx = std::move(ctx);
+        tls_.host = cfg_.host;
+        return {};
+    }
+
+    Result<Transaction> start(const IssueRequest& request) {
+        if (request.keys == nullptr) return Status{ErrorCode::internal, "no key access"};
+        const KeyAccess& keys = *request.keys;
+        Transaction t;
+        auto made = new_context();
+        if (!made.ok()) return made.status();
+        t.ctx = std::move(made.value());
+        OSSL_CMP_CTX* ctx = t.ctx.get();
 
         // Renewal is authenticated by what is in force, unless it can no longer vouch.
         std::optional<pki::X509Ptr> current;
@@ -236,9 +327,12 @@ private:
                 expired = X509_cmp_current_time(X509_get0_notAfter(current->get())) <= 0;
             }
         }
+        tls_.client_cert.reset();
+        tls_.client_key.reset();
         if (current && !expired) {
             auto pkey = make_device_pkey(keys, request.current_key);
             if (!pkey.ok()) return pkey.status();
+            if (cfg_.tls_client_auth) use_for_tls(current->get(), pkey->get());
             if (OSSL_CMP_CTX_set1_oldCert(ctx, current->get()) != 1 ||
                 OSSL_CMP_CTX_set1_cert(ctx, current->get()) != 1 || OSSL_CMP_CTX_set1_pkey(ctx, pkey->get()) != 1)
                 return Status{ErrorCode::internal, "cannot set the current certificate: " + drain_errors()};
@@ -271,6 +365,54 @@ private:
         log::info("identity " + request.identity + ": CMP " + (t.request_type == OSSL_CMP_KUR ? "kur" : "ir") + " to " +
                   cfg_.server + " for key " + request.key);
         return t;
+    }
+
+    // rr (RFC 4210 §5.3.9) for request.cert_pem, protected by that certificate and its
+    // device key while it is valid, else by the initial credential (secret or bootstrap).
+    RevokeResult revoke(const RevokeRequest& request) override {
+        using Kind = RevokeResult::Kind;
+        cancel_ = request.cancel;
+        ERR_clear_error();
+        if (request.keys == nullptr) return {Kind::misconfigured, "no key access"};
+        auto certs = pki::parse_certificates(request.cert_pem);
+        if (!certs.ok() || certs->empty()) return {Kind::misconfigured, "the certificate to revoke does not parse"};
+        X509* cert = certs->front().get();
+        auto made = new_context();
+        if (!made.ok())
+            return {made.status().code == ErrorCode::invalid_argument ? Kind::misconfigured : Kind::unreachable,
+                    made.status().message};
+        OSSL_CMP_CTX* ctx = made->get();
+        Transaction t;  // holds the device keys for the context
+        const bool valid = X509_cmp_current_time(X509_get0_notAfter(cert)) > 0;
+        tls_.client_cert.reset();
+        tls_.client_key.reset();
+        if (valid) {
+            auto pkey = make_device_pkey(*request.keys, request.key);
+            if (!pkey.ok()) return {Kind::misconfigured, "key " + request.key + ": " + pkey.status().message};
+            if (cfg_.tls_client_auth) use_for_tls(cert, pkey->get());
+            if (OSSL_CMP_CTX_set1_cert(ctx, cert) != 1 || OSSL_CMP_CTX_set1_pkey(ctx, pkey->get()) != 1)
+                return {Kind::misconfigured, "cannot set the certificate to sign with: " + drain_errors()};
+            t.keys.push_back(std::move(pkey.value()));
+        } else if (Status s = set_initial_credential(ctx, *request.keys, t); !s.ok()) {
+            return {Kind::misconfigured, s.message};
+        }
+        if (OSSL_CMP_CTX_set1_oldCert(ctx, cert) != 1 ||
+            OSSL_CMP_CTX_set_option(ctx, OSSL_CMP_OPT_REVOCATION_REASON, static_cast<int>(request.reason)) != 1)
+            return {Kind::misconfigured, "cannot set up the revocation request: " + drain_errors()};
+        log::info("identity " + request.identity + ": CMP rr to " + cfg_.server);
+        if (OSSL_CMP_exec_RR_ses(ctx) == 1) return {Kind::revoked, "revoked by the CMP server " + cfg_.server};
+        const int status = OSSL_CMP_CTX_get_status(ctx);
+        char buf[512] = "";
+        if (status >= 0) OSSL_CMP_CTX_snprint_PKIStatus(ctx, buf, sizeof buf);
+        const std::string errors = drain_errors();
+        for (const PkeyPtr& key : t.keys)
+            if (Status device = last_device_error(key.get()); !device.ok())
+                return {Kind::unreachable, "the device could not sign for CMP: " + device.message};
+        if (status == OSSL_CMP_PKISTATUS_rejection)
+            return {Kind::rejected, std::string("the CMP server refused to revoke: ") + buf};
+        return {Kind::unreachable, "no revocation from the CMP server " + cfg_.server +
+                                       (status >= 0 ? std::string(" (") + buf + ")" : std::string()) +
+                                       (errors.empty() ? "" : ": " + errors)};
     }
 
     Status set_server_trust(OSSL_CMP_CTX* ctx) {
@@ -416,6 +558,7 @@ private:
     }
 
     CmpConfig cfg_;
+    TlsTransport tls_;                    // before open_: its contexts refer to it
     std::optional<Transaction> open_;     // a transaction the CA made us wait for
     const CancelFlag* cancel_ = nullptr;  // of the call in progress
 };
