@@ -31,6 +31,7 @@ for d in proc sys dev; do umount -R "$root/$d"; done
 # Boot the installed copy: the enabled socket must come up by itself.
 cat > "$root/etc/systemd/system/keyward-deb-check.service" <<UNIT
 [Unit]
+Wants=sockets.target
 After=sockets.target keywardd.socket
 [Service]
 Type=oneshot
