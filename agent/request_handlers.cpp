@@ -3,6 +3,7 @@
 #include "agent/server.hpp"
 
 #include <algorithm>
+#include <unordered_map>
 #include <chrono>
 
 #include <openssl/err.h>
@@ -23,6 +24,19 @@ namespace {
 // for `key`, read from its store; empty when no identity uses the key. The files are small
 // and GET_KEY is rare (consumers ask once per key lookup), so reading them here keeps the
 // answer current across renewals without a cache to invalidate.
+// Per-key signature counts from the metrics' counters, for the keys the agent serves now.
+std::vector<ipc::KeyUse> key_use_by_name(const std::vector<ipc::KeyInfo>& keys) {
+    std::unordered_map<uint64_t, const std::string*> by_hash;
+    for (const auto& k : keys) by_hash.emplace(metrics::key_hash(k.name), &k.name);
+    std::vector<ipc::KeyUse> out;
+    for (const auto& c : metrics::signing_counters().keys()) {
+        auto it = c.hash ? by_hash.find(c.hash) : by_hash.end();
+        if (it != by_hash.end() && (c.ok || c.failed)) out.push_back({*it->second, c.ok, c.failed});
+    }
+    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+    return out;
+}
+
 std::vector<std::vector<uint8_t>> identity_certificates(const std::vector<std::string>& identity_dirs,
                                                         const std::string& key) {
     for (const auto& dir : identity_dirs) {
@@ -80,6 +94,7 @@ void Server::handle_frame(const std::shared_ptr<Connection>& c, uint8_t op_byte,
             if (policy_->may_manage(c->caller)) {
                 resp.signatures = signatures_.load();
                 resp.key_count = static_cast<uint32_t>(registry_->key_count());
+                resp.key_use = key_use_by_name(registry_->keys());
             } else {
                 uint32_t mine = 0;
                 for (const auto& k : registry_->keys()) mine += policy_->may_sign(c->caller, k.name);

@@ -73,6 +73,14 @@ int run_status(Context& ctx) {
             std::printf("  %-16s %-8s %-10s %s\n", printable(t.name).c_str(), printable(t.kind).c_str(),
                         printable(t.state).c_str(), printable(t.description).c_str());
     }
+    if (!st.key_use.empty()) {
+        // Admins only: which keys are being used, since the agent started (docs/monitoring.md
+        // has the same counts over time; the audit trail says by whom).
+        std::printf("key use:     (signatures since start)\n");
+        for (const auto& u : st.key_use)
+            std::printf("  %-24s %10llu%s\n", printable(u.name).c_str(), static_cast<unsigned long long>(u.signatures),
+                        u.failed ? (" (" + std::to_string(u.failed) + " failed)").c_str() : "");
+    }
     bool busy = false;
     if (auto ids = identities_of(ctx, busy); ids && !ids->empty()) {
         std::printf("identities:  ('!' needs attention; keyward identities show NAME)\n");

@@ -7,6 +7,9 @@ JsonDocument status_json(std::string_view socket, const ipc::StatusResponse& sta
     for (const auto& t : status.tokens)
         tokens.push_back(
             JsonDocument{{"name", t.name}, {"kind", t.kind}, {"state", t.state}, {"description", t.description}});
+    JsonDocument key_use = JsonDocument::array();
+    for (const auto& u : status.key_use)
+        key_use.push_back(JsonDocument{{"key", u.name}, {"signatures", u.signatures}, {"failed", u.failed}});
     return {
         {"socket", socket},
         {"server", status.server},
@@ -15,6 +18,7 @@ JsonDocument status_json(std::string_view socket, const ipc::StatusResponse& sta
         {"signatures", status.signatures},
         {"key_count", status.key_count},
         {"tokens", std::move(tokens)},
+        {"key_use", std::move(key_use)},
     };
 }
 

@@ -448,6 +448,13 @@ bool encode_response(std::vector<uint8_t>& out, uint32_t id, const StatusRespons
             put_text_fields<TokenInfo>(w, t, kTokenInfoFields);
             w.end_nested(mark);
         }
+        for (const auto& u : m.key_use) {
+            size_t mark = w.begin_nested(Tag::key_use);
+            w.put_string(Tag::name, u.name);
+            w.put_u64(Tag::signatures, u.signatures);
+            w.put_u64(Tag::failed, u.failed);
+            w.end_nested(mark);
+        }
     });
 }
 
@@ -527,6 +534,19 @@ Result<StatusResponse> decode_status_response(std::span<const uint8_t> body) {
             auto ti = decode_text_fields<TokenInfo>(t.value, kTokenInfoFields);
             if (!ti.ok()) return why = ti.status().message, false;
             m.tokens.push_back(std::move(ti).value());
+        } else if (is(t, Tag::key_use)) {
+            KeyUse u;
+            bool fields_ok = true;
+            Status inner = walk(t.value, [&](const Tlv& f, std::string& inner_why) {
+                if (is(f, Tag::name)) u.name = read_string(f);
+                else if (is(f, Tag::signatures)) fields_ok = fields_ok && read_as(f, u.signatures);
+                else if (is(f, Tag::failed)) fields_ok = fields_ok && read_as(f, u.failed);
+                if (!fields_ok) inner_why = "key use field of the wrong size";
+                return fields_ok;
+            });
+            if (!inner.ok()) return why = inner.message, false;
+            if (u.name.empty()) return why = "key use without a name", false;
+            m.key_use.push_back(std::move(u));
         }
         if (!ok) why = "status field of the wrong size";
         return ok;

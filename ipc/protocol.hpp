@@ -74,6 +74,8 @@ enum class Tag : uint16_t {
     flags = 27,           // u8: RENEW flags (kRenewNow, kRenewRekey, kRenewCompromised), REVOKE flags
     certificate = 28,     // bytes: X.509 DER; repeated in a KeyInfo, the key's certificate first, then its chain
     reason = 29,          // utf-8: REVOKE reason ("keyCompromise", ...)
+    key_use = 30,         // nested: name + signatures + failed, in a STATUS answer for admins
+    failed = 31,          // u64: failed signatures
 };
 
 // The signature schemes are the project's vocabulary (core/schemes.hpp); the wire carries
@@ -126,12 +128,20 @@ struct HelloResponse {
     uint32_t uid = 0;
     bool operator==(const HelloResponse&) const = default;
 };
+// Signatures made with one key since the agent started (admins' STATUS only).
+struct KeyUse {
+    std::string name;
+    uint64_t signatures = 0;
+    uint64_t failed = 0;
+    bool operator==(const KeyUse&) const = default;
+};
 struct StatusResponse {
     std::string server;
     uint64_t uptime_seconds = 0;
     uint64_t signatures = 0;
     uint32_t key_count = 0;
     std::vector<TokenInfo> tokens;
+    std::vector<KeyUse> key_use;  // admins only: per key, by name
     bool operator==(const StatusResponse&) const = default;
 };
 struct KeyNameRequest {  // GET_KEY, DELETE_KEY

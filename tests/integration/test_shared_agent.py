@@ -361,6 +361,19 @@ class TestScopedStatus(SharedAgentCase):
         theirs = self.agent.cli("status", json=True, user=NOBODY_UID).data
         self.assertEqual(theirs["key_count"], 1, theirs)
         self.assertEqual(theirs["signatures"], 0, theirs)
+        self.assertEqual(theirs["key_use"], [], "per-key use is for admins only")
+
+    def test_admins_see_per_key_use(self):
+        before = {u["key"]: u["signatures"] for u in self.agent.cli("status", json=True).data["key_use"]}
+        digest = hashlib.sha256(b"use").hexdigest()
+        for _ in range(3):
+            self.agent.cli("sign", "theirs", "--scheme", "ecdsa_secp256r1_sha256", "--digest", digest,
+                           "--out", os.devnull, user=NOBODY_UID)
+        after = {u["key"]: u["signatures"] for u in self.agent.cli("status", json=True).data["key_use"]}
+        self.assertEqual(after["theirs"] - before.get("theirs", 0), 3, after)
+        self.assertNotIn("not-theirs", after, "a key nobody used has no line")
+        text = self.agent.cli("status").stdout
+        self.assertRegex(text, r"key use: .*\n(  .*\n)*  theirs +\d+")
 
 
 class TestAuditSummary(SharedAgentCase):
