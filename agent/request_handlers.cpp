@@ -194,11 +194,8 @@ void Server::handle_sign(const std::shared_ptr<Connection>& c, uint32_t id, std:
     // waiting: the hand-off to a worker (a wake-up and a sleep on each side) costs more
     // than such a signature's share of the loop. Slower keys (RSA on a software token,
     // TPMs, smartcards) always go to the workers, so that one cannot stall every client.
-    // With one caller alone on the agent (sole_caller_), keys up to kSoleCallerSignLimit too.
-    const auto limit =
-        sole_caller_ ? std::max(sign_here_limit_, std::chrono::microseconds(kSoleCallerSignLimit)) : sign_here_limit_;
     const bool may_run_here = nothing_queued_behind_ && entry->sign_micros->load(std::memory_order_relaxed) <=
-                                                            static_cast<uint64_t>(limit.count());
+                                                            static_cast<uint64_t>(sign_here_limit_.count());
     submit(
         c, id, op, *token,
         [this, c, id, token, average = entry->sign_micros, request = std::move(req).value()]() {

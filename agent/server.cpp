@@ -324,14 +324,8 @@ void Server::process_input(const std::shared_ptr<Connection>& c) {
         } else {
             // A frame followed by more input is never signed here: the next one waits for it.
             nothing_queued_behind_ = last_ready_event_ && c->in.size() == off + parsed.consumed;
-            if (c->id != last_request_conn_) {
-                last_request_conn_ = c->id;
-                last_caller_switch_ = c->last_activity;
-            }
-            sole_caller_ = c->last_activity - last_caller_switch_ > kSoleCallerQuiet;
             handle_frame(c, h.op, h.request_id, parsed.frame.body);
             nothing_queued_behind_ = false;
-            sole_caller_ = false;
         }
         off += parsed.consumed;
     }

@@ -46,10 +46,6 @@ ServerLimits limits_for(const AgentConfig& config, size_t open_file_limit);
 
 struct Connection;
 
-// See Server::sole_caller_.
-inline constexpr std::chrono::milliseconds kSoleCallerQuiet{10};
-inline constexpr std::chrono::microseconds kSoleCallerSignLimit{2000};
-
 class Server {
 public:
     // `reload` re-reads the configuration on SIGHUP and returns the new policy and
@@ -130,14 +126,6 @@ private:
     // parsed, so a fast signature may be made on the loop's own thread.
     bool last_ready_event_ = false;
     bool nothing_queued_behind_ = false;
-    // Also set by the loop around each request: no other connection has sent a request for
-    // kSoleCallerQuiet, so one caller has the agent to itself and a slower signature (up to
-    // kSoleCallerSignLimit) may be made on the loop too, sparing it the hand-off to a worker
-    // and back. A second caller then waits for at most one such signature, after which
-    // requests alternate between connections and slow keys go to the workers again.
-    bool sole_caller_ = false;
-    uint64_t last_request_conn_ = 0;
-    std::chrono::steady_clock::time_point last_caller_switch_{};
     std::unordered_map<uint64_t, std::shared_ptr<Connection>> connections_;
     std::unordered_map<uid_t, size_t> connections_per_uid_;
     ServerLimits limits_;
