@@ -122,6 +122,7 @@ TEST_CASE("status_json has the documented fields, in order, with their types") {
     st.signatures = 18342;
     st.key_count = 3;
     st.tokens = {{"embedded", "pkcs11", "present", "keyward (SoftHSM v2, SoftHSM project)"}};
+    st.key_use = {{"web", 18340, 1}};
     const JsonDocument doc = status_json("/run/keyward/agent.sock", st, 1);
     CHECK(json_text(doc) ==
           "{\n"
@@ -138,7 +139,15 @@ TEST_CASE("status_json has the documented fields, in order, with their types") {
           "      \"state\": \"present\",\n"
           "      \"description\": \"keyward (SoftHSM v2, SoftHSM project)\"\n"
           "    }\n"
+          "  ],\n"
+          "  \"key_use\": [\n"
+          "    {\n"
+          "      \"key\": \"web\",\n"
+          "      \"signatures\": 18340,\n"
+          "      \"failed\": 1\n"
+          "    }\n"
           "  ]\n"
           "}\n");
     CHECK(json_text(status_json("s", {}, 1)).find("\"tokens\": []") != std::string::npos);
+    CHECK(json_text(status_json("s", {}, 1)).find("\"key_use\": []") != std::string::npos);
 }

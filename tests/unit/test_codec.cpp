@@ -106,7 +106,8 @@ TEST_CASE("round trip of every message", "[codec]") {
     std::vector<uint8_t> out;
 
     SECTION("status") {
-        StatusResponse m{"keywardd 1", 12, 345, 2, {{"hsm", "pkcs11", "present", "SoftHSM"}}, {{"web", 40, 2}, {"db", 7, 0}}};
+        StatusResponse m{
+            "keywardd 1", 12, 345, 2, {{"hsm", "pkcs11", "present", "SoftHSM"}}, {{"web", 40, 2}, {"db", 7, 0}}};
         REQUIRE(encode_response(out, 3, m));
         auto back = decode_status_response(parse_one(out).body);
         REQUIRE(back.ok());
