@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import unittest
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -200,8 +201,14 @@ scrape_configs:
             query = urllib.parse.urlencode({"query": 'keyward_certificate_not_after_seconds{identity="web"}'})
 
             def answered():
-                with urllib.request.urlopen(f"http://127.0.0.1:{web}/api/v1/query?{query}", timeout=5) as r:
-                    doc = json.load(r)
+                # Prometheus listens before its storage is ready and answers 503 until then.
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{web}/api/v1/query?{query}", timeout=5) as r:
+                        doc = json.load(r)
+                except urllib.error.HTTPError as e:
+                    if e.code == 503:
+                        return None
+                    raise
                 return doc["data"]["result"] if doc.get("status") == "success" and doc["data"]["result"] else None
             result = wait_until(answered, 60, 0.5)
             self.assertTrue(result, "prometheus has no keyward_certificate_not_after_seconds\n" + prom_log()[-3000:])
