@@ -132,6 +132,10 @@ public:
                 int64_t n = 0;
                 s = count(v, key, 1, 1000000, n);
                 if (s.ok()) (k.str() == "max_connections" ? c.max_connections : c.max_connections_per_uid) = size_t(n);
+            } else if (k.str() == "event_loops") {
+                int64_t n = 0;
+                s = count(v, key, 0, 64, n);
+                if (s.ok()) c.event_loops = size_t(n);
             } else if (k.str() == "read_timeout" || k.str() == "idle_timeout" || k.str() == "audit_interval") {
                 int64_t n = 0;
                 s = seconds(v, key, n);

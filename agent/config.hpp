@@ -68,6 +68,8 @@ struct AgentConfig {
     // Connection limits and timeouts (docs/config.md). 0 connections: sized from the open-file limit.
     size_t max_connections = 0;
     size_t max_connections_per_uid = 0;
+    // Event loops serving connections (docs/config.md); 0: one per CPU, at most 8. Restart to change.
+    size_t event_loops = 0;
     int read_timeout_seconds = 10;       // a frame begun must be complete by then
     int idle_timeout_seconds = 600;      // a connection with nothing pending is closed after this
     bool audit_every_signature = false;  // audit = "every-signature" (default "summary")

@@ -16,15 +16,19 @@
 
 namespace keyward::agent {
 
-// One client connection. The event loop owns the input side; the output buffer is shared
+struct EventLoop;
+
+// One client connection. Its event loop owns the input side; the output buffer is shared
 // with the executor threads that write answers, hence its mutex.
 struct Connection {
-    Connection(uint64_t id_, int fd_, Caller caller_) : id(id_), fd(fd_), caller(caller_) {}
+    Connection(uint64_t id_, int fd_, Caller caller_, EventLoop* loop_)
+            : id(id_), fd(fd_), caller(caller_), loop(loop_) {}
     ~Connection() { ::close(fd); }  // only when the last answer in flight let go of it
 
     const uint64_t id;
     const int fd;
     const Caller caller;
+    EventLoop* const loop;  // the loop that owns it: it outlives every connection (~Server)
 
     std::vector<uint8_t> in;  // event loop only
     // Event loop only: when a byte last arrived, and when the frame now in `in` began (the

@@ -143,6 +143,11 @@ void check_tokens(Checks& c, const AgentConfig& config, const std::shared_ptr<Ke
                 c.fail("token", tc.name, "the device refused the login (" + desc + ")",
                        "put the right user PIN in the PIN file, then `systemctl reload keywardd`");
                 break;
+            case DeviceHealth::locked:
+                c.fail("token", tc.name, "the user PIN is blocked: the device refuses it for good (" + desc + ")",
+                       "unblock the PIN with the security officer's PIN or the card's tool (e.g. `pkcs11-tool "
+                       "--unlock-pin`), then `systemctl reload keywardd`");
+                break;
             case DeviceHealth::removed:
                 c.fail("token", tc.name, "the device is not present (" + desc + ")", "insert or connect the device");
                 break;

@@ -288,6 +288,8 @@ int run(const Options& options) {
         if (fresh->metrics_listen != running.metrics_listen || fresh->metrics_file != running.metrics_file ||
             fresh->metrics_interval_seconds != running.metrics_interval_seconds)
             log::warning("the metrics settings changed in the configuration; restart keywardd to apply them");
+        if (fresh->event_loops != running.event_loops)
+            log::warning("event_loops changed in the configuration; restart keywardd to apply it");
         if (fresh->identities.empty()) metrics::identity_board().clear();
         auto reopened = open_tokens(fresh.value(), server.registry().tokens());
         if (!reopened.ok()) return reopened.status();
@@ -311,6 +313,7 @@ int run(const Options& options) {
         server.set_lifecycle(start_lifecycle(config.value(), registry));
         server.set_identity_dirs(identity_dirs(config.value()));
         server.set_limits(limits_for(config.value(), open_files));
+        server.set_event_loops(config->event_loops);
         server.set_notifier(std::move(notifier));
         server.set_doctor(make_doctor(config.value(), registry));
         log::notice(std::string("keywardd ") + KEYWARD_VERSION + " ready" +

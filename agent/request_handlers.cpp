@@ -10,6 +10,7 @@
 #include <openssl/pem.h>
 
 #include "agent/connection.hpp"
+#include "agent/event_loop.hpp"
 #include "agent/metrics.hpp"
 #include "agent/lifecycle/store.hpp"
 #include "core/ossl.hpp"
@@ -69,6 +70,7 @@ void Server::handle_frame(const std::shared_ptr<Connection>& c, uint8_t op_byte,
         reply_error(c, id, op_byte, {ErrorCode::unknown_operation, "unknown operation " + std::to_string(op_byte)});
         return;
     }
+    const AccessPolicy& policy = *c->loop->state->policy;
     std::vector<uint8_t> out;
     switch (*op) {
         case ipc::Op::hello: {
@@ -91,13 +93,13 @@ void Server::handle_frame(const std::shared_ptr<Connection>& c, uint8_t op_byte,
                 std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - started_).count());
             // Totals are for those who manage the agent; anyone else sees only the keys they
             // may use, and no counter of other users' activity.
-            if (policy_->may_manage(c->caller)) {
+            if (policy.may_manage(c->caller)) {
                 resp.signatures = signatures_.load();
                 resp.key_count = static_cast<uint32_t>(registry_->key_count());
                 resp.key_use = key_use_by_name(registry_->keys());
             } else {
                 uint32_t mine = 0;
-                for (const auto& k : registry_->keys()) mine += policy_->may_sign(c->caller, k.name);
+                for (const auto& k : registry_->keys()) mine += policy.may_sign(c->caller, k.name);
                 resp.key_count = mine;
             }
             for (const auto& t : registry_->tokens())
@@ -119,7 +121,7 @@ void Server::handle_frame(const std::shared_ptr<Connection>& c, uint8_t op_byte,
             size_t estimate = 64;
             for (auto& k : registry_->keys()) {
                 if (!after.empty() && k.name <= after) continue;
-                if (!policy_->may_sign(c->caller, k.name)) continue;
+                if (!policy.may_sign(c->caller, k.name)) continue;
                 k.certificates.clear();  // GET_KEY carries them; pages stay small (docs/protocol.md)
                 size_t size =
                     64 + k.name.size() + k.type.size() + k.token.size() + k.spki.size() + 6 * k.schemes.size();
@@ -138,14 +140,15 @@ void Server::handle_frame(const std::shared_ptr<Connection>& c, uint8_t op_byte,
         case ipc::Op::get_key: {
             auto req = ipc::decode_key_name_request(body);
             if (!req.ok()) return reply_error(c, id, op_byte, req.status());
-            if (!policy_->may_sign(c->caller, req->name) && !policy_->may_manage(c->caller))
+            if (!policy.may_sign(c->caller, req->name) && !policy.may_manage(c->caller))
                 return deny(c, id, op_byte, req->name, "read");
             auto entry = registry_->find(req->name);
             if (!entry) return reply_error(c, id, op_byte, {ErrorCode::no_such_key, "no such key: " + req->name});
             ipc::KeyInfo info = entry->info;
             // An identity's certificate is the one in force; otherwise the one stored next to
             // the key on its device (a provisioned card), if any.
-            if (auto from_identity = identity_certificates(identity_dirs_, info.name); !from_identity.empty())
+            if (auto from_identity = identity_certificates(c->loop->state->identity_dirs, info.name);
+                !from_identity.empty())
                 info.certificates = std::move(from_identity);
             if (!ipc::encode_response(out, id, ipc::Op::get_key, info))
                 return reply_error(c, id, op_byte, {ErrorCode::internal, "a key too large for one answer"});
@@ -171,7 +174,7 @@ void Server::handle_sign(const std::shared_ptr<Connection>& c, uint32_t id, std:
     if (!req.ok()) return reply_error(c, id, op, req.status());
     auto entry = registry_->find(req->key);
     // Deny before revealing whether the key exists to someone who may not use it.
-    if (!policy_->may_sign(c->caller, req->key)) return deny(c, id, op, req->key, "sign with");
+    if (!c->loop->state->policy->may_sign(c->caller, req->key)) return deny(c, id, op, req->key, "sign with");
     if (!entry) return reply_error(c, id, op, {ErrorCode::no_such_key, "no such key: " + req->key});
     const SchemeInfo* scheme = scheme_info(req->scheme);
     bool supported = false;
@@ -194,8 +197,8 @@ void Server::handle_sign(const std::shared_ptr<Connection>& c, uint32_t id, std:
     // waiting: the hand-off to a worker (a wake-up and a sleep on each side) costs more
     // than such a signature's share of the loop. Slower keys (RSA on a software token,
     // TPMs, smartcards) always go to the workers, so that one cannot stall every client.
-    const bool may_run_here = nothing_queued_behind_ && entry->sign_micros->load(std::memory_order_relaxed) <=
-                                                            static_cast<uint64_t>(sign_here_limit_.count());
+    const bool may_run_here = c->loop->nothing_queued_behind && entry->sign_micros->load(std::memory_order_relaxed) <=
+                                                                    static_cast<uint64_t>(sign_here_limit_.count());
     submit(
         c, id, op, *token,
         [this, c, id, token, average = entry->sign_micros, request = std::move(req).value()]() {
@@ -228,7 +231,7 @@ void Server::handle_sign(const std::shared_ptr<Connection>& c, uint32_t id, std:
 
 Token* Server::new_key_target(const std::shared_ptr<Connection>& c, uint32_t id, uint8_t op, const std::string& name,
                               const std::string& token_name, std::string_view action) {
-    if (!policy_->may_manage(c->caller)) {
+    if (!c->loop->state->policy->may_manage(c->caller)) {
         deny(c, id, op, name, action, Right::manage);
         return nullptr;
     }
@@ -313,15 +316,16 @@ void Server::handle_identity_op(const std::shared_ptr<Connection>& c, ipc::Op op
         name = req->name;
     }
     // Identity views name keys, subjects and files; changing them is management.
-    if (!policy_->may_manage(c->caller))
+    const auto& lifecycle = c->loop->state->lifecycle;
+    if (!c->loop->state->policy->may_manage(c->caller))
         return deny(c, id, op_byte, {}, std::string(ipc::op_name(op)) + " on", Right::manage);
-    if (!lifecycle_)
+    if (!lifecycle)
         return reply_error(c, id, op_byte,
                            {ErrorCode::invalid_argument, "no identities are configured (see docs/renewal.md)"});
     if (c->in_flight.load() >= kMaxInFlightPerConnection)
         return reply_error(c, id, op_byte, {ErrorCode::busy, "too many requests in flight on one connection"});
     c->in_flight.fetch_add(1);
-    bool queued = lifecycle_->submit([this, c, id, op, name, flags, reason](lifecycle::Lifecycle& l) {
+    bool queued = lifecycle->submit([this, c, id, op, name, flags, reason](lifecycle::Lifecycle& l) {
         Result<std::string> view = Status{ErrorCode::internal, "unhandled"};
         try {
             switch (op) {
@@ -359,7 +363,7 @@ void Server::handle_delete(const std::shared_ptr<Connection>& c, uint32_t id, st
     const auto op = static_cast<uint8_t>(ipc::Op::delete_key);
     auto req = ipc::decode_key_name_request(body);
     if (!req.ok()) return reply_error(c, id, op, req.status());
-    if (!policy_->may_manage(c->caller)) return deny(c, id, op, req->name, "delete", Right::manage);
+    if (!c->loop->state->policy->may_manage(c->caller)) return deny(c, id, op, req->name, "delete", Right::manage);
     auto entry = registry_->find(req->name);
     if (!entry) return reply_error(c, id, op, {ErrorCode::no_such_key, "no such key: " + req->name});
     log::notice("deleting key " + log::client_text(req->name) + " on token " + entry->token->name + " for " + who(*c));

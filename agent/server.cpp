@@ -1,6 +1,7 @@
 #include "agent/server.hpp"
 
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <mutex>
 
 #include "agent/connection.hpp"
+#include "agent/event_loop.hpp"
 #include "agent/metrics.hpp"
 #include "core/log.hpp"
 #include "ipc/codec.hpp"
@@ -28,6 +30,12 @@ constexpr size_t kIdleInputCapacity = 512;
 constexpr size_t kMaxQueuedOutput = 1024 * 1024;
 constexpr uint64_t kListenerId = 0;
 constexpr uint64_t kSignalId = UINT64_MAX;
+constexpr uint64_t kWakeId = UINT64_MAX - 1;  // a loop's eventfd
+constexpr size_t kMaxEventLoops = 8;
+
+int64_t steady_ns(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
 
 void epoll_set(int epfd, int op, int fd, uint32_t events, uint64_t id) {
     epoll_event ev{};
@@ -40,27 +48,65 @@ void epoll_set(int epfd, int op, int fd, uint32_t events, uint64_t id) {
 
 Server::Server(Listener listener, std::shared_ptr<KeyRegistry> registry, std::shared_ptr<const AccessPolicy> policy,
                ReloadFn reload)
-        : listener_(std::move(listener)),
-          registry_(std::move(registry)),
-          policy_(std::move(policy)),
-          reload_(std::move(reload)) {}
+        : listener_(std::move(listener)), registry_(std::move(registry)), reload_(std::move(reload)) {
+    auto state = std::make_shared<ServingState>();
+    state->policy = std::move(policy);
+    state_ = std::move(state);
+}
 
 Server::~Server() {
     if (doctor_thread_.joinable()) doctor_thread_.join();  // it answers through this server
-    for (auto& [id, c] : connections_) {
-        std::lock_guard lock(c->out_mu);
-        c->closed = true;
+    // Answers still in flight (executor jobs hold their connection) are dropped from now on;
+    // the loops' epoll sets, which they might still name, close with the loops below.
+    for (auto& loop : loops_) {
+        std::vector<std::shared_ptr<Connection>> all;
+        {
+            std::lock_guard lock(loop->inbox_mu);
+            all = std::move(loop->inbox);
+        }
+        for (auto& [id, c] : loop->connections) all.push_back(c);
+        for (auto& c : all) {
+            std::lock_guard lock(c->out_mu);
+            c->closed = true;
+        }
+        loop->connections.clear();
     }
-    connections_.clear();
     if (signal_fd_ >= 0) ::close(signal_fd_);
     if (epoll_fd_ >= 0) ::close(epoll_fd_);
 }
 
-void Server::set_policy(std::shared_ptr<const AccessPolicy> policy) { policy_ = std::move(policy); }
+template <typename Change>
+void Server::publish(Change&& change) {
+    std::lock_guard lock(state_mu_);
+    auto next = std::make_shared<ServingState>(*state_);
+    change(*next);
+    state_ = std::move(next);
+    state_generation_.fetch_add(1, std::memory_order_release);
+}
+
+void Server::set_policy(std::shared_ptr<const AccessPolicy> policy) {
+    publish([&](ServingState& s) { s.policy = std::move(policy); });
+}
 
 void Server::set_sign_here_limit(std::chrono::microseconds limit) { sign_here_limit_ = limit; }
 
-void Server::set_lifecycle(std::shared_ptr<LifecycleRunner> lifecycle) { lifecycle_ = std::move(lifecycle); }
+void Server::set_lifecycle(std::shared_ptr<LifecycleRunner> lifecycle) {
+    publish([&](ServingState& s) { s.lifecycle = std::move(lifecycle); });
+}
+
+void Server::set_identity_dirs(std::vector<std::string> dirs) {
+    publish([&](ServingState& s) { s.identity_dirs = std::move(dirs); });
+}
+
+void Server::set_doctor(std::shared_ptr<const DoctorFn> doctor) {
+    publish([&](ServingState& s) { s.doctor = std::move(doctor); });
+}
+
+std::vector<std::thread::id> Server::loop_threads() const {
+    std::vector<std::thread::id> ids;
+    for (const auto& loop : loops_) ids.push_back(loop->thread.get_id());
+    return ids;
+}
 
 void Server::notify(std::string_view state) {
     if (!notifier_.enabled()) return;
@@ -69,11 +115,11 @@ void Server::notify(std::string_view state) {
     for (const auto& t : tokens) present += t->health.load() == DeviceHealth::present;
     notifier_.send(std::string(state) + "\nSTATUS=" + std::to_string(registry_->key_count()) + " keys on " +
                    std::to_string(present) + "/" + std::to_string(tokens.size()) + " tokens present; " +
-                   std::to_string(connections_.size()) + " connections");
+                   std::to_string(connection_count_.load()) + " connections");
 }
 
 void Server::set_limits(const ServerLimits& limits) {
-    limits_ = limits;
+    publish([&](ServingState& s) { s.limits = limits; });
     audit_.configure(limits.audit, limits.audit_interval);
 }
 
@@ -104,54 +150,136 @@ Status Server::run() {
     if (signal_fd_ < 0) return {ErrorCode::internal, std::string("signalfd: ") + std::strerror(errno)};
     epoll_set(epoll_fd_, EPOLL_CTL_ADD, listener_.fd(), EPOLLIN, kListenerId);
     epoll_set(epoll_fd_, EPOLL_CTL_ADD, signal_fd_, EPOLLIN, kSignalId);
-    log::notice("serving " + std::to_string(registry_->key_count()) + " keys on " + listener_.path());
+
+    size_t count = loop_count_;
+    if (count == 0) count = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, kMaxEventLoops);
+    for (size_t i = 0; i < count; ++i) {
+        auto loop = std::make_unique<EventLoop>(i);
+        loop->epoll.reset(::epoll_create1(EPOLL_CLOEXEC));
+        loop->wake.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+        if (!loop->epoll || !loop->wake) {
+            stop_loops();
+            return {ErrorCode::internal, std::string("cannot set up an event loop: ") + std::strerror(errno)};
+        }
+        epoll_set(loop->epoll.get(), EPOLL_CTL_ADD, loop->wake.get(), EPOLLIN, kWakeId);
+        loop->heartbeat = steady_ns(std::chrono::steady_clock::now());
+        loops_.push_back(std::move(loop));
+    }
+    for (auto& loop : loops_) loop->thread = std::thread([this, l = loop.get()] { serve(*l); });
+
+    log::notice("serving " + std::to_string(registry_->key_count()) + " keys on " + listener_.path() + " (" +
+                std::to_string(count) + " event loops)");
     notify("READY=1");
     const auto watchdog = notifier_.watchdog_interval();
     const int wait_ms = watchdog ? static_cast<int>(std::clamp<int64_t>(watchdog->count() / 1000, 1, 1000)) : 1000;
+    // A loop goes round at least once a second (its sweep), or after every batch of events.
+    const auto stuck_after =
+        std::max<std::chrono::microseconds>(watchdog.value_or(std::chrono::seconds(3)), std::chrono::seconds(3));
 
-    epoll_event events[64];
+    epoll_event events[16];
     for (;;) {
-        int n = ::epoll_wait(epoll_fd_, events, 64, wait_ms);
+        int n = ::epoll_wait(epoll_fd_, events, 16, wait_ms);
         if (n < 0) {
             if (errno == EINTR) continue;
+            stop_loops();
             return {ErrorCode::internal, std::string("epoll_wait: ") + std::strerror(errno)};
         }
-        // Pings come from the loop itself: a loop stuck anywhere stops them, and systemd
-        // restarts the agent.
-        if (watchdog && std::chrono::steady_clock::now() >= next_watchdog_) {
-            notifier_.send("WATCHDOG=1");
-            next_watchdog_ = std::chrono::steady_clock::now() + *watchdog;
+        const auto now = std::chrono::steady_clock::now();
+        if (watchdog && now >= next_watchdog_) {
+            const bool alive = loops_alive(now, stuck_after);
+            if (alive) {
+                notifier_.send("WATCHDOG=1");
+                next_watchdog_ = now + *watchdog;
+            } else if (!watchdog_withheld_) {
+                log::error("an event loop has not gone round for " +
+                           std::to_string(std::chrono::duration_cast<std::chrono::seconds>(stuck_after).count()) +
+                           " s; withholding the watchdog ping");
+            }
+            watchdog_withheld_ = !alive;
         }
-        if (std::chrono::steady_clock::now() - last_sweep_ >= std::chrono::seconds(1)) sweep();
+        if (now - last_sweep_ >= std::chrono::seconds(1)) sweep();
         for (int i = 0; i < n; ++i) {
-            uint64_t id = events[i].data.u64;
-            if (id == kListenerId) {
+            if (events[i].data.u64 == kListenerId) {
                 accept_all();
                 continue;
             }
-            if (id == kSignalId) {
-                signalfd_siginfo si{};
-                while (::read(signal_fd_, &si, sizeof si) == sizeof si) {
-                    if (si.ssi_signo == SIGHUP) {
-                        log::notice("SIGHUP: reloading the configuration");
-                        notifier_.send("RELOADING=1\nMONOTONIC_USEC=" +
-                                       std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(
-                                                          std::chrono::steady_clock::now().time_since_epoch())
-                                                          .count()));
-                        Status s = reload_ ? reload_(*this) : Status{};
-                        notify("READY=1");
-                        if (!s.ok()) log::error("reload failed, keeping the running configuration: " + s.message);
-                        else log::notice("configuration reloaded; " + std::to_string(registry_->key_count()) + " keys");
-                    } else {
-                        log::notice(std::string("stopping on ") + strsignal(static_cast<int>(si.ssi_signo)));
-                        notifier_.send("STOPPING=1\nSTATUS=stopping");
-                        return {};
-                    }
+            signalfd_siginfo si{};
+            while (::read(signal_fd_, &si, sizeof si) == sizeof si) {
+                if (si.ssi_signo == SIGHUP) {
+                    log::notice("SIGHUP: reloading the configuration");
+                    notifier_.send("RELOADING=1\nMONOTONIC_USEC=" +
+                                   std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(
+                                                      std::chrono::steady_clock::now().time_since_epoch())
+                                                      .count()));
+                    Status s = reload_ ? reload_(*this) : Status{};
+                    notify("READY=1");
+                    if (!s.ok()) log::error("reload failed, keeping the running configuration: " + s.message);
+                    else log::notice("configuration reloaded; " + std::to_string(registry_->key_count()) + " keys");
+                } else {
+                    log::notice(std::string("stopping on ") + strsignal(static_cast<int>(si.ssi_signo)));
+                    notifier_.send("STOPPING=1\nSTATUS=stopping");
+                    stop_loops();
+                    return {};
                 }
+            }
+        }
+    }
+}
+
+bool Server::loops_alive(std::chrono::steady_clock::time_point now, std::chrono::microseconds within) const {
+    const int64_t oldest = steady_ns(now) - std::chrono::duration_cast<std::chrono::nanoseconds>(within).count();
+    for (const auto& loop : loops_)
+        if (loop->heartbeat.load(std::memory_order_relaxed) < oldest) return false;
+    return true;
+}
+
+// Loops stop where they are; their connections stay open (answers in flight may still be
+// written while the tokens drain) until ~Server.
+void Server::stop_loops() {
+    for (auto& loop : loops_) {
+        loop->stopping = true;
+        const uint64_t one = 1;
+        (void)!::write(loop->wake.get(), &one, sizeof one);
+    }
+    for (auto& loop : loops_) {
+        if (loop->thread.joinable()) loop->thread.join();
+        // A retired lifecycle must not be kept alive by a loop's copy of the state.
+        loop->state.reset();
+    }
+}
+
+void Server::refresh_state(EventLoop& loop) {
+    const uint64_t now = state_generation_.load(std::memory_order_acquire);
+    if (now == loop.state_generation) return;
+    std::lock_guard lock(state_mu_);
+    loop.state = state_;
+    loop.state_generation = state_generation_.load(std::memory_order_relaxed);
+}
+
+void Server::serve(EventLoop& loop) {
+    refresh_state(loop);
+    epoll_event events[64];
+    while (!loop.stopping.load(std::memory_order_relaxed)) {
+        int n = ::epoll_wait(loop.epoll.get(), events, 64, 1000);
+        const auto now = std::chrono::steady_clock::now();
+        loop.heartbeat.store(steady_ns(now), std::memory_order_relaxed);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            log::error(std::string("event loop: epoll_wait: ") + std::strerror(errno));
+            return;
+        }
+        refresh_state(loop);
+        if (now - loop.last_sweep >= std::chrono::seconds(1)) sweep_connections(loop);
+        for (int i = 0; i < n; ++i) {
+            const uint64_t id = events[i].data.u64;
+            if (id == kWakeId) {
+                uint64_t count;
+                (void)!::read(loop.wake.get(), &count, sizeof count);
+                adopt_new_connections(loop);
                 continue;
             }
-            auto it = connections_.find(id);
-            if (it == connections_.end()) continue;
+            auto it = loop.connections.find(id);
+            if (it == loop.connections.end()) continue;
             std::shared_ptr<Connection> c = it->second;
             if (events[i].events & (EPOLLERR | EPOLLHUP)) {
                 close_connection(c);
@@ -160,14 +288,42 @@ Status Server::run() {
             // Only the last ready connection may have a signature made on this thread: the
             // others are not kept waiting behind it. Set before on_writable too, which
             // resumes reading a connection that was paused for back-pressure.
-            last_ready_event_ = i == n - 1;
+            loop.last_ready_event = i == n - 1;
             if (events[i].events & EPOLLOUT) on_writable(c);
-            if ((events[i].events & EPOLLIN) && connections_.count(id)) on_readable(c);
+            if ((events[i].events & EPOLLIN) && loop.connections.count(id)) on_readable(c);
         }
     }
 }
 
+void Server::adopt_new_connections(EventLoop& loop) {
+    std::vector<std::shared_ptr<Connection>> arrived;
+    {
+        std::lock_guard lock(loop.inbox_mu);
+        arrived.swap(loop.inbox);
+    }
+    for (auto& c : arrived) {
+        loop.connections.emplace(c->id, c);
+        epoll_set(loop.epoll.get(), EPOLL_CTL_ADD, c->fd, EPOLLIN, c->id);
+    }
+}
+
+EventLoop& Server::least_loaded_loop() {
+    EventLoop* best = loops_.front().get();
+    for (auto& loop : loops_)
+        if (loop->load.load(std::memory_order_relaxed) < best->load.load(std::memory_order_relaxed)) best = loop.get();
+    return *best;
+}
+
+void Server::resume_listener() {
+    if (listener_paused_.exchange(false)) epoll_set(epoll_fd_, EPOLL_CTL_ADD, listener_.fd(), EPOLLIN, kListenerId);
+}
+
 void Server::accept_all() {
+    ServerLimits limits;
+    {
+        std::lock_guard lock(state_mu_);
+        limits = state_->limits;
+    }
     for (;;) {
         int fd = ::accept4(listener_.fd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
@@ -177,7 +333,7 @@ void Server::accept_all() {
                 listener_paused_ = true;
                 if (refusals_.allow(0)) {
                     log::warning(std::string("accept: ") + std::strerror(errno) + " with " +
-                                 std::to_string(connections_.size()) +
+                                 std::to_string(connection_count_.load()) +
                                  " connections open; not accepting until one closes");
                 }
             } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
@@ -192,25 +348,38 @@ void Server::accept_all() {
             continue;
         }
         const bool exempt = caller->uid() == 0 || caller->uid() == agent_uid_;
-        size_t& mine = connections_per_uid_[caller->uid()];
-        if (connections_.size() >= limits_.max_connections) {
-            refuse(fd, *caller,
-                   "the agent's connection limit (" + std::to_string(limits_.max_connections) + ") is reached");
+        std::string refused;
+        {
+            std::lock_guard lock(per_uid_mu_);
+            size_t& mine = connections_per_uid_[caller->uid()];
+            if (connection_count_.load() >= limits.max_connections) {
+                refused = "the agent's connection limit (" + std::to_string(limits.max_connections) + ") is reached";
+            } else if (!exempt && mine >= limits.max_connections_per_uid) {
+                refused = "uid " + std::to_string(caller->uid()) + " has " + std::to_string(mine) +
+                          " connections open, the limit per user";
+            } else {
+                ++mine;
+                connection_count_.fetch_add(1);
+            }
+            if (mine == 0) connections_per_uid_.erase(caller->uid());
+        }
+        if (!refused.empty()) {
+            refuse(fd, *caller, refused);
             continue;
         }
-        if (!exempt && mine >= limits_.max_connections_per_uid) {
-            refuse(fd, *caller,
-                   "uid " + std::to_string(caller->uid()) + " has " + std::to_string(mine) +
-                       " connections open, the limit per user");
-            continue;
-        }
-        ++mine;
         caller->set_exe(executable_of(caller->pid()));
-        uint64_t id = next_conn_id_++;
-        auto c = std::make_shared<Connection>(id, fd, std::move(*caller));
-        connections_.emplace(id, c);
-        epoll_set(epoll_fd_, EPOLL_CTL_ADD, fd, EPOLLIN, id);
-        if (log::enabled(log::Level::debug)) log::debug("connection " + std::to_string(id) + " from " + who(*c));
+        EventLoop& loop = least_loaded_loop();
+        auto c = std::make_shared<Connection>(next_conn_id_.fetch_add(1), fd, std::move(*caller), &loop);
+        if (log::enabled(log::Level::debug))
+            log::debug("connection " + std::to_string(c->id) + " from " + who(*c) + " on event loop " +
+                       std::to_string(loop.index));
+        loop.load.fetch_add(1, std::memory_order_relaxed);
+        {
+            std::lock_guard lock(loop.inbox_mu);
+            loop.inbox.push_back(std::move(c));
+        }
+        const uint64_t one = 1;
+        (void)!::write(loop.wake.get(), &one, sizeof one);
     }
 }
 
@@ -227,49 +396,56 @@ void Server::refuse(int fd, const Caller& caller, const std::string& why) {
 void Server::sweep() {
     const auto now = std::chrono::steady_clock::now();
     last_sweep_ = now;
-    std::vector<std::shared_ptr<Connection>> expired;
-    for (auto& [id, c] : connections_) {
-        if (!c->in.empty() && now - c->frame_started > limits_.read_timeout) {
-            if (denials_.allow(c->caller.uid()))
-                log::warning("connection " + std::to_string(id) + " (" + who(*c) +
-                             "): a frame was not completed within " + std::to_string(limits_.read_timeout.count()) +
-                             " s; closing");
-            expired.push_back(c);
-        } else if (c->in.empty() && c->in_flight.load() == 0 && c->queued_output.load() == 0 &&
-                   now - c->last_activity > limits_.idle_timeout) {
-            if (log::enabled(log::Level::debug)) log::debug("connection " + std::to_string(id) + " idle; closing");
-            expired.push_back(c);
-        }
-    }
-    for (auto& c : expired) close_connection(c);
-    if (listener_paused_) {
-        epoll_set(epoll_fd_, EPOLL_CTL_ADD, listener_.fd(), EPOLLIN, kListenerId);
-        listener_paused_ = false;
-    }
+    // A connection closed since: a descriptor may be free again.
+    if (listener_paused_.load()) resume_listener();
     audit_.flush(now);
     for (const auto& line : denials_.summaries(now)) log::warning(line);
     for (const auto& line : refusals_.summaries(now)) log::warning(line);
 }
 
+void Server::sweep_connections(EventLoop& loop) {
+    const auto now = std::chrono::steady_clock::now();
+    loop.last_sweep = now;
+    const ServerLimits& limits = loop.state->limits;
+    std::vector<std::shared_ptr<Connection>> expired;
+    for (auto& [id, c] : loop.connections) {
+        if (!c->in.empty() && now - c->frame_started > limits.read_timeout) {
+            if (denials_.allow(c->caller.uid()))
+                log::warning("connection " + std::to_string(id) + " (" + who(*c) +
+                             "): a frame was not completed within " + std::to_string(limits.read_timeout.count()) +
+                             " s; closing");
+            expired.push_back(c);
+        } else if (c->in.empty() && c->in_flight.load() == 0 && c->queued_output.load() == 0 &&
+                   now - c->last_activity > limits.idle_timeout) {
+            if (log::enabled(log::Level::debug)) log::debug("connection " + std::to_string(id) + " idle; closing");
+            expired.push_back(c);
+        }
+    }
+    for (auto& c : expired) close_connection(c);
+}
+
+// Loop thread of the connection.
 void Server::close_connection(const std::shared_ptr<Connection>& c) {
     {
         std::lock_guard lock(c->out_mu);
         c->closed = true;
     }
-    ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->fd, nullptr);
+    EventLoop& loop = *c->loop;
+    ::epoll_ctl(loop.epoll.get(), EPOLL_CTL_DEL, c->fd, nullptr);
     ::shutdown(c->fd, SHUT_RDWR);  // the fd itself closes with the last reference
-    if (connections_.erase(c->id)) {
+    if (loop.connections.erase(c->id)) {
+        loop.load.fetch_sub(1, std::memory_order_relaxed);
+        connection_count_.fetch_sub(1);
+        std::lock_guard lock(per_uid_mu_);
         auto it = connections_per_uid_.find(c->caller.uid());
         if (it != connections_per_uid_.end() && --it->second == 0) connections_per_uid_.erase(it);
     }
-    if (listener_paused_) {  // a descriptor may be free again (answers in flight may still hold this one)
-        epoll_set(epoll_fd_, EPOLL_CTL_ADD, listener_.fd(), EPOLLIN, kListenerId);
-        listener_paused_ = false;
-    }
+    // A descriptor may be free again (answers in flight may still hold this one).
+    if (listener_paused_.load(std::memory_order_relaxed)) resume_listener();
 }
 
 void Server::on_readable(const std::shared_ptr<Connection>& c) {
-    // One scratch buffer for the event loop (it is single-threaded): a connection only keeps
+    // One scratch buffer per event loop thread: a connection only keeps
     // the bytes of a frame not yet complete, and a read no longer zero-fills 64 KiB.
     static thread_local std::vector<uint8_t> scratch(kReadChunk);
     size_t total = 0;
@@ -299,7 +475,7 @@ void Server::process_input(const std::shared_ptr<Connection>& c) {
             std::lock_guard lock(c->out_mu);  // rare: re-check and switch to write-only under the lock
             if (c->out.size() - c->out_off > kMaxQueuedOutput) {
                 c->reading_paused = true;
-                epoll_set(epoll_fd_, EPOLL_CTL_MOD, c->fd, EPOLLOUT, c->id);
+                epoll_set(c->loop->epoll.get(), EPOLL_CTL_MOD, c->fd, EPOLLOUT, c->id);
                 break;
             }
         }
@@ -323,9 +499,9 @@ void Server::process_input(const std::shared_ptr<Connection>& c) {
             reply_error(c, h.request_id, h.base_op(), {ErrorCode::bad_request, "expected a request frame"});
         } else {
             // A frame followed by more input is never signed here: the next one waits for it.
-            nothing_queued_behind_ = last_ready_event_ && c->in.size() == off + parsed.consumed;
+            c->loop->nothing_queued_behind = c->loop->last_ready_event && c->in.size() == off + parsed.consumed;
             handle_frame(c, h.op, h.request_id, parsed.frame.body);
-            nothing_queued_behind_ = false;
+            c->loop->nothing_queued_behind = false;
         }
         off += parsed.consumed;
     }
@@ -366,7 +542,7 @@ void Server::on_writable(const std::shared_ptr<Connection>& c) {
             c->want_write = false;
             resume = c->reading_paused;
             done = c->close_when_flushed;
-            if (!c->closed && !done) epoll_set(epoll_fd_, EPOLL_CTL_MOD, c->fd, EPOLLIN, c->id);
+            if (!c->closed && !done) epoll_set(c->loop->epoll.get(), EPOLL_CTL_MOD, c->fd, EPOLLIN, c->id);
         }
         done = done || c->closed;
     }
@@ -403,7 +579,8 @@ void Server::send(const std::shared_ptr<Connection>& c, std::vector<uint8_t>&& f
     c->queued_output.store(c->out.size() - c->out_off, std::memory_order_relaxed);
     if (!c->want_write) {
         c->want_write = true;
-        epoll_set(epoll_fd_, EPOLL_CTL_MOD, c->fd, c->reading_paused ? EPOLLOUT : (EPOLLIN | EPOLLOUT), c->id);
+        epoll_set(c->loop->epoll.get(), EPOLL_CTL_MOD, c->fd, c->reading_paused ? EPOLLOUT : (EPOLLIN | EPOLLOUT),
+                  c->id);
     }
 }
 

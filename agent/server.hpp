@@ -1,7 +1,10 @@
-// keywardd's event loop: accepts connections, reads frames, checks who is asking, answers
-// cheap requests at once and hands device work to the token executors, whose threads
-// write the answers back themselves (so a signature costs no extra thread hop). A fast
-// signature with nothing else waiting is made on the loop's thread (no hop at all).
+// keywardd's server: the main thread accepts connections and handles signals, reloads and
+// the watchdog; each connection then belongs to one of several event loops (one per CPU by
+// default), which read its frames, check who is asking, answer cheap requests at once and
+// hand device work to the token executors, whose threads write the answers back themselves
+// (so a signature costs no extra thread hop). A fast signature with nothing else waiting
+// on its loop is made on that loop's thread (no hop at all) while the device has a free
+// share: with a loop per CPU, concurrent callers are signed in parallel without hand-offs.
 #pragma once
 
 #include <sys/types.h>
@@ -12,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -45,6 +49,21 @@ struct ServerLimits {
 ServerLimits limits_for(const AgentConfig& config, size_t open_file_limit);
 
 struct Connection;
+struct EventLoop;
+class Server;
+
+// What a reload may replace, published to the event loops as one immutable snapshot: a
+// loop picks up the newest one between two rounds of events, so a request never sees
+// half of a reload.
+struct ServingState {
+    std::shared_ptr<const AccessPolicy> policy;
+    std::shared_ptr<LifecycleRunner> lifecycle;
+    // Where the identities keep their certificates (lifecycle::identity_dir): GET_KEY
+    // answers carry the certificate chain of the identity whose current key it is.
+    std::vector<std::string> identity_dirs;
+    ServerLimits limits;
+    std::shared_ptr<const std::function<std::string()>> doctor;
+};
 
 class Server {
 public:
@@ -60,30 +79,55 @@ public:
     Status run();
 
     void set_policy(std::shared_ptr<const AccessPolicy> policy);
-    // Keys that sign faster than this (running average) may be signed on the event loop's
+    // Keys that sign faster than this (running average) may be signed on an event loop's
     // thread; 200 µs by default. Call before run().
     void set_sign_here_limit(std::chrono::microseconds limit);
-    // Identities; null when none are configured. Replace only from the event loop (reload).
+    // How many event loops serve connections; 0 (the default): one per CPU, at most 8.
+    // Call before run().
+    void set_event_loops(size_t loops) { loop_count_ = loops; }
+    // The threads of the event loops while run() runs (tests check where work happened).
+    std::vector<std::thread::id> loop_threads() const;
+    // The setters below may be called before run() or from the reload function (the main
+    // thread); the event loops see the change from their next round of events.
+    // Identities; null when none are configured.
     void set_lifecycle(std::shared_ptr<LifecycleRunner> lifecycle);
-    // Where the identities keep their certificates (lifecycle::identity_dir): GET_KEY
-    // answers carry the certificate chain of the identity whose current key it is.
-    void set_identity_dirs(std::vector<std::string> dirs) { identity_dirs_ = std::move(dirs); }
-    // From the event loop (or before run()): applies to new connections and the next sweep.
+    void set_identity_dirs(std::vector<std::string> dirs);
+    // Applies to new connections and the next sweep.
     void set_limits(const ServerLimits& limits);
     // Before run(): where readiness, status and watchdog pings go (systemd).
     void set_notifier(Notifier notifier) { notifier_ = std::move(notifier); }
     KeyRegistry& registry() { return *registry_; }
     // Answers DOCTOR requests (agent/doctor.hpp); it blocks, so it runs on a thread of its
-    // own, one at a time. Replace only from the event loop (reload).
+    // own, one at a time.
     using DoctorFn = std::function<std::string()>;
-    void set_doctor(std::shared_ptr<const DoctorFn> doctor) { doctor_ = std::move(doctor); }
+    void set_doctor(std::shared_ptr<const DoctorFn> doctor);
 
 private:
+    // Replaces part of the serving state (main thread) and tells the loops.
+    template <typename Change>
+    void publish(Change&& change);
+    // One event loop's thread: its connections' events until stop_loops().
+    void serve(EventLoop& loop);
+    // The newest serving state, when the loop's copy is older. Loop thread.
+    void refresh_state(EventLoop& loop);
+    // Connections the acceptor handed to `loop` join its epoll set. Loop thread.
+    void adopt_new_connections(EventLoop& loop);
+    void stop_loops();
+    // The loop with the fewest connections.
+    EventLoop& least_loaded_loop();
+    // Every loop went round recently: the main thread pings the watchdog only then, so a
+    // loop stuck in a call stops the pings and systemd restarts the agent.
+    bool loops_alive(std::chrono::steady_clock::time_point now, std::chrono::microseconds within) const;
     void accept_all();
     // Refuses a connection over a cap: one `busy` frame, then close.
     void refuse(int fd, const Caller& caller, const std::string& why);
-    // Once a second: timeouts, a listener paused for want of descriptors, log summaries.
+    // Once a second on the main thread: a listener paused for want of descriptors, audit and
+    // log summaries.
     void sweep();
+    // Once a second on each loop: read and idle timeouts of its connections.
+    void sweep_connections(EventLoop& loop);
+    // The listener leaves epoll when descriptors run out; back in when one may be free.
+    void resume_listener();
     void on_readable(const std::shared_ptr<Connection>& c);
     void on_writable(const std::shared_ptr<Connection>& c);
     void process_input(const std::shared_ptr<Connection>& c);
@@ -114,34 +158,35 @@ private:
 
     Listener listener_;
     std::shared_ptr<KeyRegistry> registry_;
-    std::shared_ptr<const AccessPolicy> policy_;
     ReloadFn reload_;
-    std::shared_ptr<LifecycleRunner> lifecycle_;
-    std::vector<std::string> identity_dirs_;
-    int epoll_fd_ = -1;
+    // The serving state and its generation (bumped by every publish). Loops compare the
+    // generation, a relaxed read, and copy the snapshot under the mutex only when it moved.
+    mutable std::mutex state_mu_;
+    std::shared_ptr<const ServingState> state_;
+    std::atomic<uint64_t> state_generation_{1};
+    int epoll_fd_ = -1;  // the main thread's: listener and signals
     int signal_fd_ = -1;
-    uint64_t next_conn_id_ = 1;
+    std::atomic<uint64_t> next_conn_id_{1};
     std::chrono::microseconds sign_here_limit_{200};
-    // Set by the event loop around each request: nothing else is ready to be read or
-    // parsed, so a fast signature may be made on the loop's own thread.
-    bool last_ready_event_ = false;
-    bool nothing_queued_behind_ = false;
-    std::unordered_map<uint64_t, std::shared_ptr<Connection>> connections_;
+    size_t loop_count_ = 0;
+    std::vector<std::unique_ptr<EventLoop>> loops_;
+    // Connections across all loops: accepted on the main thread, closed on their loop's.
+    std::atomic<size_t> connection_count_{0};
+    std::mutex per_uid_mu_;
     std::unordered_map<uid_t, size_t> connections_per_uid_;
-    ServerLimits limits_;
     uid_t agent_uid_ = ::getuid();
     // Out of descriptors (EMFILE/ENFILE): the level-triggered listener would stay readable
-    // and spin the loop, so it leaves epoll until a connection closes.
-    bool listener_paused_ = false;
+    // and spin the main loop, so it leaves epoll until a connection closes.
+    std::atomic<bool> listener_paused_{false};
     std::chrono::steady_clock::time_point last_sweep_{};
     Audit audit_;
     Notifier notifier_;
     std::chrono::steady_clock::time_point next_watchdog_{};
+    bool watchdog_withheld_ = false;
     // "READY=1"-style state plus a STATUS= line for systemctl status.
     void notify(std::string_view state);
     LogLimiter denials_{"denials", 5, std::chrono::seconds(60)};
     LogLimiter refusals_{"refused connections", 3, std::chrono::seconds(60)};
-    std::shared_ptr<const DoctorFn> doctor_;
     std::thread doctor_thread_;  // joined when done: before the next one, and by ~Server
     std::atomic<bool> doctor_running_{false};
     std::atomic<uint64_t> signatures_{0};
