@@ -17,6 +17,7 @@
 #include <cstring>
 #include <mutex>
 #include <new>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -106,14 +107,15 @@ struct Waiter {
     std::condition_variable* wake;
 };
 
-}  // namespace
+constexpr size_t kMaxLanes = 4;
 
-struct Client::Impl {
-    ClientOptions options;
-    std::string path;
-
-    std::atomic<pid_t> owner_pid{getpid()};
-    ForkWitness fork_witness;
+// One connection to the agent with the requests in flight on it. A Client has one lane per
+// CPU (at most kMaxLanes) and each calling thread keeps to one lane: threads on different
+// lanes never share a lock or a socket, and the agent spreads the connections over its
+// event loops, so their signatures are made in parallel. Threads on one lane pipeline.
+struct Lane {
+    const ClientOptions& options;
+    const std::string& path;
 
     std::mutex mu;               // guards everything below except the read buffer
     std::condition_variable cv;  // capacity freed or the connection dropped (for callers not yet in `pending`)
@@ -176,20 +178,17 @@ struct Client::Impl {
         return ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) != 0;
     }
 
-    explicit Impl(ClientOptions o) : options(std::move(o)), path(resolve_socket_path(options.socket_path)) {}
-    ~Impl() {
+    Lane(const ClientOptions& o, const std::string& p) : options(o), path(p) {}
+    ~Lane() {
         if (fd >= 0) ::close(fd);
     }
+    Lane(const Lane&) = delete;
+    Lane& operator=(const Lane&) = delete;
 
-    // The child of a fork() must not share the parent's stream: it drops the inherited
-    // descriptor (close, never shutdown, so the parent's connection is untouched) and
-    // resets the locks, which another parent thread may have held at the moment of fork.
-    void after_fork_check() {
-        if (!fork_witness.maybe_forked()) return;
-        pid_t now = getpid();
-        pid_t was = owner_pid.load(std::memory_order_relaxed);
-        if (now == was) return;
-        if (!owner_pid.compare_exchange_strong(was, now)) return;
+    // In a forked child (Client::Impl::after_fork_check): drops the inherited descriptor
+    // (close, never shutdown, so the parent's connection is untouched) and resets the
+    // locks, which another parent thread may have held at the moment of fork.
+    void forget_after_fork() {
         new (&mu) std::mutex;
         new (&write_mu) std::mutex;
         new (&cv) std::condition_variable;
@@ -396,17 +395,6 @@ struct Client::Impl {
         if (!reader_active && !pending.empty()) pending.begin()->second.wake->notify_one();
     }
 
-    // One request/answer exchange. `encode` writes the request frame for the given id.
-    template <typename Encode>
-    Result<Slot> call(Encode&& encode, bool retry_on_lost) {
-        after_fork_check();
-        for (int attempt = 0;; ++attempt) {
-            Result<Slot> r = call_once(encode);
-            if (r.ok() || !retry_on_lost || attempt > 0) return r;
-            if (r.status().code != ErrorCode::connection_lost) return r;
-        }
-    }
-
     template <typename Encode>
     Result<Slot> call_once(Encode& encode) {
         const auto now = Clock::now();
@@ -478,6 +466,61 @@ struct Client::Impl {
         if (!slot.transport.ok()) return slot.transport;
         return slot;
     }
+};
+
+// Each thread's lane number: threads take consecutive numbers as they first call, so the
+// threads of a process spread evenly over a Client's lanes.
+std::atomic<uint32_t> g_next_thread_number{0};
+thread_local const uint32_t t_thread_number = g_next_thread_number.fetch_add(1, std::memory_order_relaxed);
+
+size_t lane_count_for(size_t asked) {
+    if (asked == 0) asked = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, kMaxLanes);
+    return std::clamp<size_t>(asked, 1, kMaxLanes);
+}
+
+}  // namespace
+
+struct Client::Impl {
+    ClientOptions options;
+    std::string path;
+
+    std::atomic<pid_t> owner_pid{getpid()};
+    ForkWitness fork_witness;
+    const size_t lane_count;
+    std::unique_ptr<std::unique_ptr<Lane>[]> lanes;
+
+    explicit Impl(ClientOptions o)
+            : options(std::move(o)),
+              path(resolve_socket_path(options.socket_path)),
+              lane_count(lane_count_for(options.connections)),
+              lanes(std::make_unique<std::unique_ptr<Lane>[]>(lane_count)) {
+        for (size_t i = 0; i < lane_count; ++i) lanes[i] = std::make_unique<Lane>(options, path);
+    }
+
+    Lane& my_lane() { return *lanes[t_thread_number % lane_count]; }
+
+    // The child of a fork() must not share the parent's streams.
+    void after_fork_check() {
+        if (!fork_witness.maybe_forked()) return;
+        pid_t now = getpid();
+        pid_t was = owner_pid.load(std::memory_order_relaxed);
+        if (now == was) return;
+        if (!owner_pid.compare_exchange_strong(was, now)) return;
+        for (size_t i = 0; i < lane_count; ++i) lanes[i]->forget_after_fork();
+    }
+
+    // One request/answer exchange on the calling thread's lane. `encode` writes the request
+    // frame for the given id.
+    template <typename Encode>
+    Result<Slot> call(Encode&& encode, bool retry_on_lost) {
+        after_fork_check();
+        Lane& lane = my_lane();
+        for (int attempt = 0;; ++attempt) {
+            Result<Slot> r = lane.call_once(encode);
+            if (r.ok() || !retry_on_lost || attempt > 0) return r;
+            if (r.status().code != ErrorCode::connection_lost) return r;
+        }
+    }
 
     // The request shapes: an operation without a body (STATUS, LIST_*), one that names a
     // key or identity (GET_KEY, DELETE_KEY, GET_IDENTITY, ROLLBACK), and a message that
@@ -525,16 +568,18 @@ const std::string& Client::socket_path() const noexcept { return impl_->path; }
 
 Status Client::connect() {
     impl_->after_fork_check();
-    std::lock_guard lock(impl_->mu);
-    if (impl_->fd >= 0) return {};
-    return impl_->connect_locked(Clock::now() + std::min(impl_->options.timeout, impl_->options.connect_timeout));
+    Lane& lane = impl_->my_lane();
+    std::lock_guard lock(lane.mu);
+    if (lane.fd >= 0) return {};
+    return lane.connect_locked(Clock::now() + std::min(impl_->options.timeout, impl_->options.connect_timeout));
 }
 
 Result<ipc::HelloResponse> Client::hello() {
     Status s = connect();
     if (!s.ok()) return s;
-    std::lock_guard lock(impl_->mu);
-    return impl_->hello;
+    Lane& lane = impl_->my_lane();
+    std::lock_guard lock(lane.mu);
+    return lane.hello;
 }
 
 Result<ipc::StatusResponse> Client::status() {

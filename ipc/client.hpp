@@ -1,8 +1,10 @@
 // libkeyward-client: talks to keywardd over its Unix socket.
 //
-// Threading: one Client may be shared by any number of threads; their requests are
-// pipelined on one connection and answers are matched by request id, so a slow key
-// never holds up a fast one. Nothing throws; every call returns a Status or Result.
+// Threading: one Client may be shared by any number of threads. It opens up to one
+// connection per CPU (ClientOptions::connections), lazily, and each thread keeps to one of
+// them; threads on one connection pipeline their requests and answers are matched by
+// request id, so a slow key never holds up a fast one. Nothing throws; every call returns
+// a Status or Result.
 //
 // Fork: the socket is CLOEXEC, and a child that inherited a connected Client drops the
 // inherited connection (without touching the parent's stream) and reconnects on first use.
@@ -41,6 +43,9 @@ struct ClientOptions {
     // Connecting and HELLO, within `timeout`: short, because a healthy agent answers HELLO
     // at once and a stopped one should not hold a TLS handshake for the full timeout.
     std::chrono::milliseconds connect_timeout = std::chrono::seconds(5);
+    // Connections shared out among the calling threads; 0: one per CPU, at most 4. A
+    // single-threaded caller only ever opens one.
+    size_t connections = 0;
 };
 
 class Client {
@@ -52,9 +57,10 @@ public:
 
     const std::string& socket_path() const noexcept;
 
-    // Connects (and says HELLO) if not connected yet. Other calls do this implicitly.
+    // Connects the calling thread's connection (and says HELLO) if not connected yet. Other
+    // calls do this implicitly.
     Status connect();
-    // The agent's HELLO answer from the current connection.
+    // The agent's HELLO answer on the calling thread's connection.
     Result<ipc::HelloResponse> hello();
 
     Result<ipc::StatusResponse> status();
