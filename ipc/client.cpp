@@ -107,7 +107,7 @@ struct Waiter {
     std::condition_variable* wake;
 };
 
-constexpr size_t kMaxLanes = 4;
+constexpr size_t kMaxLanes = 8;
 
 // One connection to the agent with the requests in flight on it. A Client has one lane per
 // CPU (at most kMaxLanes) and each calling thread keeps to one lane: threads on different
@@ -473,8 +473,17 @@ struct Lane {
 std::atomic<uint32_t> g_next_thread_number{0};
 thread_local const uint32_t t_thread_number = g_next_thread_number.fetch_add(1, std::memory_order_relaxed);
 
+// The explicit count, else $KEYWARD_CONNECTIONS (for programs that cannot pass options: the
+// provider, the PKCS#11 module), else one per CPU.
 size_t lane_count_for(size_t asked) {
-    if (asked == 0) asked = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, kMaxLanes);
+    if (asked == 0) {
+        if (const char* env = ::secure_getenv("KEYWARD_CONNECTIONS"); env && *env) {
+            char* end = nullptr;
+            const unsigned long n = std::strtoul(env, &end, 10);
+            if (*end == '\0') asked = n;
+        }
+    }
+    if (asked == 0) asked = std::thread::hardware_concurrency();
     return std::clamp<size_t>(asked, 1, kMaxLanes);
 }
 

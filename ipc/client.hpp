@@ -43,8 +43,8 @@ struct ClientOptions {
     // Connecting and HELLO, within `timeout`: short, because a healthy agent answers HELLO
     // at once and a stopped one should not hold a TLS handshake for the full timeout.
     std::chrono::milliseconds connect_timeout = std::chrono::seconds(5);
-    // Connections shared out among the calling threads; 0: one per CPU, at most 4. A
-    // single-threaded caller only ever opens one.
+    // Connections shared out among the calling threads; 0: $KEYWARD_CONNECTIONS, else one
+    // per CPU; at most 8. A single-threaded caller only ever opens one.
     size_t connections = 0;
 };
 
