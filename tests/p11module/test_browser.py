@@ -32,7 +32,9 @@ class BrowserCase(unittest.TestCase):
             raise AssertionError("test_browser needs root: Chromium's policy is mounted in a private mount namespace")
         cls.chromium = require_program(CHROMIUM)
         cls.unshare = require_program("unshare")
-        cls.env = P11Env("browser")
+        # Every signature in the audit trail (not only the first per key and program in an
+        # interval), so each test finds the record of its own handshake.
+        cls.env = P11Env("browser", agent_config='[agent]\naudit = "every-signature"')
         tmp = cls.env.tmp
         cls.server_cert, cls.server_key = cls.env.ca.server_cert()
         # s_server verifies the client's chain up to the root; Chromium sends the leaf and the
@@ -88,29 +90,41 @@ class BrowserCase(unittest.TestCase):
                                   XDG_CACHE_HOME=os.path.join(home, ".cache"), DISPLAY=None, WAYLAND_DISPLAY=None)
         return run(argv, env=env, check=False, timeout=60, context=self.env.agent.log_tail)
 
-    def fetch(self, name, identity, home):
-        with SServer(self.server_cert, self.server_key, self.server_ca, extra_args=["-www"]) as server:
+    def fetch(self, name, identity, home, server_args=()):
+        with SServer(self.server_cert, self.server_key, self.server_ca, extra_args=["-www", *server_args]) as server:
             url = f"https://127.0.0.1:{server.port}/"
             etc = self.policy_etc(name, url, identity)
             mark = self.env.agent.log_size()
             done = self.chromium_dom(name, url, home, etc)
             return done, server.output(), self.env.agent.log_since(mark)
 
-    def assert_fetched_with(self, identity, done, server_log, agent_log):
+    def assert_fetched_with(self, identity, protocol, signature_type, done, server_log, agent_log):
         detail = f"{done.describe()}\n--- s_server ---\n{server_log[-3000:]}\n--- agent ---\n{agent_log[-3000:]}"
         # s_server -www answers with the session it negotiated, the client certificate included.
         self.assertIn("Client certificate", done.stdout, "Chromium got no page with a client certificate:\n" + detail)
         self.assertRegex(done.stdout, rf"Subject:\s*CN\s*=\s*{re.escape(identity)}\b", detail)
+        self.assertRegex(done.stdout, rf"Protocol\s*:\s*{re.escape(protocol)}\b", detail)
+        # The scheme Chromium chose for its CertificateVerify, i.e. the mechanism the module served.
+        self.assertRegex(done.stdout, rf"Peer signature type:\s*{re.escape(signature_type)}\s", detail)
         self.assertRegex(agent_log, rf"audit: op=sign key={re.escape(identity)} uid=\d+ pid=\d+ "
                                     rf"exe=\S*/chromium result=ok", detail)
 
     def test_ec_identity_signs_chromium_handshake(self):
+        # TLS 1.3, ecdsa_secp256r1_sha256: CKM_ECDSA over a hash NSS computed.
         done, server_log, agent_log = self.fetch("ec", "p11-ec", self.nss_home("ec"))
-        self.assert_fetched_with("p11-ec", done, server_log, agent_log)
+        self.assert_fetched_with("p11-ec", "TLSv1.3", "ECDSA", done, server_log, agent_log)
 
     def test_rsa_identity_signs_chromium_handshake(self):
+        # TLS 1.3 allows only RSA-PSS: CKM_RSA_PKCS_PSS.
         done, server_log, agent_log = self.fetch("rsa", "p11-rsa", self.nss_home("rsa"))
-        self.assert_fetched_with("p11-rsa", done, server_log, agent_log)
+        self.assert_fetched_with("p11-rsa", "TLSv1.3", "RSA-PSS", done, server_log, agent_log)
+
+    def test_rsa_pkcs1_in_tls12(self):
+        # A TLS 1.2 server that accepts only rsa_pkcs1_sha256 from clients: CKM_RSA_PKCS
+        # with the DigestInfo NSS built.
+        done, server_log, agent_log = self.fetch("rsa12", "p11-rsa", self.nss_home("rsa12"),
+                                                 ["-tls1_2", "-client_sigalgs", "RSA+SHA256"])
+        self.assert_fetched_with("p11-rsa", "TLSv1.2", "RSA", done, server_log, agent_log)
 
     def test_module_removed_from_database_no_page(self):
         home = self.nss_home("removed")
