@@ -66,7 +66,8 @@ class BrowserCase(unittest.TestCase):
         """A copy of /etc/chromium with a managed policy that selects the client certificate
         whose subject CN is `subject_cn` for `url`, without asking."""
         etc = self.env.tmp.join(f"etc-chromium-{name}")
-        shutil.copytree("/etc/chromium", etc) if os.path.isdir("/etc/chromium") else os.makedirs(etc)
+        # The package's own files (master_preferences) stay visible beside the policy.
+        shutil.copytree("/etc/chromium", etc)
         managed = os.path.join(etc, "policies", "managed")
         os.makedirs(managed, exist_ok=True)
         rule = {"pattern": url, "filter": {"SUBJECT": {"CN": subject_cn}}}
@@ -85,7 +86,10 @@ class BrowserCase(unittest.TestCase):
                 self.chromium, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
                 "--no-default-browser-check", "--disable-extensions", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--password-store=basic",
-                f"--user-data-dir={profile}", "--timeout=20000", "--dump-dom", url]
+                f"--user-data-dir={profile}",
+                # Ends a page that never loads (e.g. a certificate choice nobody makes when the
+                # policy does not match) with an empty DOM, well inside the test's budget.
+                "--timeout=15000", "--dump-dom", url]
         env = self.env.client_env(HOME=home, XDG_CONFIG_HOME=os.path.join(home, ".config"),
                                   XDG_CACHE_HOME=os.path.join(home, ".cache"), DISPLAY=None, WAYLAND_DISPLAY=None)
         return run(argv, env=env, check=False, timeout=60, context=self.env.agent.log_tail)
