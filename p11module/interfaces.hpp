@@ -1,8 +1,10 @@
 // PKCS#11 3.0's interface discovery (C_GetInterfaceList, C_GetInterface) for a v2.40 module.
 // Newer consumers (NSS ≥ 3.52, p11-kit ≥ 0.23.21) look these up before C_GetFunctionList;
 // answering them with exactly one interface, "PKCS 11" 2.40 carrying the module's v2.40
-// function list, tells such a consumer precisely what it gets, and refuses a request for
-// 3.0 so it falls back cleanly instead of calling 3.0 functions we do not have.
+// function list, tells such a consumer precisely what it gets. A request for 3.0 or for
+// CKF_INTERFACE_FORK_SAFE (NSS asks for that first) is refused, so the consumer falls back
+// to what we have instead of calling 3.0 functions we lack or relying on a fork safety we
+// do not give (a child must call C_Initialize again).
 //
 // Debian 12's p11-kit header is PKCS#11 2.40 and lacks the 3.0 types, so Interface mirrors
 // CK_INTERFACE's layout (name, function list, flags) under a name of our own that cannot

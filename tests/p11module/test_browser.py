@@ -10,7 +10,11 @@ Chromium picks a client certificate without a dialog only by policy
 (AutoSelectCertificateForUrls), and it reads policies from /etc/chromium/policies/managed
 only. The test never writes to the real /etc: Chromium runs in a private mount namespace
 (`unshare -m`, needs root) where a copy of /etc/chromium with the policy is bind-mounted
-over /etc/chromium."""
+over /etc/chromium.
+
+NSS (3.87) loads the module through C_GetInterface: it asks for a fork-safe "PKCS 11"
+interface (refused: the module needs C_Initialize again after fork), then for any "PKCS 11"
+interface and gets the 2.40 one (p11module/interfaces.hpp)."""
 
 import json
 import os
@@ -35,13 +39,11 @@ class BrowserCase(unittest.TestCase):
         # Every signature in the audit trail (not only the first per key and program in an
         # interval), so each test finds the record of its own handshake.
         cls.env = P11Env("browser", agent_config='[agent]\naudit = "every-signature"')
-        tmp = cls.env.tmp
         cls.server_cert, cls.server_key = cls.env.ca.server_cert()
         # s_server verifies the client's chain up to the root; Chromium sends the leaf and the
         # intermediates it finds (on the token, as certificate objects), so the server is given
         # the root only.
         cls.server_ca = cls.env.ca.cert
-        cls.runs = 0
 
     @classmethod
     def tearDownClass(cls):
