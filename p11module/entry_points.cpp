@@ -16,6 +16,7 @@
 #include <p11-kit/pkcs11.h>
 
 #include "core/c_boundary.hpp"
+#include "p11module/interfaces.hpp"
 #include "p11module/module.hpp"
 
 namespace keyward::p11module {
@@ -541,10 +542,20 @@ CK_FUNCTION_LIST make_function_list() {
 
 CK_FUNCTION_LIST g_function_list = make_function_list();
 
+Interface g_interface = interface_for(&g_function_list);
+
 CK_RV GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out) {
     if (!out) return CKR_ARGUMENTS_BAD;
     *out = &g_function_list;
     return CKR_OK;
+}
+
+CK_RV GetInterfaceList(Interface* out, CK_ULONG_PTR count) noexcept {
+    return guarded([&] { return get_interface_list(g_interface, out, count); });
+}
+
+CK_RV GetInterface(CK_UTF8CHAR_PTR name, CK_VERSION_PTR version, Interface** out, CK_FLAGS flags) noexcept {
+    return guarded([&] { return get_interface(g_interface, name, version, out, flags); });
 }
 
 }  // namespace
@@ -552,4 +563,16 @@ CK_RV GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out) {
 
 extern "C" __attribute__((visibility("default"))) CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out) {
     return keyward::p11module::GetFunctionList(out);
+}
+
+// PKCS#11 3.0 declares these with CK_INTERFACE, which Interface mirrors (interfaces.hpp).
+extern "C" __attribute__((visibility("default"))) CK_RV C_GetInterfaceList(keyward::p11module::Interface* out,
+                                                                           CK_ULONG_PTR count) {
+    return keyward::p11module::GetInterfaceList(out, count);
+}
+
+extern "C" __attribute__((visibility("default"))) CK_RV C_GetInterface(CK_UTF8CHAR_PTR name, CK_VERSION_PTR version,
+                                                                       keyward::p11module::Interface** out,
+                                                                       CK_FLAGS flags) {
+    return keyward::p11module::GetInterface(name, version, out, flags);
 }

@@ -40,11 +40,13 @@ def consumer_path():
 
 
 class P11Env:
-    def __init__(self, name, shared=False):
+    def __init__(self, name, shared=False, agent_config=""):
         """shared=True: the socket is reachable by uid 65534 (harness.NOBODY_UID), which may
         sign with p11-ec — for consumers that must not run as root (p11-kit reads a user's
-        own module files only when the user is not root)."""
+        own module files only when the user is not root). agent_config: TOML put before the
+        identities (e.g. an [agent] table)."""
         self.shared = shared
+        self.agent_config = agent_config
         self.tmp = TempDir(f"keyward-p11-{name}-")
         try:
             self._setup()
@@ -66,7 +68,7 @@ class P11Env:
                              "authorityKeyIdentifier=keyid\n")
         openssl("x509", "-req", "-in", inter_csr, "-CA", self.ca.cert, "-CAkey", self.ca.key, "-set_serial", "77",
                 "-days", "2", "-extfile", ext, "-extensions", "v3", "-out", self.inter_cert)
-        lines = []
+        lines = [self.agent_config] if self.agent_config else []
         for name, key_type in IDENTITIES.items():
             lines += [f"[identities.{name}]", f'key_type = "{key_type}"', f'subject = "/CN={name}"',
                       f'sans = ["dns:{name}.test"]', f'trust_anchors = "{self.ca.cert}"', "auto_enroll = false",

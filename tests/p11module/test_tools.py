@@ -2,7 +2,8 @@
 """keyward-pkcs11.so seen through PKCS#11 tools: OpenSC's pkcs11-tool lists the slot, token,
 mechanisms and objects and signs with every mechanism (each signature verified with the
 openssl tool against the key's public key from the agent); GnuTLS's p11tool lists the
-objects; refusals come back as the PKCS#11 errors the issue names."""
+objects; p11-kit loads it from a module file (`p11-kit list-modules`); refusals come back as
+the PKCS#11 errors the issue names."""
 
 import hashlib
 import os
@@ -216,6 +217,26 @@ class ToolsCase(unittest.TestCase):
                    env=self.env.client_env())
         self.assertIn("p11-ec", done.stdout)
         self.assertIn("p11-rsa", done.stdout)
+
+    # -- p11-kit --
+
+    def test_p11kit_lists_module_and_token(self):
+        # p11-kit reads root's module files from the system directories only; the test puts
+        # ours there in a private mount namespace (the real ones are not touched): a directory
+        # holding just keyward.module, bind-mounted over p11-kit's package module directory.
+        modules = self.env.tmp.mkdir("p11kit-modules")
+        with open(os.path.join(modules, "keyward.module"), "w") as f:
+            # p11-kit resolves a relative path against its own module directory.
+            f.write(f"module: {os.path.abspath(self.env.module)}\n")
+        system_dir = "/usr/share/p11-kit/modules"
+        self.assertTrue(os.path.isdir(system_dir), f"{system_dir} is missing: is p11-kit installed?")
+        script = 'mount --bind "$0" "$1" && exec p11-kit list-modules'
+        done = run([require_program("unshare"), "--mount", "--propagation", "private", "sh", "-c", script, modules,
+                    system_dir], env=self.env.client_env(), context=self.env.agent.log_tail)
+        out = done.stdout
+        self.assertRegex(out, rf"keyward: {re.escape(os.path.abspath(self.env.module))}", out)
+        self.assertIn("library-manufacturer: keyward", out)
+        self.assertRegex(out, r"token: keyward\n(\s+\S.*\n)*\s+manufacturer: keyward", out)
 
 
 if __name__ == "__main__":
