@@ -28,19 +28,22 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::shared_ptr<Token> fake_token(const std::string& name, std::chrono::milliseconds delay, const std::string& key) {
+std::shared_ptr<Token> fake_token(const std::string& name, std::chrono::milliseconds delay, const std::string& key,
+                                  size_t shares = 1) {
     auto t = std::make_shared<Token>();
     t->name = name;
     t->backend = std::make_unique<testing::FakeBackend>(delay);
     REQUIRE(t->backend->generate(key, KeyType::ec_p256).ok());
-    t->executor = std::make_unique<Executor>(name, 1, 64);
+    t->executor = std::make_unique<Executor>(name, shares, 64);
     return t;
 }
 
 // Runs a Server on a temporary socket for the duration of a test.
 class RunningAgent {
 public:
-    explicit RunningAgent(mode_t socket_mode = 0600, ServerLimits limits = {}) {
+    // `fast_shares`: concurrent signatures the fast token allows; `loops`: event loops (0: one per CPU).
+    explicit RunningAgent(mode_t socket_mode = 0600, ServerLimits limits = {}, size_t fast_shares = 1,
+                          size_t loops = 0) {
         sigset_t s;
         sigemptyset(&s);
         sigaddset(&s, SIGTERM);
@@ -53,7 +56,8 @@ public:
         auto listener = Listener::open(path_, socket_mode, std::nullopt);
         REQUIRE(listener.ok());
         registry_ = std::make_shared<KeyRegistry>();
-        registry_->reset({fake_token("slow", 400ms, "slowkey"), fake_token("fast", 0ms, "fastkey")}, "fast");
+        registry_->reset({fake_token("slow", 400ms, "slowkey"), fake_token("fast", 0ms, "fastkey", fast_shares)},
+                         "fast");
         AgentConfig config;
         server_ = std::make_unique<Server>(std::move(listener).value(), registry_,
                                            std::make_shared<AccessPolicy>(config, getuid()), nullptr);
@@ -61,6 +65,7 @@ public:
         // fast; the slow token's 400 ms are far above it.
         server_->set_sign_here_limit(20ms);
         server_->set_limits(limits);
+        server_->set_event_loops(loops);
         thread_ = std::thread([this] { result_ = server_->run(); });
     }
     ~RunningAgent() {
@@ -217,7 +222,9 @@ TEST_CASE("agent: hostile frames get errors, the connection and the agent surviv
 
 TEST_CASE("client library: many threads share one pipelined connection", "[server][client]") {
     RunningAgent agent;
-    Client client({agent.path(), 10s, "unit"});
+    ClientOptions one_connection{agent.path(), 10s, "unit"};
+    one_connection.connections = 1;
+    Client client(one_connection);
     auto key = client.get_key("fastkey");
     REQUIRE(key.ok());
     const unsigned char* p = key->spki.data();
@@ -245,6 +252,36 @@ TEST_CASE("client library: many threads share one pipelined connection", "[serve
     REQUIRE(st.ok());
     CHECK(st->signatures == 400);
     CHECK(st->tokens.size() == 2);
+}
+
+TEST_CASE("agent: two callers on two event loops are signed on both loops' threads", "[server][client]") {
+    RunningAgent agent(0600, {}, /*fast_shares=*/2, /*loops=*/2);
+    ClientOptions two{agent.path(), 10s, "unit"};
+    two.connections = 2;  // the two threads below take one each
+    Client client(two);
+    const std::vector<uint8_t> digest(32, 3);
+    std::atomic<int> good{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 2; ++t)
+        threads.emplace_back([&] {
+            for (int i = 0; i < 40; ++i)
+                good += client.sign("fastkey", ipc::Scheme::ecdsa_secp256r1_sha256, digest).ok();
+        });
+    for (auto& t : threads) t.join();
+    CHECK(good == 80);
+    auto signed_on = agent.backend("fast").sign_threads();
+    REQUIRE(signed_on.size() == 80);
+    // Each connection went to the loop with fewer connections, and each loop signed its
+    // caller's requests itself: both loops appear, and (the first, timing signature aside)
+    // no signature needed a worker.
+    std::set<std::thread::id> loops_used;
+    size_t on_workers = 0;
+    for (auto id : signed_on) {
+        if (agent.on_event_loop(id)) loops_used.insert(id);
+        else ++on_workers;
+    }
+    CHECK(loops_used.size() == 2);
+    CHECK(on_workers <= 2);
 }
 
 TEST_CASE("client library: errors are typed and name the cause", "[client]") {
