@@ -40,8 +40,14 @@ lifecycle::KeyAccess make_key_access(std::shared_ptr<KeyRegistry> registry) {
         auto entry = registry->find(key);
         if (!entry) return Status{ErrorCode::no_such_key, "no such key: " + key};
         std::vector<uint8_t> copy(digest.begin(), digest.end());
-        return on_token<std::vector<uint8_t>>(
-            entry->token, [key, scheme, copy](Token& t) { return t.backend->sign(key, scheme, copy); });
+        // Counted like a client's signature: the metrics and `keyward status` show every use
+        // of a key, the agent's own (CSRs, ACME and CMP messages) included.
+        return on_token<std::vector<uint8_t>>(entry->token, [key, scheme, copy](Token& t) {
+            const auto started = std::chrono::steady_clock::now();
+            auto sig = t.backend->sign(key, scheme, copy);
+            metrics::signing_counters().signature(key, std::chrono::steady_clock::now() - started, sig.ok());
+            return sig;
+        });
     };
     access.generate = [registry](const std::string& key, const std::string& type,
                                  const std::string& token_name) -> Result<ipc::KeyInfo> {

@@ -201,6 +201,10 @@ class TestEnrollAndRenew(LifecycleCase):
             self.assertTrue(os.path.isfile(path), path)
             self.assertTrue(path.startswith(os.path.join(data["dir"], "current") + os.sep), path)
         self.assert_consistent(data)
+        # The CSR was signed on the device by the agent itself, and that use of the key is
+        # counted like a client's (keyward status, the metrics).
+        use = {u["key"]: u for u in self.cli("status", json=True).data["key_use"]}
+        self.assertGreaterEqual(use.get("web", {}).get("signatures", 0), 1, use)
         eku = openssl("x509", "-in", data["files"]["cert"], "-noout", "-ext", "extendedKeyUsage").stdout
         self.assertIn("TLS Web Client Authentication", eku)
         # The helper got the certmonger variables, and nothing secret.
