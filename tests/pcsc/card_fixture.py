@@ -57,6 +57,7 @@ class CardFixture:
         self.bridge = None
         self.bridge_log = os.path.join(self.dir, "bridge-events.log")
         self.pin_state = os.path.join(self.dir, "pin-tries")
+        self.stall_file = os.path.join(self.dir, "stall")  # while it exists, the card answers nothing
         self.run_dir = os.path.join(self.dir, "pcscd-run")
         self.reader_conf = os.path.join(self.dir, "reader.conf.d")
         self.softhsm_conf = os.path.join(self.dir, "softhsm2.conf")
@@ -187,7 +188,7 @@ class CardFixture:
         assert not self.inserted(), "the card is already in the reader"
         argv = ["nsenter", "-t", str(self.pcscd.pid), "-U", "-n", "--preserve-credentials", bridge_path(),
                 "--nssdb", self.nssdb, "--port", str(VPCD_PORT), "--pin-state", self.pin_state,
-                "--pin-tries", str(PIN_TRIES), "--log", self.bridge_log]
+                "--pin-tries", str(PIN_TRIES), "--log", self.bridge_log, "--stall-file", self.stall_file]
         if other_card:
             argv += ["--serial-xor", "0x5a"]
         if sign_delay_ms:
@@ -214,6 +215,14 @@ class CardFixture:
         if self.pcscd is not None and self.pcscd.poll() is None:
             if not harness.wait_until(lambda: self.readers().get(READER) is False, timeout, 0.1):
                 raise AssertionError(f"PC/SC still shows a card in {READER!r} {timeout}s after removal")
+
+    def stall(self):
+        """The card stops answering (it stays in the reader): commands sent to it wait until unstall()."""
+        open(self.stall_file, "w").close()
+
+    def unstall(self):
+        if os.path.exists(self.stall_file):
+            os.unlink(self.stall_file)
 
     def inserted(self):
         return self.bridge is not None and self.bridge.poll() is None
@@ -255,5 +264,6 @@ class CardFixture:
                            timeout=timeout)
 
     def stop(self):
+        self.unstall()
         self._end_bridge()
         self.stop_pcscd()
