@@ -46,7 +46,8 @@ void watch_reader(Token& token) {
                 // Looks at the card now (serial, PIN state, login), so status tells at once and
                 // keys not found before appear — as a job on the token's executor: the backend
                 // makes one device call at a time per session share, not one more beside it.
-                if (!queue_card_look(*t, false))
+                // Before the token is open, open_token itself looks.
+                if (t->opened.load(std::memory_order_acquire) && !queue_card_look(*t, false))
                     log::warning("token " + t->name + ": the card in reader " + ev.reader +
                                  " is looked at with the next request (the token's queue is full)");
                 break;
@@ -102,7 +103,13 @@ bool queue_card_look(Token& token, bool asked) {
     const bool queued = token.executor->try_submit(
         [t]() {
             t->look_queued.store(false);
-            const DeviceHealth h = t->backend->health();
+            DeviceHealth h = t->backend->health();
+            // The monitor may have seen the card go while we looked: its word is the newer one.
+            if (t->presence) {
+                const auto now = t->presence->view().state;
+                if (now == pkcs11::CardPresence::State::removed) h = DeviceHealth::removed;
+                if (now == pkcs11::CardPresence::State::unreachable) h = DeviceHealth::error;
+            }
             t->health = h;
             log::info("token " + t->name +
                       ": looked at the card on the token's executor: " + std::string(device_health_name(h)));

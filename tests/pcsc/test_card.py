@@ -341,16 +341,15 @@ class CardAgentTest(unittest.TestCase):
             self.other_agent_done(agent)
 
     def test_a_different_card_inserted_after_start_is_not_adopted(self):
+        agent = self.other_agent("swapped", self.config)
         self.card.remove()
         self.card.insert(other_card=True)  # the first card the token sees is this one...
-        self.card.remove()
-        agent = self.other_agent("swapped", self.config)
         try:
             agent.start()
             self.assertIn(KEY, listed(agent))
+            log_mark = agent.log_size()
             self.card.remove()
             self.card.insert()  # ...so the usual card is another one for it
-            log_mark = agent.log_size()
             agent.wait_for_log(LOOKED_AT + "error", since=log_mark)
             done = self.sign_with(agent)
             self.assertNotEqual(done.rc, 0)
