@@ -15,6 +15,7 @@ Removing the card is ending the bridge (vpcd sees its connection close); inserti
     card.remove(); card.insert(other_card=True)   # another serial, the same keys
     card.restart_pcscd()               # the card comes back in the reader of the new pcscd
     card.verify_count(since)           # VERIFY commands carrying a PIN that reached the card
+    card.stall(); card.unstall()       # the card stops answering (stays in the reader), then answers again
     card.stop()
 
 KEYWARD_CARD_TRACE=1 makes the bridge log every APDU (card/bridge.log in the temp dir; KEYWARD_KEEP_TMP=1 keeps it).
