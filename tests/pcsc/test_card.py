@@ -321,10 +321,13 @@ class CardAgentTest(unittest.TestCase):
             self.assertNotEqual(done.rc, 0)
             mark = self.card.events_mark()
             log_mark = agent.log_size()
-            self.card.insert()
+            self.card.insert()  # returns once PC/SC shows the card
+            t0 = time.monotonic()
             agent.wait_for_log(LOOKED_AT + "present", since=log_mark)
             agent.wait_for_log("token card: key cardkey found on the card; usable now", since=log_mark)
             self.assertIn(KEY, listed(agent))
+            print(f"\nFIGURE card inserted after start: key listed {time.monotonic() - t0:.2f} s after PC/SC showed "
+                  f"the card (no reload)", flush=True)
             done = self.sign_with(agent)
             self.assertEqual(done.rc, 0, done.describe())
             self.assertEqual(self.card.verify_count(mark), 1, "one login on the card inserted")
@@ -381,9 +384,12 @@ class CardAgentTest(unittest.TestCase):
             # The worker is free, the card is not: new work fails at once instead of queueing behind it.
             t0 = time.monotonic()
             done = self.sign_with(agent, timeout=30)
+            again = time.monotonic() - t0
             self.assertNotEqual(done.rc, 0)
             self.assertIn("did not answer within 2 s", done.stderr)
-            self.assertLess(time.monotonic() - t0, 1.5)
+            self.assertLess(again, 1.5)
+            print(f"\nFIGURE stalled card, card_timeout 2 s: the signature answered after {took:.2f} s, the next "
+                  f"one after {again:.2f} s (keyward CLI round trips)", flush=True)
             # The card answers again: the token comes back by itself.
             log_mark = agent.log_size()
             self.card.unstall()
