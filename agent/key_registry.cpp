@@ -237,13 +237,6 @@ void KeyRegistry::ask_for_looks(const std::vector<std::shared_ptr<Token>>& token
     for (const auto& t : tokens) queue_card_look(*t, true);
 }
 
-std::vector<std::string> KeyRegistry::pending() const {
-    std::shared_lock lock(mu_);
-    std::vector<std::string> out;
-    for (const auto& [name, token] : pending_) out.push_back(name);
-    return out;
-}
-
 std::shared_ptr<const KeyEntry> KeyRegistry::find(const std::string& name) const {
     std::shared_ptr<Token> waiting;
     {

@@ -75,7 +75,8 @@ Result<std::shared_ptr<Token>> open_token(const TokenConfig& config);
 
 // Queues a look at a card token on its executor: health (serial, PIN state, login), then the
 // found hook. `asked` (a request named a key not found yet) spaces looks by a second, so a
-// client polling for a missing key does not keep the card busy. False if not queued.
+// client polling for a missing key does not keep the card busy. False when no look can be
+// queued (the token is not open yet, or its executor's queue is full).
 bool queue_card_look(Token& token, bool asked);
 
 // Held by a shared_ptr (a card token's look reaches it through a weak one).
@@ -101,9 +102,6 @@ public:
     // After device work: false if the name is already taken.
     bool add(const std::shared_ptr<Token>& token, ipc::KeyInfo info);
     void remove(const std::string& name);
-
-    // Names of configured keys not found yet (card tokens), for status and tests.
-    std::vector<std::string> pending() const;
 
 private:
     // On the token's executor: reads the token's keys and adds the pending ones it has.
