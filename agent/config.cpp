@@ -196,6 +196,10 @@ public:
             else if (k.str() == "card") {
                 if (auto b = v.value<bool>(); v.is_boolean() && b) tc.card = *b;
                 else s = fail(v.source(), key, "expected true or false");
+            } else if (k.str() == "card_timeout") {
+                int64_t n = 0;
+                s = seconds(v, key, n);
+                if (s.ok()) tc.card_timeout_seconds = int(n);
             } else if (k.str() == "sessions") {
                 auto n = v.value<int64_t>();
                 if (!v.is_integer() || !n || *n < 1 || *n > 256)

@@ -35,6 +35,8 @@ struct TokenConfig {
     size_t sessions = 0;  // 0: the backend's default (1 for a card)
     bool card = false;    // a smartcard (docs/smartcard.md): adopted keys only, hot-plug, serial checked
     std::string reader;   // the PC/SC reader a card token watches (card = true)
+    // card = true: a device call waiting longer fails, and the token is unavailable until it returns.
+    int card_timeout_seconds = 15;
     // Keys adopted on this token ([keys.NAME] object = "pkcs11:id=..."): name, object URI.
     std::vector<std::pair<std::string, std::string>> adopted;
     // tpm

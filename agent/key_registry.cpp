@@ -1,11 +1,13 @@
 #include "agent/key_registry.hpp"
 #include "agent/credentials.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <mutex>
 #include <thread>
 
 #include "core/log.hpp"
+#include "pkcs11/card_deadline.hpp"
 #include "pkcs11/pkcs11_backend.hpp"
 #include "tpm/tpm_backend.hpp"
 
@@ -41,8 +43,13 @@ void watch_reader(Token& token) {
             case pcsc::CardState::present:
                 log::info("token " + t->name + ": a card is in reader " + ev.reader);
                 t->presence->set_present();
-                // Looks at the card now (serial, PIN state, login), so status tells at once.
-                if (t->opened.load(std::memory_order_acquire)) t->health = t->backend->health();
+                // Looks at the card now (serial, PIN state, login), so status tells at once and
+                // keys not found before appear — as a job on the token's executor: the backend
+                // makes one device call at a time per session share, not one more beside it.
+                // Before the token is open, open_token itself looks.
+                if (t->opened.load(std::memory_order_acquire) && !queue_card_look(*t, false))
+                    log::warning("token " + t->name + ": the card in reader " + ev.reader +
+                                 " is looked at with the next request (the token's queue is full)");
                 break;
             case pcsc::CardState::removed:
                 log::notice("token " + t->name + ": the card in reader " + ev.reader + " was removed");
@@ -61,7 +68,58 @@ void watch_reader(Token& token) {
         std::this_thread::sleep_for(std::chrono::milliseconds(25));
 }
 
+// A card's device calls with a deadline (pkcs11/card_deadline.hpp): a card that stops
+// answering makes the token `error` at once, and a look at it follows its answer.
+std::unique_ptr<KeyBackend> with_deadline(Token& token, std::unique_ptr<KeyBackend> backend) {
+    pkcs11::CardDeadline deadline;
+    deadline.card =
+        token.config.reader.empty() ? "the card of token " + token.name : "the card in reader " + token.config.reader;
+    deadline.timeout = std::chrono::seconds(token.config.card_timeout_seconds);
+    Token* t = &token;  // called on the thread of a call into the token's backend: the token is there
+    deadline.on_stuck = [t]() { t->health = DeviceHealth::error; };
+    // On the card's own thread, which a stuck call may keep after the token is gone.
+    deadline.on_answering = [weak = token.weak_from_this()]() {
+        if (auto t = weak.lock()) queue_card_look(*t, false);
+    };
+    return pkcs11::with_card_deadline(std::move(backend), std::move(deadline));
+}
+
+int64_t steady_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
 }  // namespace
+
+bool queue_card_look(Token& token, bool asked) {
+    if (!token.opened.load(std::memory_order_acquire)) return false;
+    if (asked) {
+        const int64_t now = steady_ms();
+        int64_t last = token.last_asked_look_ms.load();
+        if (now - last < 1000 || !token.last_asked_look_ms.compare_exchange_strong(last, now)) return true;
+    }
+    if (token.look_queued.exchange(true)) return true;  // the queued one sees this change too
+    Token* t = &token;  // the executor is joined in ~Token, before anything the job touches goes
+    const bool queued = token.executor->try_submit(
+        [t]() {
+            t->look_queued.store(false);
+            DeviceHealth h = t->backend->health();
+            // The monitor may have seen the card go while we looked: its word is the newer one.
+            if (t->presence) {
+                const auto now = t->presence->view().state;
+                if (now == pkcs11::CardPresence::State::removed) h = DeviceHealth::removed;
+                if (now == pkcs11::CardPresence::State::unreachable) h = DeviceHealth::error;
+            }
+            t->health = h;
+            log::info("token " + t->name +
+                      ": looked at the card on the token's executor: " + std::string(device_health_name(h)));
+            if (h != DeviceHealth::present) return;
+            if (auto hook = t->found_hook()) hook(*t);
+        },
+        Executor::kAgentWork);
+    if (!queued) token.look_queued.store(false);
+    return queued;
+}
 
 Result<std::shared_ptr<Token>> open_token(const TokenConfig& config) {
     auto token = std::make_shared<Token>();
@@ -82,6 +140,7 @@ Result<std::shared_ptr<Token>> open_token(const TokenConfig& config) {
         if (!backend.ok())
             return Status{backend.status().code, "token " + config.name + ": " + backend.status().message};
         token->backend = std::move(backend).value();
+        if (config.card) token->backend = with_deadline(*token, std::move(token->backend));
     } else if (config.kind == "tpm") {
         auto auth_file = secret_file_path(config.auth_file, "token " + config.name + ": auth_file");
         if (!auth_file.ok()) return auth_file.status();
@@ -120,24 +179,90 @@ void KeyRegistry::reset(std::vector<std::shared_ptr<Token>> tokens, std::string 
                              token->name + "; using the one on " + it->second->token->name);
         }
     }
+    std::map<std::string, std::shared_ptr<Token>, std::less<>> pending;
+    for (const auto& token : tokens) {
+        if (!token->config.card) continue;
+        for (const auto& [name, object] : token->config.adopted) {
+            if (keys.count(name)) continue;
+            log::notice("token " + token->name + ": key " + name + " (" + object +
+                        ") is not readable now; it is added when the card is in and its PIN accepted");
+            pending.emplace(name, token);
+        }
+    }
+    const std::weak_ptr<KeyRegistry> self = weak_from_this();
+    for (const auto& token : tokens)
+        if (token->config.card)
+            token->set_found_hook([self](Token& t) {
+                if (auto registry = self.lock()) registry->add_found_keys(t);
+            });
     std::unique_lock lock(mu_);
     tokens_ = std::move(tokens);
     default_token_ = std::move(default_token);
     keys_ = std::move(keys);
+    pending_ = std::move(pending);
+}
+
+void KeyRegistry::add_found_keys(Token& token) {
+    {
+        std::shared_lock lock(mu_);
+        if (std::none_of(pending_.begin(), pending_.end(), [&](const auto& p) { return p.second.get() == &token; }))
+            return;
+    }
+    // Device work, on the token's executor and outside the lock.
+    auto listed = token.backend->list_keys();
+    if (!listed.ok()) {
+        log::info("token " + token.name + ": keys not readable yet: " + listed.status().message);
+        return;
+    }
+    std::vector<std::string> added, taken;
+    {
+        std::unique_lock lock(mu_);
+        for (const auto& key : listed.value()) {
+            auto p = pending_.find(key.label);
+            if (p == pending_.end() || p->second.get() != &token) continue;  // a reload replaced the token
+            if (keys_.try_emplace(key.label, std::make_shared<const KeyEntry>(p->second, to_key_info(key, token.name)))
+                    .second)
+                added.push_back(key.label);
+            else taken.push_back(key.label);
+            pending_.erase(p);
+        }
+    }
+    for (const auto& name : added)
+        log::info("token " + token.name + ": key " + name + " found on the card; usable now");
+    for (const auto& name : taken)
+        log::warning("token " + token.name + ": key " + name + " found on the card, but the name is taken since");
+}
+
+void KeyRegistry::ask_for_looks(const std::vector<std::shared_ptr<Token>>& tokens) const {
+    for (const auto& t : tokens) queue_card_look(*t, true);
 }
 
 std::shared_ptr<const KeyEntry> KeyRegistry::find(const std::string& name) const {
-    std::shared_lock lock(mu_);
-    auto it = keys_.find(name);
-    if (it == keys_.end()) return nullptr;
-    return it->second;
+    std::shared_ptr<Token> waiting;
+    {
+        std::shared_lock lock(mu_);
+        auto it = keys_.find(name);
+        if (it != keys_.end()) return it->second;
+        auto p = pending_.find(name);
+        if (p == pending_.end()) return nullptr;
+        waiting = p->second;
+    }
+    // A configured card key not found yet: this answer cannot wait for the card, a later one finds it.
+    ask_for_looks({waiting});
+    return nullptr;
 }
 
 std::vector<ipc::KeyInfo> KeyRegistry::keys() const {
-    std::shared_lock lock(mu_);
     std::vector<ipc::KeyInfo> out;
-    out.reserve(keys_.size());
-    for (const auto& [name, entry] : keys_) out.push_back(entry->info);
+    std::vector<std::shared_ptr<Token>> waiting;
+    {
+        std::shared_lock lock(mu_);
+        out.reserve(keys_.size());
+        for (const auto& [name, entry] : keys_) out.push_back(entry->info);
+        for (const auto& [name, token] : pending_)
+            if (std::find(waiting.begin(), waiting.end(), token) == waiting.end()) waiting.push_back(token);
+    }
+    ask_for_looks(waiting);
     return out;
 }
 

@@ -11,9 +11,11 @@
  *    removal like a real card's counter. Every VERIFY that carries a PIN is logged, so a test can count attempts.
  *  - identity: every libcacard card has the same serial. --serial-xor flips the card number in the card capability
  *    container that OpenSC reads the token serial from, so the same keys can be presented as "another card".
+ *  - a card that stops answering: while --stall-file exists, commands get no answer (logged "stalled", then
+ *    "answering" when the file is gone).
  *
  * usage: card_bridge --nssdb DIR --port PORT [--pin-state FILE] [--pin-tries N] [--log FILE]
- *                    [--serial-xor BYTE] [--sign-delay-ms MS] [--trace]
+ *                    [--serial-xor BYTE] [--sign-delay-ms MS] [--stall-file FILE] [--trace]
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -40,6 +42,7 @@ struct options {
     const char *log_path;
     int serial_xor;
     int sign_delay_ms;
+    const char *stall_file;
     int trace;
 };
 
@@ -187,6 +190,7 @@ static int parse_options(int argc, char **argv, struct options *o) {
         else if (!strcmp(a, "--log")) o->log_path = v;
         else if (!strcmp(a, "--serial-xor")) o->serial_xor = (int)strtol(v, NULL, 0) & 0xff;
         else if (!strcmp(a, "--sign-delay-ms")) o->sign_delay_ms = atoi(v);
+        else if (!strcmp(a, "--stall-file")) o->stall_file = v;
         else return -1;
     }
     return o->nssdb && o->port > 0 && o->port < 65536 && o->pin_tries > 0 && o->pin_tries < 16 ? 0 : -1;
@@ -208,12 +212,21 @@ static VReader *find_card(void) {
     return NULL;
 }
 
+/* A card that stops answering: while the stall file exists, a command gets no answer (the card is still in the
+ * reader, PC/SC sees nothing wrong). Removing the file lets the card answer what it was sent. */
+static void stall_while_asked(const struct options *o) {
+    if (!o->stall_file || access(o->stall_file, F_OK) != 0) return;
+    log_event("stalled");
+    while (access(o->stall_file, F_OK) == 0) sleep_ms(20);
+    log_event("answering");
+}
+
 int main(int argc, char **argv) {
     struct options o;
     if (parse_options(argc, argv, &o) != 0) {
         fprintf(stderr,
                 "usage: %s --nssdb DIR --port PORT [--pin-state FILE] [--pin-tries N] [--log FILE] "
-                "[--serial-xor BYTE] [--sign-delay-ms MS] [--trace]\n",
+                "[--serial-xor BYTE] [--sign-delay-ms MS] [--stall-file FILE] [--trace]\n",
                 argv[0]);
         return 2;
     }
@@ -267,6 +280,7 @@ int main(int argc, char **argv) {
             continue;
         }
         trace_bytes(&o, ">", apdu, n);
+        stall_while_asked(&o);
         int rlen;
         if (n >= 4 && apdu[1] == INS_VERIFY) {
             rlen = handle_verify(&o, reader, apdu, n, resp);

@@ -15,6 +15,7 @@ Removing the card is ending the bridge (vpcd sees its connection close); inserti
     card.remove(); card.insert(other_card=True)   # another serial, the same keys
     card.restart_pcscd()               # the card comes back in the reader of the new pcscd
     card.verify_count(since)           # VERIFY commands carrying a PIN that reached the card
+    card.stall(); card.unstall()       # the card stops answering (stays in the reader), then answers again
     card.stop()
 
 KEYWARD_CARD_TRACE=1 makes the bridge log every APDU (card/bridge.log in the temp dir; KEYWARD_KEEP_TMP=1 keeps it).
@@ -57,6 +58,7 @@ class CardFixture:
         self.bridge = None
         self.bridge_log = os.path.join(self.dir, "bridge-events.log")
         self.pin_state = os.path.join(self.dir, "pin-tries")
+        self.stall_file = os.path.join(self.dir, "stall")  # while it exists, the card answers nothing
         self.run_dir = os.path.join(self.dir, "pcscd-run")
         self.reader_conf = os.path.join(self.dir, "reader.conf.d")
         self.softhsm_conf = os.path.join(self.dir, "softhsm2.conf")
@@ -187,7 +189,7 @@ class CardFixture:
         assert not self.inserted(), "the card is already in the reader"
         argv = ["nsenter", "-t", str(self.pcscd.pid), "-U", "-n", "--preserve-credentials", bridge_path(),
                 "--nssdb", self.nssdb, "--port", str(VPCD_PORT), "--pin-state", self.pin_state,
-                "--pin-tries", str(PIN_TRIES), "--log", self.bridge_log]
+                "--pin-tries", str(PIN_TRIES), "--log", self.bridge_log, "--stall-file", self.stall_file]
         if other_card:
             argv += ["--serial-xor", "0x5a"]
         if sign_delay_ms:
@@ -214,6 +216,14 @@ class CardFixture:
         if self.pcscd is not None and self.pcscd.poll() is None:
             if not harness.wait_until(lambda: self.readers().get(READER) is False, timeout, 0.1):
                 raise AssertionError(f"PC/SC still shows a card in {READER!r} {timeout}s after removal")
+
+    def stall(self):
+        """The card stops answering (it stays in the reader): commands sent to it wait until unstall()."""
+        open(self.stall_file, "w").close()
+
+    def unstall(self):
+        if os.path.exists(self.stall_file):
+            os.unlink(self.stall_file)
 
     def inserted(self):
         return self.bridge is not None and self.bridge.poll() is None
@@ -255,5 +265,6 @@ class CardFixture:
                            timeout=timeout)
 
     def stop(self):
+        self.unstall()
         self._end_bridge()
         self.stop_pcscd()

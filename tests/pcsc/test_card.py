@@ -2,8 +2,10 @@
 
 Adopting the card's key by id, its certificate, every scheme the card offers (verified by OpenSSL against that
 certificate), mTLS through the provider, removal (idle and during a signature), reinsertion, another card in the
-reader, pcscd killed and restarted, a wrong PIN (exactly one VERIFY reaches the card), and the latency of a card
-signature through the agent against OpenSC called directly (printed as a figure)."""
+reader, pcscd killed and restarted, a wrong PIN (exactly one VERIFY reaches the card), a card inserted after the agent
+started and a PIN file fixed after a rejection (both usable without a reload), the look at a card running on the
+token's executor, a card that stops answering (an error within card_timeout), and the latency of a card signature
+through the agent against OpenSC called directly (printed as a figure)."""
 
 import os
 import sys
@@ -20,11 +22,16 @@ import provider_helpers as ph  # noqa: E402
 
 KEY = "cardkey"
 RSA_SCHEMES = [s for s, (_, fam) in harness.SCHEMES.items() if fam in ("pkcs1", "pss")]
+LOOKED_AT = "token card: looked at the card on the token's executor: "
 
 
-def card_config(tmp, card, pin_file):
-    return tmp.write("keyward.toml", f"""
-[tokens.card]
+def listed(agent):
+    return [k["name"] for k in agent.cli("keys", "list", json=True).data["keys"]]
+
+
+def card_config(tmp, card, pin_file, name="keyward.toml", extra=""):
+    return tmp.write(name, f"""
+[tokens.card]{extra}
 kind = "pkcs11"
 module = "{card_fixture.OPENSC_MODULE}"
 uri = "pkcs11:token={card_fixture.CARD_LABEL}"
@@ -83,6 +90,25 @@ class CardAgentTest(unittest.TestCase):
 
     def sign_ok(self):
         return self.sign(check=False)[0].rc == 0
+
+    def sign_with(self, agent, timeout=60):
+        return agent.cli("sign", KEY, "--scheme", "rsa_pkcs1_sha256", "--in", self.message, "--out",
+                         self.tmp.join("other.sig"), check=False, timeout=timeout)
+
+    def other_agent(self, name, config):
+        """An agent of its own on the card; the class's agent stops meanwhile (one agent on the card at a time, like
+        one user's session) and comes back in other_agent_done()."""
+        agent = harness.Agent(self.tmp, name=name, config=config, env=self.card.env)
+        self.agent.stop()
+        return agent
+
+    def other_agent_done(self, agent):
+        agent.stop(expect_exit=None)
+        self.card.unstall()
+        self.card.reset_pin()
+        if not self.card.inserted():
+            self.card.insert()
+        self.agent.start()
 
     def verify(self, scheme, sig):
         digest, family = harness.SCHEMES[scheme]
@@ -151,12 +177,16 @@ class CardAgentTest(unittest.TestCase):
         self.assertLess(took, 3, "a removed card answers at once")
         self.assertEqual(self.token_status()["state"], "removed")
         mark = self.card.events_mark()
+        log_mark = self.agent.log_size()
         self.card.insert()
+        # The monitor's "present" becomes a look at the card on the token's executor (never on the monitor's
+        # thread, beside the token's one worker); the look logs in again.
+        self.agent.wait_for_log(LOOKED_AT + "present", since=log_mark)
+        self.assertEqual(self.token_status()["state"], "present")
+        self.assertIn("verify ok", self.card.events(mark), "the agent logged in again on the card put back")
         self.assertTrue(harness.wait_until(self.sign_ok, 20, 0.2), self.agent.log_tail())
         _, sig = self.sign()
         self.verify("rsa_pkcs1_sha256", sig)
-        self.assertIn("verify ok", self.card.events(mark), "the agent logged in again on the card put back")
-        self.assertEqual(self.token_status()["state"], "present")
 
     def test_removal_during_a_signature(self):
         self.card.remove()
@@ -225,15 +255,21 @@ class CardAgentTest(unittest.TestCase):
             self.assertIn("was rejected (CKR_PIN_INCORRECT); it is not tried again until that file changes",
                           agent.log_text())
             self.assertNotIn("000000", agent.log_text())
-            # The right PIN written to the file, and a reload (the keys were not listed without a login): one
-            # more VERIFY, the right one, and the key signs.
+            # The keys could not be read without a login: not listed, asking for them sends nothing to the card.
+            for _ in range(3):
+                self.assertNotIn(KEY, listed(agent))
+                time.sleep(0.4)
+            self.assertEqual(self.card.verify_count(mark), 1, self.card.events(mark))
+            # The right PIN written to the file, and no reload: the next request that asks for the key makes the
+            # agent look again (the file changed), one more VERIFY, the right one, and the key is listed and signs.
             with open(wrong_pin, "w") as f:
                 f.write(card_fixture.PIN + "\n")
-            self.assertTrue(agent.reload(), agent.log_tail())
+            self.assertTrue(harness.wait_until(lambda: KEY in listed(agent), 15, 0.3), agent.log_tail())
             agent.cli("sign", KEY, "--scheme", "rsa_pkcs1_sha256", "--in", self.message, "--out",
                       self.tmp.join("now.sig"))
             self.assertEqual(self.card.verify_count(mark), 2, self.card.events(mark))
-            self.assertEqual(self.card.events(mark)[-1], "verify ok")
+            self.assertEqual([e for e in self.card.events(mark) if e.startswith("verify ")][-1], "verify ok")
+            self.assertNotIn("reload", agent.log_text().lower())
         finally:
             agent.stop(expect_exit=None)
             self.agent.start()
@@ -274,6 +310,95 @@ class CardAgentTest(unittest.TestCase):
             agent.stop(expect_exit=None)
             self.card.reset_pin()
             self.agent.start()
+
+    def test_card_inserted_after_start_is_listed_and_signs_without_reload(self):
+        self.card.remove()
+        agent = self.other_agent("late", self.config)
+        try:
+            agent.start()
+            self.assertNotIn(KEY, listed(agent))
+            done = self.sign_with(agent)
+            self.assertNotEqual(done.rc, 0)
+            mark = self.card.events_mark()
+            log_mark = agent.log_size()
+            self.card.insert()  # returns once PC/SC shows the card
+            t0 = time.monotonic()
+            agent.wait_for_log(LOOKED_AT + "present", since=log_mark)
+            agent.wait_for_log("token card: key cardkey found on the card; usable now", since=log_mark)
+            self.assertIn(KEY, listed(agent))
+            print(f"\nFIGURE card inserted after start: key listed {time.monotonic() - t0:.2f} s after PC/SC showed "
+                  f"the card (no reload)", flush=True)
+            done = self.sign_with(agent)
+            self.assertEqual(done.rc, 0, done.describe())
+            self.assertEqual(self.card.verify_count(mark), 1, "one login on the card inserted")
+            show = agent.cli("keys", "show", KEY).stdout
+            self.assertIn(f"CN={card_fixture.CARD_LABEL}", show)
+            self.assertNotIn("reload", agent.log_text().lower())
+            # Taken out again: the key stays listed and answers the removal at once.
+            self.card.remove()
+            done = self.sign_with(agent, timeout=30)
+            self.assertEqual(done.rc, harness.EXIT_DEVICE, done.describe())
+            self.assertIn(f"the card in reader {card_fixture.READER} was removed", done.stderr)
+            self.assertIn(KEY, listed(agent))
+        finally:
+            self.other_agent_done(agent)
+
+    def test_a_different_card_inserted_after_start_is_not_adopted(self):
+        agent = self.other_agent("swapped", self.config)
+        self.card.remove()
+        self.card.insert(other_card=True)  # the first card the token sees is this one...
+        try:
+            agent.start()
+            self.assertIn(KEY, listed(agent))
+            log_mark = agent.log_size()
+            self.card.remove()
+            self.card.insert()  # ...so the usual card is another one for it
+            agent.wait_for_log(LOOKED_AT + "error", since=log_mark)
+            done = self.sign_with(agent)
+            self.assertNotEqual(done.rc, 0)
+            self.assertIn("is not the card this token was opened with", done.stderr)
+        finally:
+            self.other_agent_done(agent)
+
+    # -- a card that stops answering --
+
+    def test_a_card_that_stops_answering_fails_within_card_timeout(self):
+        config = card_config(self.tmp, self.card, self.pin_file, name="stall.toml", extra="\ncard_timeout = 2")
+        agent = self.other_agent("stall", config)
+        try:
+            agent.start()
+            self.assertEqual(self.sign_with(agent).rc, 0)
+            self.card.stall()
+            mark = self.card.events_mark()
+            t0 = time.monotonic()
+            done = self.sign_with(agent, timeout=30)
+            took = time.monotonic() - t0
+            self.assertEqual(done.rc, harness.EXIT_DEVICE, done.describe())
+            self.assertIn(f"the card in reader {card_fixture.READER} did not answer within 2 s", done.stderr)
+            self.assertGreater(took, 1.5)
+            self.assertLess(took, 5, "the answer comes at the deadline, not when the card answers")
+            self.assertIn("stalled", self.card.events(mark), "the signature reached the card, which kept it")
+            status = [t for t in agent.cli("status", json=True).data["tokens"] if t["name"] == "card"][0]
+            self.assertEqual(status["state"], "error", status)
+            self.assertIn("did not answer within 2 s", status["description"])
+            # The worker is free, the card is not: new work fails at once instead of queueing behind it.
+            t0 = time.monotonic()
+            done = self.sign_with(agent, timeout=30)
+            again = time.monotonic() - t0
+            self.assertNotEqual(done.rc, 0)
+            self.assertIn("did not answer within 2 s", done.stderr)
+            self.assertLess(again, 1.5)
+            print(f"\nFIGURE stalled card, card_timeout 2 s: the signature answered after {took:.2f} s, the next "
+                  f"one after {again:.2f} s (keyward CLI round trips)", flush=True)
+            # The card answers again: the token comes back by itself.
+            log_mark = agent.log_size()
+            self.card.unstall()
+            agent.wait_for_log("answers again", since=log_mark)
+            self.assertTrue(harness.wait_until(lambda: self.sign_with(agent).rc == 0, 20, 0.3), agent.log_tail())
+            status = [t for t in agent.cli("status", json=True).data["tokens"] if t["name"] == "card"][0]
+            self.assertEqual(status["state"], "present", status)
+        finally:
+            self.other_agent_done(agent)
 
     # -- how fast --
 
