@@ -138,13 +138,16 @@ TEST_CASE("config: connection limits and timeouts", "[config]") {
     CHECK(limits.max_connections_per_uid == 20);
     CHECK(limits.read_timeout == std::chrono::seconds(5));
     CHECK(limits.idle_timeout == std::chrono::seconds(120));
+    CHECK(r.value().event_loops == 0);  // one per CPU
+    CHECK(parse_config("[agent]\nevent_loops = 3\n", "e.toml").value().event_loops == 3);
 
     auto sized = limits_for(parse_config("", "d.toml").value(), 1024);
     CHECK(sized.max_connections == 1024 - 64);
     CHECK(sized.max_connections_per_uid == (1024 - 64) / 4);
 
-    for (const char* bad : {"max_connections = 0", "max_connections_per_uid = -1", "read_timeout = \"soon\"",
-                            "idle_timeout = 0", "read_timeout = \"2d\""}) {
+    for (const char* bad :
+         {"max_connections = 0", "max_connections_per_uid = -1", "read_timeout = \"soon\"", "idle_timeout = 0",
+          "read_timeout = \"2d\"", "event_loops = -1", "event_loops = 65", "event_loops = \"many\""}) {
         auto e = parse_config(std::string("[agent]\n") + bad + "\n", "bad.toml");
         CHECK_FALSE(e.ok());
         CHECK(e.status().message.find("bad.toml:2") == 0);
@@ -171,6 +174,18 @@ object = "pkcs11:id=%00%01"
     CHECK(t.card);
     CHECK(t.reader == "Gemalto PC Twin Reader 00 00");
     CHECK(t.sessions == 1);  // a card does one thing at a time
+    CHECK(t.card_timeout_seconds == 15);
+    CHECK(parse_config(R"([tokens.card]
+kind = "pkcs11"
+module = "m.so"
+uri = "pkcs11:token=x"
+card = true
+card_timeout = "3s"
+)",
+                       "t.toml")
+              .value()
+              .tokens.at(0)
+              .card_timeout_seconds == 3);
     REQUIRE(t.adopted.size() == 1);
     CHECK(t.adopted[0] == std::pair<std::string, std::string>{"login", "pkcs11:id=%00%01"});
     CHECK(r.value().keys.at(0).object == "pkcs11:id=%00%01");
@@ -178,6 +193,8 @@ object = "pkcs11:id=%00%01"
     const char* base = "[tokens.card]\nkind = \"pkcs11\"\nmodule = \"m.so\"\nuri = \"pkcs11:token=x\"\n";
     CHECK_THAT(parse_error(std::string(base) + "reader = \"R\"\n").message, Catch::Contains("tokens.card.reader"));
     CHECK_THAT(parse_error(std::string(base) + "card = \"yes\"\n").message, Catch::Contains("tokens.card.card"));
+    CHECK_THAT(parse_error(std::string(base) + "card = true\ncard_timeout = \"never\"\n").message,
+               Catch::Contains("tokens.card.card_timeout"));
     CHECK_THAT(parse_error(std::string(base) + "[keys.k]\nobject = \"pkcs11:id=%01\"\n").message,
                Catch::Contains("keys.k.object"));
     CHECK_THAT(parse_error(std::string(base) + "[keys.k]\ntoken = \"card\"\nobject = \"id=%01\"\n").message,
