@@ -21,12 +21,7 @@ using Points = std::unique_ptr<STACK_OF(DIST_POINT), ossl::Free<free_points>>;
 using Enumerated = ossl::Ptr<ASN1_ENUMERATED, ASN1_ENUMERATED_free>;
 
 RevocationAnswer answer(Kind kind, std::string url, std::string message) {
-    RevocationAnswer a;
-    a.source = "crl";
-    a.kind = kind;
-    a.url = std::move(url);
-    a.message = std::move(message);
-    return a;
+    return revocation_answer("crl", kind, std::move(url), std::move(message));
 }
 
 // The first http:// URI of the distribution points (a full name, not relative).

@@ -26,12 +26,7 @@ using Headers = std::unique_ptr<curl_slist, ossl::Free<curl_slist_free_all>>;
 constexpr size_t kMaxResponse = 1 << 20;  // CRLs can be large; OCSP answers are small
 
 RevocationAnswer answer(Kind kind, std::string url, std::string message) {
-    RevocationAnswer a;
-    a.source = "ocsp";
-    a.kind = kind;
-    a.url = std::move(url);
-    a.message = std::move(message);
-    return a;
+    return revocation_answer("ocsp", kind, std::move(url), std::move(message));
 }
 
 std::string openssl_errors() {
@@ -84,6 +79,16 @@ bool revocation_http(const std::string& url, const std::string& request, const c
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     if (status != 200) return why = "HTTP " + std::to_string(status), false;
     return true;
+}
+
+RevocationAnswer revocation_answer(std::string source, RevocationAnswer::Kind kind, std::string url,
+                                   std::string message) {
+    RevocationAnswer a;
+    a.source = std::move(source);
+    a.kind = kind;
+    a.url = std::move(url);
+    a.message = std::move(message);
+    return a;
 }
 
 std::string_view revocation_answer_name(RevocationAnswer::Kind kind) noexcept {
@@ -151,9 +156,7 @@ RevocationAnswer check_ocsp(const std::string& cert_pem, const std::string& chai
         return answer(Kind::unavailable, url, "OCSP responder " + url + " did not answer for this certificate");
     if (OCSP_check_validity(this_update, next_update, 300, -1) != 1)
         return answer(Kind::unavailable, url, "the answer of OCSP responder " + url + " is stale or from the future");
-    RevocationAnswer out;
-    out.source = "ocsp";
-    out.url = url;
+    RevocationAnswer out = answer(Kind::unknown, url, "unknown to OCSP responder " + url);
     out.next_update = unix_time(next_update);
     if (status == V_OCSP_CERTSTATUS_GOOD) {
         out.kind = Kind::good;
@@ -162,9 +165,6 @@ RevocationAnswer check_ocsp(const std::string& cert_pem, const std::string& chai
         out.kind = Kind::revoked;
         out.reason = reason >= 0 ? OCSP_crl_reason_str(reason) : "unknown";  // RFC 5280 names
         out.message = "revoked (" + out.reason + ", OCSP " + url + ")";
-    } else {
-        out.kind = Kind::unknown;
-        out.message = "unknown to OCSP responder " + url;
     }
     return out;
 }
