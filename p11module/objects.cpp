@@ -142,6 +142,43 @@ void put_storage(std::vector<ObjectAttribute>& a, CK_OBJECT_CLASS cls, std::stri
     put(a, CKA_ID, id);
 }
 
+// What the private and the public key object of one agent key are both built from.
+struct KeyFacts {
+    const ipc::KeyInfo& key;
+    const PublicParts& parts;
+    const std::vector<uint8_t>& id;
+    const std::string& spki_hash;
+    const std::vector<uint8_t>& subject;
+    bool made_on_device;
+};
+
+struct Flag {
+    CK_ATTRIBUTE_TYPE type;
+    bool value;
+};
+
+// A key object: storage attributes, the common key attributes (PKCS#11 v2.40 §4.7) and the
+// public key, around `usage`, the flags that say what this class of object may be used for.
+Object key_object(CK_OBJECT_CLASS object_class, std::string_view identity_prefix, const KeyFacts& facts,
+                  std::initializer_list<Flag> usage) {
+    Object o;
+    o.object_class = object_class;
+    o.identity = std::string(identity_prefix) + ":" + facts.key.name + ":" + facts.spki_hash;
+    o.key_name = facts.key.name;
+    auto& a = o.attributes;
+    put_storage(a, object_class, facts.key.name, facts.id);
+    put_ulong(a, CKA_KEY_TYPE, facts.parts.is_ec ? CKK_EC : CKK_RSA);
+    put(a, CKA_SUBJECT, facts.subject);
+    put(a, CKA_START_DATE, {});
+    put(a, CKA_END_DATE, {});
+    put_bool(a, CKA_LOCAL, facts.made_on_device);
+    put_ulong(a, CKA_KEY_GEN_MECHANISM, CK_UNAVAILABLE_INFORMATION);
+    for (const Flag& flag : usage) put_bool(a, flag.type, flag.value);
+    put(a, CKA_PUBLIC_KEY_INFO, facts.key.spki);
+    put_public_parts(a, facts.parts);
+    return o;
+}
+
 struct ParsedCert {
     std::vector<uint8_t> subject, issuer, serial, spki;
     std::string common_name;
@@ -225,63 +262,32 @@ Result<std::vector<Object>> objects_for_key(const ipc::KeyInfo& key) {
     // The agent does not pass CKA_LOCAL on; a key that was always sensitive and never
     // extractable was made on its device (an imported key is neither).
     const bool made_on_device = device_says(key, "CKA_ALWAYS_SENSITIVE") && device_says(key, "CKA_NEVER_EXTRACTABLE");
+    const KeyFacts facts{key, parts.value(), id, spki_hash, subject, made_on_device};
     std::vector<Object> out;
-    Object priv;
-    priv.object_class = CKO_PRIVATE_KEY;
-    priv.identity = "private:" + key.name + ":" + spki_hash;
-    priv.key_name = key.name;
+    Object priv = key_object(CKO_PRIVATE_KEY, "private", facts,
+                             {{CKA_SENSITIVE, true},
+                              {CKA_EXTRACTABLE, false},
+                              {CKA_ALWAYS_SENSITIVE, device_says(key, "CKA_ALWAYS_SENSITIVE")},
+                              {CKA_NEVER_EXTRACTABLE, device_says(key, "CKA_NEVER_EXTRACTABLE")},
+                              {CKA_SIGN, true},
+                              {CKA_SIGN_RECOVER, false},
+                              {CKA_DECRYPT, false},
+                              {CKA_UNWRAP, false},
+                              {CKA_DERIVE, false},
+                              {CKA_WRAP_WITH_TRUSTED, false},
+                              {CKA_ALWAYS_AUTHENTICATE, false}});
     priv.is_ec = parts->is_ec;
     priv.signature_size = parts->is_ec ? 2 * parts->coordinate : parts->modulus.size();
     priv.schemes = key.schemes;
-    {
-        auto& a = priv.attributes;
-        put_storage(a, CKO_PRIVATE_KEY, key.name, id);
-        put_ulong(a, CKA_KEY_TYPE, parts->is_ec ? CKK_EC : CKK_RSA);
-        put(a, CKA_SUBJECT, subject);
-        put(a, CKA_START_DATE, {});
-        put(a, CKA_END_DATE, {});
-        put_bool(a, CKA_LOCAL, made_on_device);
-        put_ulong(a, CKA_KEY_GEN_MECHANISM, CK_UNAVAILABLE_INFORMATION);
-        put_bool(a, CKA_SENSITIVE, true);
-        put_bool(a, CKA_EXTRACTABLE, false);
-        put_bool(a, CKA_ALWAYS_SENSITIVE, device_says(key, "CKA_ALWAYS_SENSITIVE"));
-        put_bool(a, CKA_NEVER_EXTRACTABLE, device_says(key, "CKA_NEVER_EXTRACTABLE"));
-        put_bool(a, CKA_SIGN, true);
-        put_bool(a, CKA_SIGN_RECOVER, false);
-        put_bool(a, CKA_DECRYPT, false);
-        put_bool(a, CKA_UNWRAP, false);
-        put_bool(a, CKA_DERIVE, false);
-        put_bool(a, CKA_WRAP_WITH_TRUSTED, false);
-        put_bool(a, CKA_ALWAYS_AUTHENTICATE, false);
-        put(a, CKA_PUBLIC_KEY_INFO, key.spki);
-        put_public_parts(a, parts.value());
-    }
     out.push_back(std::move(priv));
-
-    Object pub;
-    pub.object_class = CKO_PUBLIC_KEY;
-    pub.identity = "public:" + key.name + ":" + spki_hash;
-    pub.key_name = key.name;
-    {
-        auto& a = pub.attributes;
-        put_storage(a, CKO_PUBLIC_KEY, key.name, id);
-        put_ulong(a, CKA_KEY_TYPE, parts->is_ec ? CKK_EC : CKK_RSA);
-        put(a, CKA_SUBJECT, subject);
-        put(a, CKA_START_DATE, {});
-        put(a, CKA_END_DATE, {});
-        put_bool(a, CKA_LOCAL, made_on_device);
-        put_ulong(a, CKA_KEY_GEN_MECHANISM, CK_UNAVAILABLE_INFORMATION);
-        // The module signs only; verifying is for the caller's own library.
-        put_bool(a, CKA_VERIFY, false);
-        put_bool(a, CKA_VERIFY_RECOVER, false);
-        put_bool(a, CKA_ENCRYPT, false);
-        put_bool(a, CKA_WRAP, false);
-        put_bool(a, CKA_DERIVE, false);
-        put_bool(a, CKA_TRUSTED, false);
-        put(a, CKA_PUBLIC_KEY_INFO, key.spki);
-        put_public_parts(a, parts.value());
-    }
-    out.push_back(std::move(pub));
+    // The module signs only; verifying is for the caller's own library.
+    out.push_back(key_object(CKO_PUBLIC_KEY, "public", facts,
+                             {{CKA_VERIFY, false},
+                              {CKA_VERIFY_RECOVER, false},
+                              {CKA_ENCRYPT, false},
+                              {CKA_WRAP, false},
+                              {CKA_DERIVE, false},
+                              {CKA_TRUSTED, false}}));
 
     for (size_t i = 0; i < certs.size(); ++i) {
         const auto& der = key.certificates[i];

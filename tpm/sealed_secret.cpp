@@ -8,6 +8,7 @@
 
 #include "tpm/esys.hpp"
 #include "tpm/rc.hpp"
+#include "tpm/salted_parent.hpp"
 #include "tpm/session.hpp"
 
 namespace keyward::tpm {
@@ -53,16 +54,6 @@ Status decode(std::span<const uint8_t> blob, TPM2_HANDLE& parent, TPM2B_PUBLIC& 
     return {};
 }
 
-// A session salted to `parent` that encrypts the secret on the bus: `direction` is
-// TPMA_SESSION_DECRYPT for a command's first parameter (Create's inSensitive) or
-// TPMA_SESSION_ENCRYPT for a response's (Unseal's outData). A command without such a
-// parameter refuses the attribute, hence one direction per call.
-TSS2_RC encrypting_session(ESYS_CONTEXT* ctx, ESYS_TR parent, TPMA_SESSION direction, Loaded& session) {
-    TSS2_RC rc = start_salted_session(ctx, parent, session);
-    if (rc != TSS2_RC_SUCCESS) return rc;
-    return Esys_TRSess_SetAttributes(ctx, session.get(), TPMA_SESSION_CONTINUESESSION | direction, 0xFF);
-}
-
 }  // namespace
 
 Result<std::vector<uint8_t>> seal_secret(const std::string& tcti, std::span<const uint8_t> secret) {
@@ -74,30 +65,18 @@ Result<std::vector<uint8_t>> seal_secret(const std::string& tcti, std::span<cons
     Status s = tpm.run(
         "sealing the embedded token's PIN to the TPM",
         [&](ESYS_CONTEXT* ctx, const char*& call) -> TSS2_RC {
-            TPM2_HANDLE parent_handle = TPM2_RH_OWNER;
-            Loaded primary;
-            ESYS_TR parent = ESYS_TR_NONE;
-            TSS2_RC rc = tpm.default_parent(ctx, parent_handle, primary, parent, call);
+            SaltedParent parent;
+            TSS2_RC rc = parent.open(tpm, ctx, call);
             if (rc != TSS2_RC_SUCCESS) return rc;
-            Loaded session;
-            call = "Esys_StartAuthSession";
-            if ((rc = encrypting_session(ctx, parent, TPMA_SESSION_DECRYPT, session)) != TSS2_RC_SUCCESS) return rc;
+            if ((rc = parent.start_session(ctx, TPMA_SESSION_DECRYPT, call)) != TSS2_RC_SUCCESS) return rc;
             TPM2B_SENSITIVE_CREATE sensitive{};
             sensitive.sensitive.data.size = static_cast<UINT16>(secret.size());
             std::memcpy(sensitive.sensitive.data.buffer, secret.data(), secret.size());
-            const TPM2B_PUBLIC tmpl = sealed_data_template();
-            TPM2B_DATA outside{};
-            TPML_PCR_SELECTION pcrs{};
-            TPM2B_PRIVATE* priv = nullptr;
-            TPM2B_PUBLIC* pub = nullptr;
-            call = "Esys_Create";
-            rc = Esys_Create(ctx, parent, session.get(), ESYS_TR_NONE, ESYS_TR_NONE, &sensitive, &tmpl, &outside, &pcrs,
-                             &priv, &pub, nullptr, nullptr, nullptr);
-            OPENSSL_cleanse(&sensitive, sizeof sensitive);
-            EsysPtr<TPM2B_PRIVATE> priv_owner(priv);
-            EsysPtr<TPM2B_PUBLIC> pub_owner(pub);
+            TPM2B_PUBLIC pub{};
+            TPM2B_PRIVATE priv{};
+            rc = parent.create(ctx, sensitive, sealed_data_template(), pub, priv, call);
             if (rc != TSS2_RC_SUCCESS) return rc;
-            blob = encode(parent_handle, *pub, *priv);
+            blob = encode(parent.handle(), pub, priv);
             if (blob.empty()) problem = Status{ErrorCode::internal, "cannot encode the sealed PIN"};
             return TSS2_RC_SUCCESS;
         },
@@ -118,12 +97,10 @@ Status unseal_secret(const std::string& tcti, std::span<const uint8_t> blob, std
     Status s = tpm.run(
         "unsealing the embedded token's PIN",
         [&](ESYS_CONTEXT* ctx, const char*& call) -> TSS2_RC {
-            TPM2_HANDLE parent_handle = TPM2_RH_OWNER;
-            Loaded primary;
-            ESYS_TR parent = ESYS_TR_NONE;
-            TSS2_RC rc = tpm.default_parent(ctx, parent_handle, primary, parent, call);
+            SaltedParent parent;
+            TSS2_RC rc = parent.open(tpm, ctx, call);
             if (rc != TSS2_RC_SUCCESS) return rc;
-            if (parent_handle != recorded_parent) {
+            if (parent.handle() != recorded_parent) {
                 problem = Status{ErrorCode::device_error,
                                  "the sealed PIN was made under another storage parent of the TPM (the SRK was "
                                  "added or removed since), or by another TPM"};
@@ -131,7 +108,7 @@ Status unseal_secret(const std::string& tcti, std::span<const uint8_t> blob, std
             }
             ESYS_TR object = ESYS_TR_NONE;
             call = "Esys_Load";
-            rc = Esys_Load(ctx, parent, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &priv, &pub, &object);
+            rc = Esys_Load(ctx, parent.tr(), ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &priv, &pub, &object);
             if (rc != TSS2_RC_SUCCESS) {
                 if (classify(rc) != RcKind::other) return rc;
                 problem = Status{ErrorCode::device_error, "this TPM cannot load the sealed PIN (" + std::string(call) +
@@ -139,12 +116,10 @@ Status unseal_secret(const std::string& tcti, std::span<const uint8_t> blob, std
                 return TSS2_RC_SUCCESS;
             }
             Loaded sealed(ctx, object);
-            Loaded session;
-            call = "Esys_StartAuthSession";
-            if ((rc = encrypting_session(ctx, parent, TPMA_SESSION_ENCRYPT, session)) != TSS2_RC_SUCCESS) return rc;
+            if ((rc = parent.start_session(ctx, TPMA_SESSION_ENCRYPT, call)) != TSS2_RC_SUCCESS) return rc;
             TPM2B_SENSITIVE_DATA* data = nullptr;
             call = "Esys_Unseal";
-            rc = Esys_Unseal(ctx, sealed.get(), session.get(), ESYS_TR_NONE, ESYS_TR_NONE, &data);
+            rc = Esys_Unseal(ctx, sealed.get(), parent.session(), ESYS_TR_NONE, ESYS_TR_NONE, &data);
             if (rc != TSS2_RC_SUCCESS) return rc;
             out.assign(data->buffer, data->buffer + data->size);
             OPENSSL_cleanse(data, sizeof *data);

@@ -22,6 +22,7 @@
 #include "tpm/key_store.hpp"
 #include "tpm/public_key.hpp"
 #include "tpm/rc.hpp"
+#include "tpm/salted_parent.hpp"
 #include "tpm/schemes.hpp"
 #include "tpm/session.hpp"
 #include "tpm/tpm_backend.hpp"
@@ -101,37 +102,18 @@ public:
         Status s = tpm_.run(
             "creating " + std::string(key_type_name(type)) + " key " + label,
             [&](ESYS_CONTEXT* ctx, const char*& call) -> TSS2_RC {
-                TPM2_HANDLE parent_handle = TPM2_RH_OWNER;
-                Loaded parent;
-                ESYS_TR parent_tr = ESYS_TR_NONE;
-                TSS2_RC rc = tpm_.default_parent(ctx, parent_handle, parent, parent_tr, call);
+                SaltedParent parent;
+                TSS2_RC rc = parent.open(tpm_, ctx, call);
                 if (rc != TSS2_RC_SUCCESS) return rc;
-                Loaded session;
-                ESYS_TR shandle = ESYS_TR_PASSWORD;
-                if (!made.empty_auth) {
-                    // The new key's auth value travels in inSensitive: encrypt it with a session
-                    // salted to the parent, so it never crosses the bus in clear.
-                    call = "Esys_StartAuthSession";
-                    rc = start_salted_session(ctx, parent_tr, session);
-                    if (rc != TSS2_RC_SUCCESS) return rc;
-                    shandle = session.get();
-                }
+                // The new key's auth value travels in inSensitive: encrypt it with a session
+                // salted to the parent, so it never crosses the bus in clear.
+                if (!made.empty_auth && (rc = parent.start_session(ctx, TPMA_SESSION_DECRYPT, call)) != TSS2_RC_SUCCESS)
+                    return rc;
                 TPM2B_SENSITIVE_CREATE sensitive{};
                 sensitive.sensitive.userAuth = auth.value;
-                TPM2B_DATA outside{};
-                TPML_PCR_SELECTION pcrs{};
-                TPM2B_PRIVATE* priv = nullptr;
-                TPM2B_PUBLIC* pub = nullptr;
-                call = "Esys_Create";
-                rc = Esys_Create(ctx, parent_tr, shandle, ESYS_TR_NONE, ESYS_TR_NONE, &sensitive, &*tmpl, &outside,
-                                 &pcrs, &priv, &pub, nullptr, nullptr, nullptr);
-                OPENSSL_cleanse(&sensitive, sizeof sensitive);
-                EsysPtr<TPM2B_PRIVATE> priv_owner(priv);
-                EsysPtr<TPM2B_PUBLIC> pub_owner(pub);
+                rc = parent.create(ctx, sensitive, *tmpl, made.pub, made.priv, call);
                 if (rc != TSS2_RC_SUCCESS) return rc;
-                made.parent = parent_handle;
-                made.pub = *pub;
-                made.priv = *priv;
+                made.parent = parent.handle();
                 return TSS2_RC_SUCCESS;
             },
             problem);

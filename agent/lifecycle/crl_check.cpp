@@ -8,9 +8,8 @@
 #include <ctime>
 
 #include "agent/lifecycle/ocsp_check.hpp"
-#include "core/durable_file.hpp"
+#include "agent/lifecycle/revocation_subject.hpp"
 #include "core/ossl.hpp"
-#include "pki/certificates.hpp"
 
 namespace keyward::lifecycle {
 namespace {
@@ -22,12 +21,7 @@ using Points = std::unique_ptr<STACK_OF(DIST_POINT), ossl::Free<free_points>>;
 using Enumerated = ossl::Ptr<ASN1_ENUMERATED, ASN1_ENUMERATED_free>;
 
 RevocationAnswer answer(Kind kind, std::string url, std::string message) {
-    RevocationAnswer a;
-    a.source = "crl";
-    a.kind = kind;
-    a.url = std::move(url);
-    a.message = std::move(message);
-    return a;
+    return revocation_answer("crl", kind, std::move(url), std::move(message));
 }
 
 // The first http:// URI of the distribution points (a full name, not relative).
@@ -71,38 +65,20 @@ int64_t unix_time(const ASN1_TIME* t) {
 
 RevocationAnswer check_crl(const std::string& cert_pem, const std::string& chain_pem,
                            const std::string& trust_anchors_file, std::chrono::seconds timeout) {
-    auto leaf = pki::parse_certificates(cert_pem);
-    if (!leaf.ok() || leaf->empty()) return answer(Kind::unavailable, "", "the certificate in force does not parse");
-    X509* cert = leaf->front().get();
+    auto subject = RevocationSubject::parse(cert_pem);
+    if (!subject.ok()) return answer(Kind::unavailable, "", subject.status().message);
+    X509* cert = subject->cert();
     const std::string url = distribution_point(cert);
     if (url.empty()) return answer(Kind::no_responder, "", "the certificate names no http:// CRL distribution point");
-
-    ossl::Store store(X509_STORE_new());
-    ossl::Certs untrusted(sk_X509_new_null());
-    if (!store || !untrusted) return answer(Kind::unavailable, url, "out of memory");
-    X509* issuer = nullptr;
-    std::vector<ossl::Cert> held;
-    if (auto chain = pki::parse_certificates(chain_pem); chain.ok())
-        for (auto& c : chain.value()) held.push_back(std::move(c));
-    const size_t chain_count = held.size();
-    auto anchors_text = files::read_file(trust_anchors_file);
-    if (!anchors_text.ok()) return answer(Kind::unavailable, url, anchors_text.status().message);
-    if (auto anchors = pki::parse_certificates(anchors_text.value()); anchors.ok())
-        for (auto& a : anchors.value()) held.push_back(std::move(a));
-    for (size_t i = 0; i < held.size(); ++i) {
-        if (i < chain_count) {
-            if (X509_up_ref(held[i].get()) == 1) sk_X509_push(untrusted.get(), held[i].get());
-        } else {
-            X509_STORE_add_cert(store.get(), held[i].get());
-        }
-        if (issuer == nullptr && X509_check_issued(held[i].get(), cert) == X509_V_OK) issuer = held[i].get();
-    }
-    if (issuer == nullptr)
-        return answer(Kind::unavailable, url, "the issuer of the certificate in force is not at hand");
+    if (Status loaded = subject->load_issuer(chain_pem, trust_anchors_file); !loaded.ok())
+        return answer(Kind::unavailable, url, loaded.message);
+    X509* issuer = subject->issuer();
+    ossl::CertView untrusted = subject->untrusted_chain();
+    if (!untrusted) return answer(Kind::unavailable, url, "out of memory");
     // The CRL's signer is the certificate's issuer, itself vouched for by the anchors.
-    X509_STORE_set_flags(store.get(), X509_V_FLAG_PARTIAL_CHAIN);
+    X509_STORE_set_flags(subject->anchors(), X509_V_FLAG_PARTIAL_CHAIN);
     ossl::StoreCtx verify(X509_STORE_CTX_new());
-    if (!verify || X509_STORE_CTX_init(verify.get(), store.get(), issuer, untrusted.get()) != 1 ||
+    if (!verify || X509_STORE_CTX_init(verify.get(), subject->anchors(), issuer, untrusted.get()) != 1 ||
         X509_verify_cert(verify.get()) != 1)
         return answer(Kind::unavailable, url, "the issuer of the certificate in force does not chain to trust_anchors");
 

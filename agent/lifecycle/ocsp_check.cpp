@@ -6,11 +6,9 @@
 #include <openssl/x509v3.h>
 
 #include <ctime>
-#include <vector>
 
+#include "agent/lifecycle/revocation_subject.hpp"
 #include "core/ossl.hpp"
-#include "core/durable_file.hpp"
-#include "pki/certificates.hpp"
 
 namespace keyward::lifecycle {
 namespace {
@@ -28,12 +26,7 @@ using Headers = std::unique_ptr<curl_slist, ossl::Free<curl_slist_free_all>>;
 constexpr size_t kMaxResponse = 1 << 20;  // CRLs can be large; OCSP answers are small
 
 RevocationAnswer answer(Kind kind, std::string url, std::string message) {
-    RevocationAnswer a;
-    a.source = "ocsp";
-    a.kind = kind;
-    a.url = std::move(url);
-    a.message = std::move(message);
-    return a;
+    return revocation_answer("ocsp", kind, std::move(url), std::move(message));
 }
 
 std::string openssl_errors() {
@@ -88,16 +81,15 @@ bool revocation_http(const std::string& url, const std::string& request, const c
     return true;
 }
 
-namespace {
-
-// The issuer of `cert` among the chain and the anchors.
-ossl::Cert find_issuer(X509* cert, const std::vector<ossl::Cert>& candidates) {
-    for (const auto& c : candidates)
-        if (X509_check_issued(c.get(), cert) == X509_V_OK && X509_up_ref(c.get()) == 1) return ossl::Cert(c.get());
-    return nullptr;
+RevocationAnswer revocation_answer(std::string source, RevocationAnswer::Kind kind, std::string url,
+                                   std::string message) {
+    RevocationAnswer a;
+    a.source = std::move(source);
+    a.kind = kind;
+    a.url = std::move(url);
+    a.message = std::move(message);
+    return a;
 }
-
-}  // namespace
 
 std::string_view revocation_answer_name(RevocationAnswer::Kind kind) noexcept {
     switch (kind) {
@@ -113,32 +105,19 @@ std::string_view revocation_answer_name(RevocationAnswer::Kind kind) noexcept {
 RevocationAnswer check_ocsp(const std::string& cert_pem, const std::string& chain_pem,
                             const std::string& trust_anchors_file, std::chrono::seconds timeout) {
     ERR_clear_error();
-    auto leaf = pki::parse_certificates(cert_pem);
-    if (!leaf.ok() || leaf->empty()) return answer(Kind::unavailable, "", "the certificate in force does not parse");
-    X509* cert = leaf->front().get();
+    auto subject = RevocationSubject::parse(cert_pem);
+    if (!subject.ok()) return answer(Kind::unavailable, "", subject.status().message);
+    X509* cert = subject->cert();
     Urls urls(X509_get1_ocsp(cert));
     if (!urls || sk_OPENSSL_STRING_num(urls.get()) == 0)
         return answer(Kind::no_responder, "", "the certificate names no OCSP responder");
     const std::string url = sk_OPENSSL_STRING_value(urls.get(), 0);
-
-    std::vector<ossl::Cert> candidates;
-    if (auto chain = pki::parse_certificates(chain_pem); chain.ok())
-        for (auto& c : chain.value()) candidates.push_back(std::move(c));
-    const size_t chain_count = candidates.size();
-    auto anchors_text = files::read_file(trust_anchors_file);
-    if (!anchors_text.ok()) return answer(Kind::unavailable, url, anchors_text.status().message);
-    ossl::Store store(X509_STORE_new());
-    if (!store) return answer(Kind::unavailable, url, "out of memory");
-    if (auto anchors = pki::parse_certificates(anchors_text.value()); anchors.ok())
-        for (auto& a : anchors.value()) {
-            X509_STORE_add_cert(store.get(), a.get());
-            candidates.push_back(std::move(a));
-        }
-    ossl::Cert issuer = find_issuer(cert, candidates);
-    if (!issuer) return answer(Kind::unavailable, url, "the issuer of the certificate in force is not at hand");
+    if (Status loaded = subject->load_issuer(chain_pem, trust_anchors_file); !loaded.ok())
+        return answer(Kind::unavailable, url, loaded.message);
+    X509* issuer = subject->issuer();
 
     Request req(OCSP_REQUEST_new());
-    CertId id(OCSP_cert_to_id(nullptr, cert, issuer.get()));
+    CertId id(OCSP_cert_to_id(nullptr, cert, issuer));
     if (!req || !id) return answer(Kind::unavailable, url, "cannot make an OCSP request: " + openssl_errors());
     OCSP_CERTID* id_copy = OCSP_CERTID_dup(id.get());
     if (id_copy == nullptr || OCSP_request_add0_id(req.get(), id_copy) == nullptr) {
@@ -166,10 +145,9 @@ RevocationAnswer check_ocsp(const std::string& cert_pem, const std::string& chai
     if (OCSP_check_nonce(req.get(), basic.get()) == 0)  // 2 (no nonce in the answer) is allowed: cached answers
         return answer(Kind::unavailable, url, "OCSP responder " + url + " answered another request (nonce)");
     // The signer must chain to the anchors and be the issuer or delegated by it (OCSP signing EKU).
-    ossl::CertView untrusted(sk_X509_new_null());
-    for (size_t i = 0; i < chain_count && untrusted; ++i) sk_X509_push(untrusted.get(), candidates[i].get());
-    sk_X509_push(untrusted.get(), issuer.get());
-    if (OCSP_basic_verify(basic.get(), untrusted.get(), store.get(), 0) != 1)
+    ossl::CertView untrusted = subject->untrusted_chain();
+    if (untrusted) sk_X509_push(untrusted.get(), issuer);
+    if (OCSP_basic_verify(basic.get(), untrusted.get(), subject->anchors(), 0) != 1)
         return answer(Kind::unavailable, url,
                       "the answer of OCSP responder " + url + " does not verify: " + openssl_errors());
     int status = -1, reason = -1;
@@ -178,9 +156,7 @@ RevocationAnswer check_ocsp(const std::string& cert_pem, const std::string& chai
         return answer(Kind::unavailable, url, "OCSP responder " + url + " did not answer for this certificate");
     if (OCSP_check_validity(this_update, next_update, 300, -1) != 1)
         return answer(Kind::unavailable, url, "the answer of OCSP responder " + url + " is stale or from the future");
-    RevocationAnswer out;
-    out.source = "ocsp";
-    out.url = url;
+    RevocationAnswer out = answer(Kind::unknown, url, "unknown to OCSP responder " + url);
     out.next_update = unix_time(next_update);
     if (status == V_OCSP_CERTSTATUS_GOOD) {
         out.kind = Kind::good;
@@ -189,9 +165,6 @@ RevocationAnswer check_ocsp(const std::string& cert_pem, const std::string& chai
         out.kind = Kind::revoked;
         out.reason = reason >= 0 ? OCSP_crl_reason_str(reason) : "unknown";  // RFC 5280 names
         out.message = "revoked (" + out.reason + ", OCSP " + url + ")";
-    } else {
-        out.kind = Kind::unknown;
-        out.message = "unknown to OCSP responder " + url;
     }
     return out;
 }

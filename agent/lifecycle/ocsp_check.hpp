@@ -29,6 +29,10 @@ struct RevocationAnswer {
 
 std::string_view revocation_answer_name(RevocationAnswer::Kind kind) noexcept;
 
+// An answer of `source` ("ocsp" or "crl") with no reason and no next update (yet).
+RevocationAnswer revocation_answer(std::string source, RevocationAnswer::Kind kind, std::string url,
+                                   std::string message);
+
 // Blocking (at most `timeout`). `chain_pem` and the certificates in `trust_anchors_file`
 // are searched for the issuer; the anchors are what the answer must chain to.
 RevocationAnswer check_ocsp(const std::string& cert_pem, const std::string& chain_pem,

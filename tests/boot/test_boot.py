@@ -9,7 +9,6 @@ socket, `systemctl reload` keeping the process and its keys, sd_notify's STATUS 
 clean stop. Needs systemd-nspawn (package systemd-container) and root."""
 
 import os
-import re
 import subprocess
 import sys
 import time
@@ -29,19 +28,10 @@ def read_text(path):
         return ""
 
 
-class BootedServiceTest(unittest.TestCase):
+class BootedServiceTest(harness.TempDirTestCase):
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = harness.TempDir("keyward-boot-")
-        try:
-            cls.checks, cls.output = cls.boot()
-        except BaseException:
-            cls.tmp.cleanup()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.tmp.cleanup()
+    def prepare(cls):
+        cls.checks, cls.output = cls.boot()
 
     @classmethod
     def boot(cls):
@@ -100,8 +90,7 @@ class BootedServiceTest(unittest.TestCase):
             tail = read_text(cls.tmp.join("console.log"))[-4000:]
             raise AssertionError(f"the booted container did not finish its checks in {BOOT_TIMEOUT} s\n"
                                  f"--- result ---\n{output[-4000:]}\n--- console ---\n{tail}")
-        checks = dict(re.findall(r"(?m)^CHECK ([\w-]+): (.*)$", output))
-        return checks, output
+        return harness.parse_checks(output), output
 
     def check(self, name):
         self.assertIn(name, self.checks, self.output[-3000:])

@@ -563,7 +563,40 @@ class Agent:
             _agents.remove(self)
 
 
-class AgentTestCase(unittest.TestCase):
+class TempDirTestCase(unittest.TestCase):
+    """Base class: one TempDir (cls.tmp, named after the class) per test class, made before
+    the classmethod prepare() runs and removed after the class's tests, or at once when
+    prepare() fails (then the class's tests do not run)."""
+
+    @classmethod
+    def prepare(cls):
+        pass
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.tmp = TempDir(f"keyward-{cls.__name__}-")
+        try:
+            cls.prepare()
+        except BaseException:
+            cls.tmp.cleanup()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.tmp.cleanup()
+        finally:
+            super().tearDownClass()
+
+
+def parse_checks(output):
+    """{name: value} of the "CHECK name: value" lines a script run inside a container prints
+    (tests/boot/e2e_inside.sh, tests/packaging/install_and_boot.sh); a later line wins."""
+    return dict(re.findall(r"(?m)^CHECK ([\w-]+): (.*)$", output))
+
+
+class AgentTestCase(TempDirTestCase):
     """Base class: one TempDir (cls.tmp) and one started Agent (cls.agent) per test class.
     Subclasses may set `agent_options` (keyword arguments for Agent) or override
     make_agent(). tearDownClass stops the agent (asserting exit 0) and removes the dir."""
@@ -575,15 +608,9 @@ class AgentTestCase(unittest.TestCase):
         return Agent(cls.tmp, **cls.agent_options)
 
     @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        cls.tmp = TempDir(f"keyward-{cls.__name__}-")
-        try:
-            cls.agent = cls.make_agent()
-            cls.agent.start()
-        except BaseException:
-            cls.tmp.cleanup()
-            raise
+    def prepare(cls):
+        cls.agent = cls.make_agent()
+        cls.agent.start()
 
     @classmethod
     def tearDownClass(cls):
@@ -593,7 +620,6 @@ class AgentTestCase(unittest.TestCase):
         finally:
             cls.agent.kill()
             cls.agent.forget()
-            cls.tmp.cleanup()
             super().tearDownClass()
 
     def assertAgentAlive(self, agent=None):
@@ -659,6 +685,28 @@ class TestCA:
     def software_client(self, name="client"):
         key, csr = self._software_key_csr(name, f"/CN={name}", [])
         return self.issue_client_cert(csr, os.path.join(self.dir, f"{name}.crt")), key
+
+
+# The CA helper issuer script the lifecycle tests enrol with (signs with a TestCA; a file
+# `mode` in its HELPER_DIR holding "unreachable" makes it fail like a CA that is down).
+CA_HELPER = os.path.join(source_dir(), "tests", "integration", "short_ca_helper.sh")
+
+
+def helper_identity_toml(ca, helper_dir, lifetime=86400, name="web"):
+    """A TOML `[identities.<name>]` (subject /CN=<name>.example, its DNS SAN, trust anchors
+    `ca`, retried every second) enrolled by CA_HELPER signing with the TestCA `ca`, its
+    certificates living `lifetime` seconds. helper_dir is the helper's working directory."""
+    return f"""
+[identities.{name}]
+subject = "/CN={name}.example"
+sans = ["dns:{name}.example"]
+trust_anchors = "{ca.cert}"
+retry_min = "1s"
+[identities.{name}.issuer]
+kind = "helper"
+command = ["{CA_HELPER}"]
+environment = {{ HELPER_DIR = "{helper_dir}", CA_CERT = "{ca.cert}", CA_KEY = "{ca.key}", LIFETIME = "{lifetime}" }}
+"""
 
 
 class SServer:

@@ -14,7 +14,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import Agent, TempDir, TestCA, free_port, wait_until  # noqa: E402
 
-HELPER = os.path.join(harness.source_dir(), "tests", "integration", "short_ca_helper.sh")
 EXIT_WARNINGS = 1
 EXIT_FAILURES = 2
 
@@ -23,16 +22,7 @@ def config_text(state_dir, ca, hdir, lifetime, extra=""):
     return f"""
 [agent]
 state_dir = "{state_dir}"
-[identities.web]
-subject = "/CN=web.example"
-sans = ["dns:web.example"]
-trust_anchors = "{ca.cert}"
-retry_min = "1s"
-[identities.web.issuer]
-kind = "helper"
-command = ["{HELPER}"]
-environment = {{ HELPER_DIR = "{hdir}", CA_CERT = "{ca.cert}", CA_KEY = "{ca.key}", LIFETIME = "{lifetime}" }}
-""" + extra
+""" + harness.helper_identity_toml(ca, hdir, lifetime) + extra
 
 
 class DoctorCase(unittest.TestCase):

@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import time
-import unittest
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -19,9 +18,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
-from harness import Agent, TempDir, TestCA, free_port, run, wait_until  # noqa: E402
-
-HELPER = os.path.join(harness.source_dir(), "tests", "integration", "short_ca_helper.sh")
+from harness import Agent, TestCA, free_port, run, wait_until  # noqa: E402
 
 
 def parse_metrics(text):
@@ -67,12 +64,15 @@ def http_raw(port, data, timeout=10, shutdown=False):
         return b"".join(chunks)
 
 
-class MetricsTest(unittest.TestCase):
+class MetricsTest(harness.AgentTestCase):
     @classmethod
     def setUpClass(cls):
         cls.promtool = harness.require_program("promtool")
         cls.prometheus = harness.require_program("prometheus")
-        cls.tmp = TempDir("keyward-metrics-")
+        super().setUpClass()
+
+    @classmethod
+    def make_agent(cls):
         cls.ca = TestCA(cls.tmp.join("ca"))
         cls.hdir = cls.tmp.mkdir("helper")
         cls.port = free_port()
@@ -84,29 +84,9 @@ class MetricsTest(unittest.TestCase):
 metrics_listen = "127.0.0.1:{cls.port}"
 metrics_file = "{cls.prom_file}"
 metrics_interval = "1s"
-[identities.web]
-subject = "/CN=web.example"
-sans = ["dns:web.example"]
-trust_anchors = "{cls.ca.cert}"
-retry_min = "1s"
-[identities.web.issuer]
-kind = "helper"
-command = ["{HELPER}"]
-environment = {{ HELPER_DIR = "{cls.hdir}", CA_CERT = "{cls.ca.cert}", CA_KEY = "{cls.ca.key}", LIFETIME = "86400" }}
-""")
-        cls.agent = Agent(cls.tmp, config=cls.tmp.join("keyward.toml"), socket=os.path.join(sock_dir, "agent.sock"),
-                          socket_mode=0o666)
-        cls.agent.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            if cls.agent.alive():
-                cls.agent.stop()
-        finally:
-            cls.agent.kill()
-            cls.agent.forget()
-            cls.tmp.cleanup()
+""" + harness.helper_identity_toml(cls.ca, cls.hdir))
+        return Agent(cls.tmp, config=cls.tmp.join("keyward.toml"), socket=os.path.join(sock_dir, "agent.sock"),
+                     socket_mode=0o666)
 
     def scrape(self):
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=10) as r:

@@ -177,6 +177,24 @@ class TestProcessHardening(AgentTestCase):
         self.assertEqual(done.stdout.strip(), "denied", done.describe())
 
 
+def external_token(tmp, label, pin):
+    """A throw-away SoftHSM2 token `label` with user PIN `pin` (the fixture's, not keyward's,
+    so it may be on this command line) in its own directory under `tmp`, outside any agent's
+    state; returns the SOFTHSM2_CONF that finds it."""
+    tokens = tmp.mkdir(f"{label}-tokens")
+    conf = tmp.write(f"{label}-softhsm2.conf", f"directories.tokendir = {tokens}\n"
+                                               "objectstore.backend = file\nlog.level = ERROR\n")
+    harness.run(["softhsm2-util", "--init-token", "--free", "--label", label, "--so-pin", "27182818", "--pin", pin],
+                env={"SOFTHSM2_CONF": conf})
+    return conf
+
+
+def hsm_token_toml(label, pin_file):
+    """keyward.toml text: token `hsm`, the SoftHSM2 token `label`, its PIN from `pin_file`."""
+    return ('[tokens.hsm]\nkind = "pkcs11"\nmodule = "/usr/lib/softhsm/libsofthsm2.so"\n'
+            f'uri = "pkcs11:token={label}"\npin_file = "{pin_file}"\n')
+
+
 class TestCredentials(AgentTestCase):
     """pin_file = "credential:NAME" reads $CREDENTIALS_DIRECTORY/NAME (what LoadCredential=
     gives a service); without that directory the agent says what is missing."""
@@ -185,12 +203,7 @@ class TestCredentials(AgentTestCase):
 
     @classmethod
     def make_agent(cls):
-        tokens = cls.tmp.mkdir("softhsm-tokens")
-        cls.softhsm_conf = cls.tmp.write("softhsm2.conf", f"directories.tokendir = {tokens}\n"
-                                                          "objectstore.backend = file\nlog.level = ERROR\n")
-        # A throw-away token; its PIN on this command line is the fixture's, not keyward's.
-        harness.run(["softhsm2-util", "--init-token", "--free", "--label", "creds", "--so-pin", "27182818",
-                     "--pin", cls.TOKEN_PIN], env={"SOFTHSM2_CONF": cls.softhsm_conf})
+        cls.softhsm_conf = external_token(cls.tmp, "creds", cls.TOKEN_PIN)
         cls.credentials = cls.tmp.mkdir("credentials", 0o500)
         pin = os.path.join(cls.credentials, "hsm-pin")
         os.chmod(cls.credentials, 0o700)
@@ -198,9 +211,7 @@ class TestCredentials(AgentTestCase):
             f.write(cls.TOKEN_PIN + "\n")
         os.chmod(pin, 0o400)
         os.chmod(cls.credentials, 0o500)
-        cls.config = cls.tmp.write("keyward.toml", "[tokens.hsm]\nkind = \"pkcs11\"\n"
-                                                   "module = \"/usr/lib/softhsm/libsofthsm2.so\"\n"
-                                                   "uri = \"pkcs11:token=creds\"\npin_file = \"credential:hsm-pin\"\n")
+        cls.config = cls.tmp.write("keyward.toml", hsm_token_toml("creds", "credential:hsm-pin"))
         return Agent(cls.tmp, config=cls.config,
                      env={"SOFTHSM2_CONF": cls.softhsm_conf, "CREDENTIALS_DIRECTORY": cls.credentials})
 
@@ -230,15 +241,9 @@ class TestLoosePinFile(AgentTestCase):
 
     @classmethod
     def make_agent(cls):
-        tokens = cls.tmp.mkdir("loose-tokens")
-        cls.softhsm_conf = cls.tmp.write("softhsm2.conf", f"directories.tokendir = {tokens}\n"
-                                                          "objectstore.backend = file\nlog.level = ERROR\n")
-        harness.run(["softhsm2-util", "--init-token", "--free", "--label", "loose", "--so-pin", "27182818",
-                     "--pin", cls.TOKEN_PIN], env={"SOFTHSM2_CONF": cls.softhsm_conf})
+        cls.softhsm_conf = external_token(cls.tmp, "loose", cls.TOKEN_PIN)
         cls.pin_file = cls.tmp.write("hsm.pin", cls.TOKEN_PIN + "\n", mode=0o644)
-        cls.config = cls.tmp.write("keyward.toml", "[tokens.hsm]\nkind = \"pkcs11\"\n"
-                                                   "module = \"/usr/lib/softhsm/libsofthsm2.so\"\n"
-                                                   f"uri = \"pkcs11:token=loose\"\npin_file = \"{cls.pin_file}\"\n")
+        cls.config = cls.tmp.write("keyward.toml", hsm_token_toml("loose", cls.pin_file))
         return Agent(cls.tmp, config=cls.config, env={"SOFTHSM2_CONF": cls.softhsm_conf})
 
     def test_group_or_world_readable_pin_file_is_refused_then_accepted_when_fixed(self):

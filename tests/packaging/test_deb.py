@@ -8,7 +8,6 @@ a signature to a member of group keyward."""
 
 import glob
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -30,22 +29,9 @@ def source_files(src):
     return files
 
 
-class DebianPackageTest(unittest.TestCase):
+class DebianPackageTest(harness.TempDirTestCase):
     @classmethod
-    def setUpClass(cls):
-        cls.tmp = harness.TempDir("keyward-deb-")
-        try:
-            cls.build()
-        except BaseException:
-            cls.tmp.cleanup()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.tmp.cleanup()
-
-    @classmethod
-    def build(cls):
+    def prepare(cls):
         src = harness.source_dir()
         tree = cls.tmp.mkdir("keyward")
         for rel in source_files(src):
@@ -94,7 +80,7 @@ class DebianPackageTest(unittest.TestCase):
         self.assertEqual(self.build_rc, 0)
         script = os.path.join(harness.source_dir(), "tests", "packaging", "install_and_boot.sh")
         done = harness.run(["sh", script, self.tmp.join("install"), *self.debs], check=False, timeout=600)
-        checks = dict(re.findall(r"(?m)^CHECK ([\w-]+): (.*)$", done.stdout))
+        checks = harness.parse_checks(done.stdout)
         report = done.stdout[-4000:] + done.stderr[-2000:]
         self.assertTrue(checks.get("dpkg-install", "").startswith("rc=0"), report)
         self.assertRegex(checks.get("user", ""), r"^keyward:x:\d+:\d+:", report)

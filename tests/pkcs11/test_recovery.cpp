@@ -64,22 +64,38 @@ std::vector<uint8_t> sign_ok(KeyBackend& backend, const BackendKey& key) {
     return sig.value();
 }
 
+// A backend (`sessions` sessions) on a fresh SoftHSM2 token `label` with one EC P-256 key "k",
+// its first signature checked.
+struct BackendWithKey {
+    test::SoftHsmToken token;
+    std::unique_ptr<KeyBackend> owned;
+    BackendKey key;
+
+    BackendWithKey(const std::string& label, int sessions) : token(label) {
+        auto opened = pkcs11::open_backend(token.config(sessions));
+        INFO(opened.status().message);
+        REQUIRE(opened.ok());
+        owned = std::move(opened).value();
+        auto made = owned->generate("k", KeyType::ec_p256);
+        INFO(made.status().message);
+        REQUIRE(made.ok());
+        key = made.value();
+        sign_ok(*owned, key);
+    }
+};
+
 }  // namespace
 
 TEST_CASE("recovery: all sessions closed under the backend", "[recovery]") {
-    test::SoftHsmToken token("recovery");
-    auto opened = pkcs11::open_backend(token.config(2));
-    REQUIRE(opened.ok());
-    auto& backend = *opened.value();
-    auto key = backend.generate("k", KeyType::ec_p256);
-    REQUIRE(key.ok());
-    sign_ok(backend, key.value());
+    BackendWithKey fixture("recovery", 2);
+    auto& backend = *fixture.owned;
+    const BackendKey& key = fixture.key;
 
     RawModule raw;
     const CK_SLOT_ID slot = raw.slot_of("recovery");
     for (int round = 0; round < 3; ++round) {
         REQUIRE(raw.f->C_CloseAllSessions(slot) == CKR_OK);  // real session loss, login gone with it
-        sign_ok(backend, key.value());
+        sign_ok(backend, key);
     }
     REQUIRE(raw.f->C_CloseAllSessions(slot) == CKR_OK);
     CHECK(backend.health() == DeviceHealth::present);  // health notices and repairs too
@@ -93,12 +109,9 @@ TEST_CASE("recovery: all sessions closed under the backend", "[recovery]") {
 // SoftHSM 2.6 crashes when a session is closed under a running C_Sign, so no test, and no
 // recovery of ours, ever does that.)
 TEST_CASE("recovery: login lost while threads are signing", "[recovery][threads]") {
-    test::SoftHsmToken token("storm");
-    auto opened = pkcs11::open_backend(token.config(4));
-    REQUIRE(opened.ok());
-    auto& backend = *opened.value();
-    auto key = backend.generate("k", KeyType::ec_p256);
-    REQUIRE(key.ok());
+    BackendWithKey fixture("storm", 4);
+    auto& backend = *fixture.owned;
+    const BackendKey& key = fixture.key;
 
     RawModule raw;
     const CK_SLOT_ID slot = raw.slot_of("storm");
@@ -112,8 +125,7 @@ TEST_CASE("recovery: login lost while threads are signing", "[recovery][threads]
             while (!stop.load()) {
                 const auto digest = random_bytes(32);
                 auto sig = backend.sign("k", ipc::Scheme::ecdsa_secp256r1_sha256, digest);
-                if (sig.ok() &&
-                    verify_signature(key.value().spki, ipc::Scheme::ecdsa_secp256r1_sha256, digest, sig.value()))
+                if (sig.ok() && verify_signature(key.spki, ipc::Scheme::ecdsa_secp256r1_sha256, digest, sig.value()))
                     ++good;
                 else if (!sig.ok() && sig.status().code == ErrorCode::device_unavailable)
                     ++unavailable;  // allowed: the retry itself can be hit by the next loss
@@ -140,18 +152,14 @@ TEST_CASE("recovery: login lost while threads are signing", "[recovery][threads]
     CHECK(wrong.load() == 0);
     CHECK(good.load() > 0);
     CHECK(unavailable.load() <= good.load() / 10);
-    sign_ok(backend, key.value());  // and afterwards everything works
+    sign_ok(backend, key);  // and afterwards everything works
     CHECK(backend.health() == DeviceHealth::present);
 }
 
 TEST_CASE("recovery: the user logged out under the backend", "[recovery]") {
-    test::SoftHsmToken token("logout");
-    auto opened = pkcs11::open_backend(token.config(2));
-    REQUIRE(opened.ok());
-    auto& backend = *opened.value();
-    auto key = backend.generate("k", KeyType::ec_p256);
-    REQUIRE(key.ok());
-    sign_ok(backend, key.value());
+    BackendWithKey fixture("logout", 2);
+    auto& backend = *fixture.owned;
+    const BackendKey& key = fixture.key;
 
     RawModule raw;
     const CK_SLOT_ID slot = raw.slot_of("logout");
@@ -165,19 +173,19 @@ TEST_CASE("recovery: the user logged out under the backend", "[recovery]") {
         raw.f->C_CloseSession(s);
     };
     logout();
-    sign_ok(backend, key.value());  // cached handle: the device says not logged in / handle invalid
+    sign_ok(backend, key);  // cached handle: the device says not logged in / handle invalid
     logout();
     auto described = backend.describe("k");  // uncached lookups must not mistake "invisible" for "absent"
     INFO(described.status().message);
     REQUIRE(described.ok());
-    CHECK(described.value().spki == key.value().spki);
+    CHECK(described.value().spki == key.spki);
     logout();
     auto listed = backend.list_keys();
     REQUIRE(listed.ok());
     CHECK(listed.value().size() == 1);
     logout();
     CHECK(backend.health() == DeviceHealth::present);
-    sign_ok(backend, key.value());
+    sign_ok(backend, key);
 }
 
 TEST_CASE("PIN: a rejected PIN gives needs_pin, a clear error without the PIN, and no retry", "[pin]") {

@@ -110,3 +110,56 @@ TEST_CASE("object URI: truncated, garbage, oversized and ambiguous input is refu
     std::string ctl = "pkcs11:object=a\nb";
     CHECK_FALSE(parse_object_uri(ctl).ok());
 }
+
+// Both parsers walk their attributes with one splitter: each edge it handles is pinned for both.
+TEST_CASE("URI: the shared attribute walk refuses the same edges for token and object URIs", "[uri]") {
+    using keyward::pkcs11::parse_object_uri;
+    struct Edge {
+        const char* token_uri;
+        const char* object_uri;
+        const char* says;
+    };
+    for (const Edge& edge : {
+             Edge{"pkcs11:token=a;;serial=b", "pkcs11:id=%01;;object=b", "empty attribute (stray ';')"},
+             Edge{"pkcs11:;token=a", "pkcs11:;id=%01", "empty attribute (stray ';')"},
+             Edge{"pkcs11:token=a;token=b", "pkcs11:object=a;object=b", "appears twice"},
+             Edge{"pkcs11:token=%0", "pkcs11:id=%0", "truncated %-escape"},
+             Edge{"pkcs11:token=a%0", "pkcs11:object=a%0", "truncated %-escape"},
+             Edge{"pkcs11:token=%g0", "pkcs11:id=%g0", "bad %-escape"},
+             Edge{"pkcs11:=a", "pkcs11:=%01", "attribute without a name"},
+             Edge{"pkcs11:token", "pkcs11:id", "has no '=value'"},
+             Edge{"pkcs11:token=", "pkcs11:object=", "has an empty value"},
+             Edge{"pkcs11:token=a%0Ab", "pkcs11:object=a%0Ab;type=private", nullptr},
+         }) {
+        INFO(edge.token_uri << " / " << edge.object_uri);
+        auto token = parse_token_uri(edge.token_uri);
+        auto object = parse_object_uri(edge.object_uri);
+        if (edge.says == nullptr) {
+            // A %-escaped control byte is data, not a control character in the URI text.
+            REQUIRE(token.ok());
+            REQUIRE(object.ok());
+            CHECK(token->token == "a\nb");
+            CHECK(object->object == "a\nb");
+            continue;
+        }
+        REQUIRE_FALSE(token.ok());
+        REQUIRE_FALSE(object.ok());
+        CHECK(token.status().code == ErrorCode::invalid_argument);
+        CHECK(object.status().code == ErrorCode::invalid_argument);
+        CHECK_THAT(token.status().message, Catch::Contains(edge.says));
+        CHECK_THAT(object.status().message, Catch::Contains(edge.says));
+    }
+}
+
+TEST_CASE("URI: percent-escapes decode in every attribute, case-insensitive hex", "[uri]") {
+    using keyward::pkcs11::parse_object_uri;
+    auto token = parse_token_uri("pkcs11:token=%41%62;serial=%3B%3d;slot-id=%34%32");
+    REQUIRE(token.ok());
+    CHECK(token->token == "Ab");
+    CHECK(token->serial == ";=");
+    CHECK(token->slot_id == 42u);
+    auto object = parse_object_uri("pkcs11:id=%ff%FF%00;object=%25");
+    REQUIRE(object.ok());
+    CHECK(object->id == std::string("\xff\xff\x00", 3));
+    CHECK(object->object == "%");
+}

@@ -12,11 +12,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include <openssl/evp.h>
-#include <openssl/rand.h>
-#include <openssl/rsa.h>
 #include <openssl/sha.h>
-#include <openssl/x509.h>
 
 namespace keyward::test {
 namespace {
@@ -100,34 +96,6 @@ int Swtpm::shell(const std::string& command, std::string* out) const {
     const int status = ::pclose(p.release());
     if (out) *out = text;
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-bool verify_signature(std::span<const uint8_t> spki, ipc::Scheme scheme, std::span<const uint8_t> digest,
-                      std::span<const uint8_t> signature) {
-    const ipc::SchemeInfo* info = ipc::scheme_info(scheme);
-    if (!info) return false;
-    const unsigned char* p = spki.data();
-    std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> pkey(d2i_PUBKEY(nullptr, &p, static_cast<long>(spki.size())),
-                                                             EVP_PKEY_free);
-    if (!pkey) return false;
-    std::unique_ptr<EVP_PKEY_CTX, decltype(&EVP_PKEY_CTX_free)> ctx(EVP_PKEY_CTX_new(pkey.get(), nullptr),
-                                                                    EVP_PKEY_CTX_free);
-    const EVP_MD* md = EVP_get_digestbyname(std::string(info->digest).c_str());
-    if (!ctx || !md || EVP_PKEY_verify_init(ctx.get()) <= 0 || EVP_PKEY_CTX_set_signature_md(ctx.get(), md) <= 0)
-        return false;
-    if (info->family == ipc::SchemeFamily::rsa_pkcs1 && EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PADDING) <= 0)
-        return false;
-    if (info->family == ipc::SchemeFamily::rsa_pss &&
-        (EVP_PKEY_CTX_set_rsa_padding(ctx.get(), RSA_PKCS1_PSS_PADDING) <= 0 ||
-         EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx.get(), RSA_PSS_SALTLEN_DIGEST) <= 0))
-        return false;
-    return EVP_PKEY_verify(ctx.get(), signature.data(), signature.size(), digest.data(), digest.size()) == 1;
-}
-
-std::vector<uint8_t> random_bytes(size_t n) {
-    std::vector<uint8_t> out(n);
-    RAND_bytes(out.data(), static_cast<int>(n));
-    return out;
 }
 
 std::vector<uint8_t> sha256(std::string_view text) {

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "ipc/protocol.hpp"
+// verify_signature and random_bytes: the same OpenSSL checks as the PKCS#11 backend tests use.
+#include "tests/pkcs11/verify.hpp"
 
 namespace keyward::test {
 
@@ -36,10 +38,6 @@ private:
     pid_t pid_ = -1;
 };
 
-// OpenSSL checks of what the backend produced (PSS: salt length = hash length).
-bool verify_signature(std::span<const uint8_t> spki, ipc::Scheme scheme, std::span<const uint8_t> digest,
-                      std::span<const uint8_t> signature);
-std::vector<uint8_t> random_bytes(size_t n);
 std::vector<uint8_t> sha256(std::string_view text);
 
 }  // namespace keyward::test

@@ -72,13 +72,19 @@ def tpm2_openssl(swtpm, *args):
                       *args[1:])
 
 
-class TpmAgentTest(harness.AgentTestCase):
+class SwtpmAgentCase(harness.AgentTestCase):
+    """An agent next to a swtpm of its own (cls.swtpm, killed after the agent stops), ESYS's
+    log off, its keyward.toml (cls.config) the text agent_config() gives once swtpm runs."""
+
+    @classmethod
+    def agent_config(cls):
+        return f'[tokens.tpm]\nkind = "tpm"\ntcti = "{cls.swtpm.tcti}"\n'
 
     @classmethod
     def make_agent(cls):
         cls.swtpm = Swtpm(cls.tmp.mkdir("swtpm"))
-        config = cls.tmp.write("keyward.toml", f'[tokens.tpm]\nkind = "tpm"\ntcti = "{cls.swtpm.tcti}"\n')
-        return harness.Agent(cls.tmp, config=config, env={"TSS2_LOG": "all+NONE"})
+        cls.config = cls.tmp.write("keyward.toml", cls.agent_config())
+        return harness.Agent(cls.tmp, config=cls.config, env={"TSS2_LOG": "all+NONE"})
 
     @classmethod
     def tearDownClass(cls):
@@ -87,6 +93,8 @@ class TpmAgentTest(harness.AgentTestCase):
         finally:
             cls.swtpm.kill()
 
+
+class TpmAgentTest(SwtpmAgentCase):
     def create(self, name, key_type="ec-p256"):
         return self.agent.cli("keys", "create", name, "--type", key_type, "--token", "tpm", json=True).data
 
@@ -206,22 +214,13 @@ class TpmAgentTest(harness.AgentTestCase):
         self.assertLessEqual(out.count("0x80"), 1, out)
 
 
-class TpmLateTest(harness.AgentTestCase):
+class TpmLateTest(SwtpmAgentCase):
     """The agent starts while its TPM is not there yet, and uses it once it appears."""
 
     @classmethod
-    def make_agent(cls):
-        cls.swtpm = Swtpm(cls.tmp.mkdir("swtpm"))
-        cls.swtpm.kill()
-        config = cls.tmp.write("keyward.toml", f'[tokens.tpm]\nkind = "tpm"\ntcti = "{cls.swtpm.tcti}"\n')
-        return harness.Agent(cls.tmp, config=config, env={"TSS2_LOG": "all+NONE"})
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            cls.swtpm.kill()
+    def agent_config(cls):
+        cls.swtpm.kill()  # before the agent starts
+        return super().agent_config()
 
     def token_state(self):
         tokens = self.agent.cli("status", json=True).data["tokens"]
@@ -238,23 +237,13 @@ class TpmLateTest(harness.AgentTestCase):
         self.assertEqual(self.token_state(), "present")
 
 
-class TpmAuthTest(harness.AgentTestCase):
+class TpmAuthTest(SwtpmAgentCase):
     """A TPM token with auth_file: keys get that auth value; a wrong one is refused clearly."""
 
     @classmethod
-    def make_agent(cls):
-        cls.swtpm = Swtpm(cls.tmp.mkdir("swtpm"))
+    def agent_config(cls):
         cls.auth = cls.tmp.write("tpm.auth", "s3cret value\n", mode=0o600)
-        config = cls.tmp.write("keyward.toml", f'[tokens.tpm]\nkind = "tpm"\ntcti = "{cls.swtpm.tcti}"\n'
-                                               f'auth_file = "{cls.auth}"\n')
-        return harness.Agent(cls.tmp, config=config, env={"TSS2_LOG": "all+NONE"})
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            cls.swtpm.kill()
+        return super().agent_config() + f'auth_file = "{cls.auth}"\n'
 
     def sign(self, check=True):
         return self.agent.cli("sign", "guarded", "--scheme", "ecdsa_secp256r1_sha256", "--digest", "ef" * 32,
@@ -278,24 +267,15 @@ class TpmAuthTest(harness.AgentTestCase):
         self.sign()
 
 
-class SealedEmbeddedPinTest(harness.AgentTestCase):
+class SealedEmbeddedPinTest(SwtpmAgentCase):
     """seal_embedded_pin: the embedded SoftHSM2 token's user PIN is sealed to the TPM, never
     written in clear; the agent unseals it at each start; a copy of the state directory
     next to another TPM cannot open the token; a PIN already in user.pin is sealed and the
     file removed."""
 
     @classmethod
-    def make_agent(cls):
-        cls.swtpm = Swtpm(cls.tmp.mkdir("swtpm"))
-        cls.config = cls.tmp.write("keyward.toml", f'[agent]\nseal_embedded_pin = "{cls.swtpm.tcti}"\n')
-        return harness.Agent(cls.tmp, config=cls.config, env={"TSS2_LOG": "all+NONE"})
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            cls.swtpm.kill()
+    def agent_config(cls):
+        return f'[agent]\nseal_embedded_pin = "{cls.swtpm.tcti}"\n'
 
     def sign(self, agent, name):
         digest = hashlib.sha256(name.encode()).hexdigest()
