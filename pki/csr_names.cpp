@@ -71,9 +71,13 @@ Result<std::vector<SubjectAttribute>> parse_subject(std::string_view text) {
         if (first_equals[k] == std::string::npos) return subject_error(text, "component \"" + part + "\" has no '='");
         SubjectAttribute attr{part.substr(0, first_equals[k]), part.substr(first_equals[k] + 1)};
         if (attr.type.empty()) return subject_error(text, "component \"" + part + "\" has no type before '='");
-        if (OBJ_txt2nid(attr.type.c_str()) == NID_undef)
+        if (OBJ_txt2nid(attr.type.c_str()) == NID_undef) {
+            // OpenSSL queued "unknown object name": our error says it, and a stale entry on the
+            // thread's queue would be reported as the cause of the next, unrelated failure.
+            ERR_clear_error();
             return subject_error(text, "unknown attribute type \"" + attr.type +
                                            "\" (known ones include CN, O, OU, C, ST, L, emailAddress, serialNumber)");
+        }
         if (attr.value.empty()) return subject_error(text, "attribute " + attr.type + " has an empty value");
         // Let OpenSSL apply its own rules (lengths, character sets) now, before anything is signed.
         const auto* bytes = reinterpret_cast<const unsigned char*>(attr.value.data());

@@ -1,5 +1,6 @@
 // Parsing of `keyward csr` subjects (/K=V with escapes) and subjectAltNames (KIND:VALUE).
 #include <catch2/catch.hpp>
+#include <openssl/err.h>
 
 #include "pki/csr.hpp"
 
@@ -33,6 +34,15 @@ TEST_CASE("subject: long names and OIDs are accepted as types") {
     REQUIRE(r.ok());
     CHECK(r.value().size() == 3);
     CHECK(r.value()[1].type == "2.5.4.10");
+}
+
+// Found by fuzzing (tests/fuzz/corpus/names/unknown-type): the refusal left OpenSSL's "unknown
+// object name" on the thread's error queue, where the next unrelated OpenSSL failure would report
+// it as its own cause.
+TEST_CASE("subject: a refused attribute type leaves no error on OpenSSL's queue") {
+    ERR_clear_error();
+    CHECK_FALSE(parse_subject("/CN=web/ca.p=web").ok());
+    CHECK(ERR_peek_error() == 0);
 }
 
 TEST_CASE("subject: UTF-8 values are kept") {
