@@ -192,13 +192,17 @@ void Server::handle_sign(const std::shared_ptr<Connection>& c, uint32_t id, std:
     // Jobs hold the token by plain pointer: a token outlives its executor's jobs, and a
     // job must never hold the last reference (its executor would then join itself).
     Token* token = entry->token.get();
-    // A key whose signatures take the device less than sign_here_limit_ is signed on the
+    // A key whose signatures take the device less than sign_here_limit_ is signed on its
     // event loop's thread when the device has a free share and no other request is
     // waiting: the hand-off to a worker (a wake-up and a sleep on each side) costs more
-    // than such a signature's share of the loop. Slower keys (RSA on a software token,
-    // TPMs, smartcards) always go to the workers, so that one cannot stall every client.
-    const bool may_run_here = c->loop->nothing_queued_behind && entry->sign_micros->load(std::memory_order_relaxed) <=
-                                                                    static_cast<uint64_t>(sign_here_limit_.count());
+    // than such a signature's share of the loop. A loop serving this one connection alone
+    // has nobody to keep waiting, so it also signs keys up to 10 times slower itself (RSA
+    // on an HSM). Slower keys (TPMs, smartcards) always go to the workers, so that one
+    // cannot stall a loop's other clients, or a caller that connects meanwhile.
+    const uint64_t limit_us =
+        static_cast<uint64_t>(sign_here_limit_.count()) * (c->loop->connections.size() == 1 ? 10 : 1);
+    const bool may_run_here =
+        c->loop->nothing_queued_behind && entry->sign_micros->load(std::memory_order_relaxed) <= limit_us;
     submit(
         c, id, op, *token,
         [this, c, id, token, average = entry->sign_micros, request = std::move(req).value()]() {

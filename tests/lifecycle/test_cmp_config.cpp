@@ -2,6 +2,8 @@
 // that name file:line and key (truncated, wrong-typed and contradictory input).
 #include <catch2/catch.hpp>
 
+#include <openssl/err.h>
+
 #include <string>
 
 #include "agent/lifecycle/cmp/cmp_config.hpp"
@@ -128,6 +130,16 @@ TEST_CASE("cmp: errors name the file, line and key", "[config][cmp]") {
           std::string::npos);
     CHECK(error_of(kBase + "reference = \"\"\nsecret_file = \"/s\"\n").find("must not be empty") != std::string::npos);
     CHECK(error_of("kind = \"acme\"\n").find("kind: must be \"cmp\"") != std::string::npos);
+}
+
+TEST_CASE("cmp: a refused URL leaves nothing on OpenSSL's error queue", "[config][cmp]") {
+    // Found by fuzzing the configuration: a stale entry would be reported later as the cause
+    // of an unrelated OpenSSL failure on the same thread.
+    ERR_clear_error();
+    CHECK(error_of("kind = \"cmp\"\nserver = \"http://ca.example:<08{0/pkix/a\"\ntrusted = \"/ca.pem\"\n" + kSecret)
+              .find("identities.web.issuer.server:") != std::string::npos);
+    CHECK(error_of(kBase + kSecret + "proxy = \"http://proxy:<x\"\n").find("proxy:") != std::string::npos);
+    CHECK(ERR_peek_error() == 0);
 }
 
 TEST_CASE("cmp: proxy and no_proxy", "[config][cmp]") {

@@ -1,5 +1,6 @@
 #include "agent/lifecycle/cmp/cmp_config.hpp"
 
+#include <openssl/err.h>
 #include <openssl/http.h>
 
 #include <cctype>
@@ -28,10 +29,20 @@ bool valid_key_name(const std::string& name) {
     return true;
 }
 
+// OpenSSL's URL parser queues an error for text it refuses; ours says it better, and a
+// stale entry would be blamed later for an unrelated OpenSSL failure on this thread.
+int parse_url_quietly(const std::string& text, int* ssl, char** user, char** host, char** port, int* portnum,
+                      char** path) {
+    ERR_set_mark();
+    const int ok = OSSL_HTTP_parse_url(text.c_str(), ssl, user, host, port, portnum, path, nullptr, nullptr);
+    ERR_pop_to_mark();
+    return ok;
+}
+
 Status parse_server(const std::string& text, CmpConfig& out) {
     char *host = nullptr, *port = nullptr, *path = nullptr;
     int ssl = 0, portnum = 0;
-    if (OSSL_HTTP_parse_url(text.c_str(), &ssl, nullptr, &host, &port, &portnum, &path, nullptr, nullptr) != 1)
+    if (parse_url_quietly(text, &ssl, nullptr, &host, &port, &portnum, &path) != 1)
         return {ErrorCode::invalid_argument, "not a URL (expected http[s]://HOST[:PORT][/PATH])"};
     Status result;
     if (text.rfind("http://", 0) != 0 && text.rfind("https://", 0) != 0)
@@ -52,7 +63,7 @@ Status parse_server(const std::string& text, CmpConfig& out) {
 Status check_proxy(const std::string& text) {
     char *user = nullptr, *host = nullptr, *path = nullptr;
     int ssl = 0;
-    if (OSSL_HTTP_parse_url(text.c_str(), &ssl, &user, &host, nullptr, nullptr, &path, nullptr, nullptr) != 1)
+    if (parse_url_quietly(text, &ssl, &user, &host, nullptr, nullptr, &path) != 1)
         return {ErrorCode::invalid_argument, "not a URL (expected \"http://host:port\")"};
     Status result;
     if (ssl != 0 || text.rfind("http://", 0) != 0)
