@@ -103,6 +103,7 @@ void Server::set_doctor(std::shared_ptr<const DoctorFn> doctor) {
 }
 
 std::vector<std::thread::id> Server::loop_threads() const {
+    std::lock_guard lock(loops_mu_);
     std::vector<std::thread::id> ids;
     for (const auto& loop : loops_) ids.push_back(loop->thread.get_id());
     return ids;
@@ -163,9 +164,13 @@ Status Server::run() {
         }
         epoll_set(loop->epoll.get(), EPOLL_CTL_ADD, loop->wake.get(), EPOLLIN, kWakeId);
         loop->heartbeat = steady_ns(std::chrono::steady_clock::now());
+        std::lock_guard lock(loops_mu_);
         loops_.push_back(std::move(loop));
     }
-    for (auto& loop : loops_) loop->thread = std::thread([this, l = loop.get()] { serve(*l); });
+    {
+        std::lock_guard lock(loops_mu_);  // loop_threads() may look from another thread
+        for (auto& loop : loops_) loop->thread = std::thread([this, l = loop.get()] { serve(*l); });
+    }
 
     log::notice("serving " + std::to_string(registry_->key_count()) + " keys on " + listener_.path() + " (" +
                 std::to_string(count) + " event loops)");

@@ -169,7 +169,8 @@ private:
     std::atomic<uint64_t> next_conn_id_{1};
     std::chrono::microseconds sign_here_limit_{200};
     size_t loop_count_ = 0;
-    std::vector<std::unique_ptr<EventLoop>> loops_;
+    std::vector<std::unique_ptr<EventLoop>> loops_;  // set up by run(), before any connection
+    mutable std::mutex loops_mu_;                    // for loop_threads() from other threads
     // Connections across all loops: accepted on the main thread, closed on their loop's.
     std::atomic<size_t> connection_count_{0};
     std::mutex per_uid_mu_;
